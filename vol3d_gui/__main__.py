@@ -1,0 +1,3 @@
+from vol3d_gui.cli import main
+
+raise SystemExit(main())

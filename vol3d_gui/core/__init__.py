@@ -1,0 +1,1 @@
+"""Qt-free, TensorFlow-free core: volumes, readers, studies, windowing, resampling."""

@@ -1,0 +1,152 @@
+"""A Volume is a 3-D array plus where it sits in the patient.
+
+Axes are in closest-canonical RAS+ order (axis 0 left -> right, axis 1 posterior ->
+anterior, axis 2 inferior -> superior) and ``affine`` maps voxel indices (i, j, k) to
+RAS+ millimetres. Everything drawn over an image (masks, saliency maps, a second scan)
+is a Volume too, placed in the same world space by its own affine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# Keys that may identify a patient: never copied into meta by the readers, and never
+# shown by Volume.__repr__ (which ends up in logs).
+PHI_KEYS = frozenset(
+    {"PatientName", "PatientID", "PatientBirthDate", "PatientAddress", "OtherPatientIDs",
+     "ReferringPhysicianName", "InstitutionName", "AccessionNumber"}
+)
+
+
+@dataclass(eq=False)
+class Volume:
+    data: np.ndarray
+    affine: np.ndarray
+    name: str = ""
+    source: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        data = np.asarray(self.data)
+        if data.ndim != 3:
+            raise ValueError(f"a Volume is 3-D, got shape {data.shape}")
+        if min(data.shape) < 1:
+            raise ValueError(f"a Volume needs at least one voxel per axis, got {data.shape}")
+        affine = np.asarray(self.affine, dtype=np.float64)
+        if affine.shape != (4, 4):
+            raise ValueError(f"affine must be 4x4, got {affine.shape}")
+        if not np.all(np.isfinite(affine)):
+            raise ValueError("affine has NaN or Inf entries")
+        if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+            raise ValueError("affine is singular (a zero-length or degenerate axis)")
+        self.data = data
+        self.affine = affine
+        self.meta = dict(self.meta)
+
+    # --- geometry -------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.data.shape)  # type: ignore[return-value]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def spacing(self) -> np.ndarray:
+        """Millimetres per voxel along each array axis (column norms of the affine)."""
+        return np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
+
+    @property
+    def inverse_affine(self) -> np.ndarray:
+        return np.linalg.inv(self.affine)
+
+    def voxel_to_world(self, ijk) -> np.ndarray:
+        """Map voxel indices (..., 3) to RAS+ mm (..., 3). Fractional indices are allowed."""
+        ijk = np.asarray(ijk, dtype=np.float64)
+        return ijk @ self.affine[:3, :3].T + self.affine[:3, 3]
+
+    def world_to_voxel(self, xyz) -> np.ndarray:
+        """Map RAS+ mm (..., 3) to fractional voxel indices (..., 3)."""
+        xyz = np.asarray(xyz, dtype=np.float64)
+        inv = self.inverse_affine
+        return xyz @ inv[:3, :3].T + inv[:3, 3]
+
+    def contains_voxel(self, ijk) -> bool:
+        ijk = np.asarray(ijk)
+        return bool(np.all(ijk >= 0) and np.all(ijk < np.asarray(self.shape)))
+
+    def nearest_voxel(self, xyz) -> tuple[int, int, int] | None:
+        """The voxel whose centre is nearest to a world point, or None outside the volume."""
+        ijk = np.rint(self.world_to_voxel(xyz)).astype(np.int64)
+        if not self.contains_voxel(ijk):
+            return None
+        return int(ijk[0]), int(ijk[1]), int(ijk[2])
+
+    def value_at(self, xyz):
+        """The voxel value at a world point (nearest neighbour), or None outside."""
+        ijk = self.nearest_voxel(xyz)
+        return None if ijk is None else self.data[ijk]
+
+    @property
+    def corners_world(self) -> np.ndarray:
+        """World coordinates of the 8 outer voxel centres."""
+        n = np.asarray(self.shape) - 1
+        corners = np.array([[i, j, k] for i in (0, n[0]) for j in (0, n[1]) for k in (0, n[2])])
+        return self.voxel_to_world(corners)
+
+    @property
+    def bounds_world(self) -> tuple[np.ndarray, np.ndarray]:
+        """Axis-aligned world bounding box (min, max) of the voxel centres."""
+        c = self.corners_world
+        return c.min(axis=0), c.max(axis=0)
+
+    @property
+    def center_world(self) -> np.ndarray:
+        return self.voxel_to_world((np.asarray(self.shape) - 1) / 2.0)
+
+    # --- identity -------------------------------------------------------------------
+    def content_hash(self) -> str:
+        """sha256 of shape, dtype, affine and voxels: identifies the image, not the file name."""
+        h = hashlib.sha256()
+        h.update(repr((self.shape, str(self.dtype))).encode())
+        h.update(np.ascontiguousarray(self.affine).tobytes())
+        h.update(np.ascontiguousarray(self.data).tobytes())
+        return h.hexdigest()
+
+    def with_data(self, data: np.ndarray, **changes) -> Volume:
+        """A new Volume on the same grid with other voxels (e.g. a mask or a filtered copy)."""
+        if np.shape(data) != self.shape:
+            raise ValueError(f"shape {np.shape(data)} does not match {self.shape}")
+        kw = {"name": self.name, "source": self.source, "meta": dict(self.meta)}
+        kw.update(changes)
+        return Volume(data, self.affine.copy(), **kw)
+
+    def __repr__(self) -> str:
+        sp = ", ".join(f"{s:.3g}" for s in self.spacing)
+        return f"Volume({self.name!r}, shape={self.shape}, dtype={self.dtype}, spacing=({sp}) mm)"
+
+
+def axis_codes(affine: np.ndarray) -> tuple[str, str, str]:
+    """Orientation letters of the array axes (e.g. ('R', 'A', 'S')), via nibabel."""
+    import nibabel as nib
+
+    return tuple(nib.aff2axcodes(affine))  # type: ignore[return-value]
+
+
+def isotropic_affine(spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """A RAS+ affine with the given voxel size whose voxel (0, 0, 0) sits at ``origin``."""
+    aff = np.diag([*map(float, spacing), 1.0])
+    aff[:3, 3] = origin
+    return aff
+
+
+def centered_affine(shape, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """A RAS+ affine that puts the volume's centre at world (0, 0, 0)."""
+    spacing = np.asarray(spacing, dtype=np.float64)
+    origin = -(np.asarray(shape) - 1) / 2.0 * spacing
+    return isotropic_affine(spacing, origin)

@@ -1,0 +1,89 @@
+"""Window/level: CT presets, a robust automatic window, and mapping to display values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Window:
+    center: float
+    width: float
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.center) and np.isfinite(self.width)):
+            raise ValueError(f"window must be finite, got {self.center}/{self.width}")
+        if self.width <= 0:
+            object.__setattr__(self, "width", 1e-6)
+
+    @property
+    def low(self) -> float:
+        return self.center - self.width / 2.0
+
+    @property
+    def high(self) -> float:
+        return self.center + self.width / 2.0
+
+    @classmethod
+    def from_range(cls, low: float, high: float) -> Window:
+        return cls((low + high) / 2.0, max(high - low, 1e-6))
+
+    def __str__(self) -> str:
+        return f"W {self.width:g} / L {self.center:g}"
+
+
+# Standard CT presets (level / width in HU), as in DESIGN.md.
+CT_PRESETS: dict[str, Window] = {
+    "brain": Window(40, 80),
+    "lung": Window(-600, 1500),
+    "bone": Window(400, 1800),
+    "abdomen": Window(40, 400),
+}
+CT_PRESETS["soft tissue"] = CT_PRESETS["abdomen"]
+
+
+def auto_window(
+    data: np.ndarray,
+    percentiles: tuple[float, float] = (0.5, 99.5),
+    max_samples: int = 200_000,
+    seed: int = 0,
+) -> Window:
+    """Window spanning robust percentiles of a random subsample of finite voxels.
+
+    Subsampling keeps this O(max_samples) on a 512x512x300 scan; NaN/Inf are ignored.
+    """
+    flat = np.asarray(data).reshape(-1)
+    if flat.size > max_samples:
+        idx = np.random.default_rng(seed).integers(0, flat.size, size=max_samples)
+        flat = flat[idx]
+    flat = flat.astype(np.float64, copy=False)
+    flat = flat[np.isfinite(flat)]
+    if flat.size == 0:
+        return Window(0.5, 1.0)
+    lo, hi = np.percentile(flat, percentiles)
+    if hi <= lo:  # constant image or a binary mask dominated by one value
+        lo, hi = float(flat.min()), float(flat.max())
+        if hi <= lo:
+            return Window(lo, 1.0)
+    return Window.from_range(float(lo), float(hi))
+
+
+def apply_window(data: np.ndarray, window: Window, out_max: int = 255) -> np.ndarray:
+    """Map values through a linear window to uint8 [0, out_max]. NaN maps to 0, +Inf to max."""
+    arr = np.asarray(data, dtype=np.float32)
+    scale = np.float32(out_max / window.width)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf voxels are mapped below
+        out = (arr - np.float32(window.low)) * scale
+    np.clip(out, 0, out_max, out=out)
+    out = np.nan_to_num(out, nan=0.0, posinf=out_max, neginf=0.0)
+    return out.astype(np.uint8)
+
+
+def to_unit_range(data: np.ndarray, window: Window) -> np.ndarray:
+    """Map through a window to float32 [0, 1] (NaN -> 0)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        arr = (np.asarray(data, dtype=np.float32) - np.float32(window.low)) / np.float32(window.width)
+    np.clip(arr, 0.0, 1.0, out=arr)
+    return np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=0.0)

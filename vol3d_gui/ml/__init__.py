@@ -1,0 +1,1 @@
+"""Keras/TensorFlow model code; Qt-free. TensorFlow is imported lazily inside functions."""

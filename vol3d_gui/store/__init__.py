@@ -1,0 +1,1 @@
+"""Qt-free label store (SQLite)."""

@@ -1,0 +1,1 @@
+"""Qt user interface: windows, views, panels, dialogs and the ML worker."""
