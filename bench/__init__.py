@@ -1,0 +1,1 @@
+"""Benchmarks: each bench_*.py measures against a baseline run in the same process."""
