@@ -1,0 +1,80 @@
+"""Reading and writing volumes: NIfTI, DICOM series and NRRD, all to RAS+ Volumes.
+
+Every failure a user can cause comes back as one typed error, VolumeReadError, whose
+message names the file and the reason; nothing else escapes ``load_volume``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vol3d_gui.core.errors import VolumeReadError
+from vol3d_gui.core.readers.budget import check_budget, memory_budget, set_memory_budget
+from vol3d_gui.core.readers.dicom import SeriesInfo, list_series, load_dicom
+from vol3d_gui.core.readers.nifti import load_nifti, save_nifti
+from vol3d_gui.core.readers.nrrd import load_nrrd
+from vol3d_gui.core.volume import Volume
+
+__all__ = [
+    "VOLUME_SUFFIXES",
+    "SeriesInfo",
+    "VolumeReadError",
+    "check_budget",
+    "is_volume_file",
+    "list_series",
+    "load_volume",
+    "memory_budget",
+    "save_nifti",
+    "set_memory_budget",
+]
+
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr")
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for suf in (".nii.gz", *VOLUME_SUFFIXES, *DICOM_SUFFIXES):
+        if name.endswith(suf):
+            return suf
+    return path.suffix.lower()
+
+
+def is_volume_file(path) -> bool:
+    """True for NIfTI and NRRD files (DICOM files are read as series, by folder)."""
+    return Path(path).is_file() and _suffix(Path(path)) in VOLUME_SUFFIXES
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def load_volume(path, *, series: str | None = None) -> Volume:
+    """Load a NIfTI/NRRD file, or a DICOM series (a folder or any file in it), as RAS+."""
+    path = Path(path)
+    if not path.exists():
+        raise VolumeReadError(path, "no such file or folder")
+    try:
+        if path.is_dir():
+            return load_dicom(path, series=series)
+        suf = _suffix(path)
+        if suf in (".nii", ".nii.gz"):
+            return load_nifti(path)
+        if suf in (".nrrd", ".nhdr"):
+            return load_nrrd(path)
+        if suf in DICOM_SUFFIXES or _looks_like_dicom(path):
+            return load_dicom(path, series=series)
+        raise VolumeReadError(path, f"unsupported file type {suf or '(no suffix)'!r}; "
+                                    "expected NIfTI (.nii, .nii.gz), NRRD (.nrrd) or DICOM")
+    except VolumeReadError:
+        raise
+    except MemoryError as exc:
+        raise VolumeReadError(path, "not enough memory to decode the volume") from exc
+    except Exception as exc:  # a reader library failing on a malformed file
+        raise VolumeReadError(path, f"could not read the file ({type(exc).__name__}: {exc})") from exc
+

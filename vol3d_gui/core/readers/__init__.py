@@ -1,0 +1,1 @@
+"""One module per format; each returns a RAS+ Volume or raises VolumeReadError."""

@@ -1,0 +1,140 @@
+"""NIfTI-1/-2 (.nii, .nii.gz) via nibabel's header and orientation tools.
+
+The header is parsed by nibabel, but the voxels are read straight into one preallocated
+buffer (``readinto``) and gzip is inflated with python-isal when it is installed: that is
+what makes this faster than ``nibabel.load(...).dataobj`` on large .nii.gz files, while
+orientation, scaling and affine handling stay nibabel's own.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
+
+from vol3d_gui.core.errors import VolumeReadError
+from vol3d_gui.core.readers.budget import check_budget, check_shape
+from vol3d_gui.core.volume import Volume
+
+try:  # ISA-L inflate is several times faster than zlib's
+    from isal import igzip as _gzip
+except ImportError:  # pragma: no cover - isal is a declared dependency
+    _gzip = gzip
+
+_HEADER_BYTES = 540  # NIfTI-2's header size; NIfTI-1's is 348
+
+
+def _open(path: Path):
+    return _gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+
+
+def _parse_header(path: Path, head: bytes):
+    if len(head) < 348:
+        raise VolumeReadError(path, "file too short for a NIfTI header")
+    for klass, size in ((nib.Nifti1Header, 348), (nib.Nifti2Header, 540)):
+        for order in ("<", ">"):
+            if int(np.frombuffer(head[:4], dtype=f"{order}i4")[0]) == size:
+                if len(head) < size:
+                    raise VolumeReadError(path, "file too short for a NIfTI-2 header")
+                try:
+                    hdr = klass.from_fileobj(io.BytesIO(head[:size]), check=True)
+                except Exception as exc:
+                    raise VolumeReadError(path, f"invalid NIfTI header ({exc})") from exc
+                return hdr
+    raise VolumeReadError(path, "not a NIfTI file (header size field is neither 348 nor 540)")
+
+
+def reorient_to_ras(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """Closest-canonical RAS+ order by flips and axis swaps only (no resampling), via nibabel.
+
+    Returns the (possibly view) array, its new affine, and the original axis codes."""
+    orig = "".join(nib.aff2axcodes(affine))
+    ornt = io_orientation(affine)
+    if np.array_equal(ornt, [[0, 1], [1, 1], [2, 1]]):
+        return data, affine, orig
+    new = apply_orientation(data, ornt)
+    new_affine = affine @ inv_ornt_aff(ornt, data.shape)
+    return new, new_affine, orig
+
+
+def load_nifti(path: Path) -> Volume:
+    path = Path(path)
+    try:
+        with _open(path) as fh:
+            head = fh.read(_HEADER_BYTES)
+            hdr = _parse_header(path, head)
+            shape = check_shape(path, hdr.get_data_shape())
+            raw_dtype = hdr.get_data_dtype()
+            if raw_dtype.kind not in "biuf":
+                raise VolumeReadError(path, f"unsupported NIfTI data type {raw_dtype}")
+            slope, inter = hdr.get_slope_inter()
+            scaled = not (slope in (None, 1.0) and inter in (None, 0.0)) and np.isfinite(slope or 0)
+            out_dtype = np.dtype(np.float32) if scaled else raw_dtype.newbyteorder("=")
+            check_budget(path, shape, out_dtype)
+
+            offset = int(hdr.get_data_offset())
+            n_first = int(np.prod(shape[:3]))  # a 4-D series: only its first volume is read
+            nbytes = n_first * raw_dtype.itemsize
+            buf = np.empty(offset + nbytes, dtype=np.uint8)
+            buf[: len(head)] = np.frombuffer(head[: min(len(head), buf.size)], np.uint8)[: buf.size]
+            got = min(len(head), buf.size)
+            mv = memoryview(buf)
+            while got < buf.size:
+                n = fh.readinto(mv[got:])
+                if not n:
+                    raise VolumeReadError(
+                        path, f"file is truncated: {got - offset} of {nbytes} voxel bytes present")
+                got += n
+    except VolumeReadError:
+        raise
+    except (EOFError, OSError, gzip.BadGzipFile, ValueError) as exc:
+        raise VolumeReadError(path, f"corrupt or truncated file ({type(exc).__name__}: {exc})") from exc
+
+    data = buf[offset:].view(raw_dtype).reshape(shape[:3], order="F")
+    if not raw_dtype.isnative:
+        data = data.astype(raw_dtype.newbyteorder("="))
+    if scaled:
+        data = data.astype(np.float32) * np.float32(slope if slope is not None else 1.0)
+        if inter:
+            data += np.float32(inter)
+
+    meta: dict = {"format": "NIfTI-2" if isinstance(hdr, nib.Nifti2Header) else "NIfTI-1",
+                  "warnings": []}
+    if len(shape) == 4 and shape[3] > 1:
+        meta["warnings"].append(f"4-D series of {shape[3]} volumes: showing the first")
+    descrip = hdr.get("descrip")
+    if descrip is not None:
+        text = np.asarray(descrip).tobytes().rstrip(b"\0").decode("latin-1", "replace").strip()
+        if text:
+            meta["description"] = text
+
+    affine = hdr.get_best_affine()
+    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise VolumeReadError(path, "the header's affine is singular or not finite")
+    data, affine, orig = reorient_to_ras(data, affine)
+    meta["original_orientation"] = orig
+    name = path.name[: -len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
+    return Volume(data, affine, name=name, source=str(path), meta=meta)
+
+
+def save_nifti(volume: Volume, path) -> Path:
+    """Write a Volume as NIfTI-1 with its affine in sform and qform, atomically."""
+    path = Path(path)
+    img = nib.Nifti1Image(np.asarray(volume.data), volume.affine)
+    img.set_sform(volume.affine, code="scanner")
+    img.set_qform(volume.affine, code="scanner")
+    if volume.name:
+        img.header["descrip"] = volume.name[:79].encode("ascii", "replace")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{''.join(path.suffixes[-2:])}")
+    try:
+        nib.save(img, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
