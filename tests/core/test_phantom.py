@@ -63,6 +63,7 @@ def test_study_items_are_lazy_and_labelled():
     assert sum(it.label for it in study) == 5
     for it in study.items[:4]:
         vol, mask = it.load(), it.load_mask()
+        assert vol.shape == SMALL
         assert (mask is not None) == bool(it.label)
     assert len({it.id for it in study}) == 10
 

@@ -131,17 +131,19 @@ def _open_npz(path: Path) -> Study:
             n_classes = max(n_classes, int(labels.max()) + 1 if n else 0)
         width = len(str(max(n - 1, 1)))
         for i in range(n):
-            def load(split=split, i=i):
+            item_id = f"{split}/{i:0{width}d}"
+
+            def load(split=split, i=i, item_id=item_id):
                 img = arrays[f"{split}_images"][i]
                 if img.ndim == 4 and img.shape[-1] == 1:
                     img = img[..., 0]
                 if img.ndim != 3:
                     raise VolumeReadError(path, f"{split}_images[{i}] is not 3-D: {img.shape}")
                 # MedMNIST resampled to a 1 mm cube without orientation: taken as RAS
-                return Volume(img, centered_affine(img.shape), name=f"{split}/{i:0{width}d}",
+                return Volume(img, centered_affine(img.shape), name=item_id,
                               source=f"{path}#{split}/{i}", meta={"synthetic": False})
             label = None if labels is None else int(labels[i])
-            items.append(StudyItem(id=f"{split}/{i:0{width}d}", name=f"{split} {i:0{width}d}",
+            items.append(StudyItem(id=item_id, name=f"{split} {i:0{width}d}",
                                    loader=load, label=label, split=split))
     if class_names is None and n_classes:
         class_names = [f"class {c}" for c in range(n_classes)]
