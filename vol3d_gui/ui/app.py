@@ -1,0 +1,44 @@
+"""Start the GUI: the window is shown first, data and models load after the first paint."""
+
+from __future__ import annotations
+
+import sys
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+
+def make_app(argv=None) -> QtWidgets.QApplication:
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        QtGui.QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
+            QtCore.Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QtWidgets.QApplication(list(argv or sys.argv[:1]))
+    app.setApplicationName("vol3d")
+    app.setOrganizationName("vol3d")
+    app.setDesktopFileName("vol3d")
+    from vol3d_gui.ui.resources import app_icon
+
+    app.setWindowIcon(app_icon())
+    return app
+
+
+def run_gui(path=None, demo: bool = False, model=None) -> int:
+    app = make_app()
+    from vol3d_gui.ui.main_window import MainWindow
+
+    window = MainWindow()
+    window.show()
+
+    def load():
+        if demo:
+            from vol3d_gui.core.phantom import phantom_study
+
+            window.open_study(phantom_study(n=12, seed=0))
+        elif path:
+            window.open_path(path)
+        attach = getattr(window, "attach_model", None)
+        if attach is not None:
+            attach(model)
+
+    QtCore.QTimer.singleShot(0, load)
+    return app.exec()

@@ -1,0 +1,316 @@
+"""One orthogonal slice view (axial, coronal or sagittal) of a RAS+ Volume, with overlays.
+
+View coordinates are millimetres along the volume's two in-plane array axes (index x
+spacing), so a locked aspect ratio gives the true physical aspect for anisotropic voxels.
+The window is applied as ImageItem levels on the raw slice: no re-windowing of the volume.
+Overlays are sampled in world space for the plane on screen only (core.resample).
+
+Mouse: left click/drag sets the crosshair, wheel steps slices (Ctrl+wheel zooms),
+right-drag changes window/level, middle-drag pans.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from vol3d_gui.core.resample import PLANE_AXES, base_slice
+from vol3d_gui.core.volume import Volume
+from vol3d_gui.core.windowing import Window
+
+AXIS_OF = {"sagittal": 0, "coronal": 1, "axial": 2}
+# Screen letters (left, right, top, bottom) in radiological display; neurological swaps R/L.
+_LETTERS = {
+    "axial": ("R", "L", "A", "P"),
+    "coronal": ("R", "L", "S", "I"),
+    "sagittal": ("A", "P", "S", "I"),
+}
+
+
+class _SliceViewBox(pg.ViewBox):
+    """ViewBox whose mouse gestures mean what a reader expects of a slice view."""
+
+    def __init__(self, owner: SliceView):
+        super().__init__(lockAspect=True, enableMenu=False, invertY=False)
+        self._owner = owner
+        self._wl_start = None
+
+    def mouseClickEvent(self, ev):
+        if ev.button() == QtCore.Qt.MouseButton.LeftButton:
+            ev.accept()
+            self._owner._cursor_from_scene(ev.scenePos())
+        else:
+            super().mouseClickEvent(ev)
+
+    def mouseDragEvent(self, ev, axis=None):
+        btn = ev.button()
+        if btn == QtCore.Qt.MouseButton.LeftButton:
+            ev.accept()
+            self._owner._cursor_from_scene(ev.scenePos())
+        elif btn == QtCore.Qt.MouseButton.RightButton:
+            ev.accept()
+            if ev.isStart():
+                self._wl_start = self._owner.window
+            if self._wl_start is not None:
+                d = ev.screenPos() - ev.buttonDownScreenPos()
+                self._owner._drag_window(self._wl_start, d.x(), d.y())
+            if ev.isFinish():
+                self._wl_start = None
+        elif btn == QtCore.Qt.MouseButton.MiddleButton:
+            # pan like the default left-drag
+            ev.accept()
+            tr = self.childGroup.transform()
+            tr = pg.functions.invertQTransform(tr)
+            delta = tr.map(ev.lastPos()) - tr.map(ev.pos())
+            self.translateBy(x=delta.x(), y=delta.y())
+        else:
+            super().mouseDragEvent(ev, axis)
+
+    def wheelEvent(self, ev, axis=None):
+        if ev.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(ev, axis)
+            return
+        delta = ev.delta() if hasattr(ev, "delta") else ev.angleDelta().y()
+        self._owner.step_slice(1 if delta > 0 else -1)
+        ev.accept()
+
+
+class SliceView(QtWidgets.QWidget):
+    """Signals carry world (RAS mm) positions; the main window owns the shared cursor."""
+
+    cursorRequested = QtCore.Signal(object)  # np.ndarray (3,) RAS mm
+    windowRequested = QtCore.Signal(object)  # Window
+    hovered = QtCore.Signal(object)  # np.ndarray RAS mm, or None when off the image
+    maximiseRequested = QtCore.Signal(str)
+
+    def __init__(self, orientation: str, parent=None):
+        super().__init__(parent)
+        if orientation not in AXIS_OF:
+            raise ValueError(orientation)
+        self.orientation = orientation
+        self.axis = AXIS_OF[orientation]
+        self.volume: Volume | None = None
+        self.window = Window(40, 400)
+        self.overlays: list = []
+        self.radiological = True
+        self.index = 0
+        self._cursor_world = np.zeros(3)
+
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground("k")
+        self.graphics.ci.layout.setContentsMargins(0, 0, 0, 0)
+        self.viewbox = _SliceViewBox(self)
+        self.graphics.addItem(self.viewbox)
+        self.image = pg.ImageItem(axisOrder="col-major")
+        self.image.setAutoDownsample(False)
+        self.viewbox.addItem(self.image)
+        self.overlay_image = pg.ImageItem(axisOrder="col-major")
+        self.overlay_image.setZValue(5)
+        self.viewbox.addItem(self.overlay_image)
+        pen = pg.mkPen((255, 220, 0, 180), width=1)
+        self.vline = pg.InfiniteLine(angle=90, pen=pen, movable=False)
+        self.hline = pg.InfiniteLine(angle=0, pen=pen, movable=False)
+        for line in (self.vline, self.hline):
+            line.setZValue(10)
+            self.viewbox.addItem(line, ignoreBounds=True)
+        self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
+
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.graphics)
+        self._letters = [self._make_label(bold=True) for _ in range(4)]
+        self.title_label = self._make_label()
+        self.wl_label = self._make_label()
+        self.max_button = QtWidgets.QToolButton(self)
+        self.max_button.setText("⤢")
+        self.max_button.setToolTip("Maximise / restore this view (or double-click the view)")
+        self.max_button.setAutoRaise(True)
+        self.max_button.setStyleSheet("color: #ddd; background: transparent; font-size: 14px;")
+        self.max_button.clicked.connect(lambda: self.maximiseRequested.emit(self.orientation))
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
+        self.setMinimumSize(160, 160)
+        self._update_letters()
+        self._update_labels()
+
+    # --- public API -------------------------------------------------------------------
+    def set_volume(self, volume: Volume | None, window: Window | None = None) -> None:
+        self.volume = volume
+        if window is not None:
+            self.window = window
+        if volume is None:
+            self.image.clear()
+            self.overlay_image.clear()
+            self._update_labels()
+            return
+        a, b = PLANE_AXES[self.axis]
+        sp = volume.spacing
+        self._scale = (sp[a], sp[b])
+        w, h = volume.shape[a] * sp[a], volume.shape[b] * sp[b]
+        # pixel centres at index * spacing: the image rect starts half a voxel before 0
+        self._rect = QtCore.QRectF(-sp[a] / 2, -sp[b] / 2, w, h)
+        self.index = volume.shape[self.axis] // 2
+        self._render_slice()
+        self.viewbox.setRange(rect=self._rect, padding=0.02)
+
+    def set_window(self, window: Window) -> None:
+        self.window = window
+        if self.volume is not None:
+            self.image.setLevels([window.low, window.high])
+        self._update_labels()
+
+    def set_overlays(self, overlays: list) -> None:
+        self.overlays = overlays
+        self._render_overlays()
+
+    def set_radiological(self, radiological: bool) -> None:
+        self.radiological = radiological
+        self._apply_flip()
+        self._update_letters()
+
+    def set_cursor(self, world) -> None:
+        """Move to the slice through ``world`` and put the crosshair there."""
+        self._cursor_world = np.asarray(world, dtype=np.float64)
+        if self.volume is None:
+            return
+        ijk = self.volume.world_to_voxel(self._cursor_world)
+        new_index = int(np.clip(np.rint(ijk[self.axis]), 0, self.volume.shape[self.axis] - 1))
+        a, b = PLANE_AXES[self.axis]
+        self.vline.setPos(ijk[a] * self._scale[0])
+        self.hline.setPos(ijk[b] * self._scale[1])
+        if new_index != self.index or self.image.image is None:
+            self.index = new_index
+            self._render_slice()
+        self._update_labels()
+
+    def step_slice(self, step: int) -> None:
+        if self.volume is None:
+            return
+        ijk = self.volume.world_to_voxel(self._cursor_world)
+        ijk[self.axis] = np.clip(np.rint(ijk[self.axis]) + step, 0, self.volume.shape[self.axis] - 1)
+        self.cursorRequested.emit(self.volume.voxel_to_world(ijk))
+
+    def screen_to_world(self, scene_pos: QtCore.QPointF) -> np.ndarray | None:
+        if self.volume is None:
+            return None
+        p = self.viewbox.mapSceneToView(scene_pos)
+        a, b = PLANE_AXES[self.axis]
+        ijk = np.zeros(3)
+        ijk[a] = p.x() / self._scale[0]
+        ijk[b] = p.y() / self._scale[1]
+        ijk[self.axis] = self.index
+        return self.volume.voxel_to_world(ijk)
+
+    def world_to_widget(self, world) -> QtCore.QPoint:
+        """Widget pixel of a world point (used by tests and the screenshot tools)."""
+        ijk = self.volume.world_to_voxel(np.asarray(world, float))
+        a, b = PLANE_AXES[self.axis]
+        scene = self.viewbox.mapViewToScene(QtCore.QPointF(ijk[a] * self._scale[0], ijk[b] * self._scale[1]))
+        return self.graphics.mapTo(self, self.graphics.mapFromScene(scene))
+
+    # --- internals ----------------------------------------------------------------------
+    def _make_label(self, bold=False) -> QtWidgets.QLabel:
+        lab = QtWidgets.QLabel(self)
+        lab.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        weight = "bold" if bold else "normal"
+        lab.setStyleSheet(f"color: #f0c040; background: transparent; font-weight: {weight}; font-size: 12px;")
+        return lab
+
+    def _render_slice(self) -> None:
+        sl = base_slice(self.volume, self.axis, self.index)
+        self.image.setImage(sl, autoLevels=False, levels=[self.window.low, self.window.high])
+        self.image.setRect(self._rect)
+        self._apply_flip()
+        self._render_overlays()
+
+    def _render_overlays(self) -> None:
+        if self.volume is None:
+            return
+        rgba = None
+        for layer in self.overlays:
+            layer_rgba = layer.rgba_plane(self.volume, self.axis, self.index)
+            if layer_rgba is None:
+                continue
+            if rgba is None:
+                rgba = layer_rgba
+            else:  # later layers over earlier ones
+                alpha = layer_rgba[..., 3:4].astype(np.float32) / 255
+                rgba[..., :3] = (layer_rgba[..., :3] * alpha + rgba[..., :3] * (1 - alpha)).astype(np.uint8)
+                rgba[..., 3] = np.maximum(rgba[..., 3], layer_rgba[..., 3])
+        if rgba is None:
+            self.overlay_image.clear()
+            self.overlay_image.setVisible(False)
+            return
+        self.overlay_image.setImage(rgba, autoLevels=False, levels=[0, 255])
+        self.overlay_image.setRect(self._rect)
+        self.overlay_image.setVisible(True)
+
+    def _apply_flip(self) -> None:
+        # radiological: patient right on screen left, i.e. +x (toward R) runs right-to-left.
+        # Sagittal always shows anterior on the left.
+        invert = True if self.orientation == "sagittal" else self.radiological
+        self.viewbox.invertX(invert)
+
+    def _update_letters(self) -> None:
+        left, right, top, bottom = _LETTERS[self.orientation]
+        if self.orientation != "sagittal" and not self.radiological:
+            left, right = right, left
+        for lab, text in zip(self._letters, (left, right, top, bottom)):
+            lab.setText(text)
+            lab.adjustSize()
+        self._place_labels()
+
+    def _update_labels(self) -> None:
+        if self.volume is None:
+            self.title_label.setText(self.orientation.capitalize())
+        else:
+            n = self.volume.shape[self.axis]
+            self.title_label.setText(f"{self.orientation.capitalize()}  {self.index + 1}/{n}")
+        self.wl_label.setText(str(self.window))
+        self.title_label.adjustSize()
+        self.wl_label.adjustSize()
+        self._place_labels()
+
+    def _place_labels(self) -> None:
+        w, h = self.width(), self.height()
+        left, right, top, bottom = self._letters
+        left.move(4, h // 2 - left.height() // 2)
+        right.move(w - right.width() - 4, h // 2 - right.height() // 2)
+        top.move(w // 2 - top.width() // 2, 2)
+        bottom.move(w // 2 - bottom.width() // 2, h - bottom.height() - 2)
+        self.title_label.move(4, 2)
+        self.wl_label.move(4, h - self.wl_label.height() - 2)
+        self.max_button.move(w - self.max_button.sizeHint().width() - 2, 2)
+
+    def resizeEvent(self, ev):
+        super().resizeEvent(ev)
+        self._place_labels()
+
+    def mouseDoubleClickEvent(self, ev):
+        self.maximiseRequested.emit(self.orientation)
+
+    def keyPressEvent(self, ev: QtGui.QKeyEvent):
+        key = ev.key()
+        if key in (QtCore.Qt.Key.Key_PageUp, QtCore.Qt.Key.Key_Up):
+            self.step_slice(1)
+        elif key in (QtCore.Qt.Key.Key_PageDown, QtCore.Qt.Key.Key_Down):
+            self.step_slice(-1)
+        else:
+            super().keyPressEvent(ev)
+
+    def _cursor_from_scene(self, scene_pos) -> None:
+        world = self.screen_to_world(scene_pos)
+        if world is not None:
+            self.cursorRequested.emit(world)
+
+    def _drag_window(self, start: Window, dx: float, dy: float) -> None:
+        # right-drag: horizontal = width, vertical = level, scaled to the current width
+        scale = max(start.width, 1.0) / 200.0
+        self.windowRequested.emit(Window(start.center - dy * scale, max(start.width + dx * scale, 1e-3)))
+
+    def _on_mouse_moved(self, scene_pos) -> None:
+        world = self.screen_to_world(scene_pos)
+        if world is None or self.volume.nearest_voxel(world) is None:
+            self.hovered.emit(None)
+        else:
+            self.hovered.emit(world)

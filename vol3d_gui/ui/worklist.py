@@ -1,0 +1,158 @@
+"""The worklist: the study's items with their label and the model's prediction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from vol3d_gui.core.study import Study
+
+
+@dataclass
+class Prediction:
+    class_index: int
+    class_name: str
+    probabilities: np.ndarray
+
+    @property
+    def confidence(self) -> float:
+        return float(self.probabilities[self.class_index])
+
+    @property
+    def uncertainty(self) -> float:
+        """1 - margin between the two most likely classes (1 = coin toss)."""
+        p = np.sort(np.asarray(self.probabilities, dtype=float))[::-1]
+        return float(1.0 - (p[0] - (p[1] if len(p) > 1 else 0.0)))
+
+
+class WorklistModel(QtCore.QAbstractTableModel):
+    COLUMNS = ("Item", "Truth", "Label", "Prediction")
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.study: Study | None = None
+        self.predictions: dict[str, Prediction] = {}
+        self.labels: dict[str, int] = {}  # reader's labels by item id
+
+    def set_study(self, study: Study | None) -> None:
+        self.beginResetModel()
+        self.study = study
+        self.predictions = {}
+        self.labels = {}
+        self.endResetModel()
+
+    def class_name(self, index: int | None) -> str:
+        if index is None:
+            return ""
+        names = self.study.class_names if self.study else None
+        return names[index] if names and 0 <= index < len(names) else str(index)
+
+    def rowCount(self, parent=None):
+        return 0 if (parent is not None and parent.isValid()) or self.study is None else len(self.study)
+
+    def columnCount(self, parent=None):
+        return len(self.COLUMNS)
+
+    def headerData(self, section, orientation, role=QtCore.Qt.ItemDataRole.DisplayRole):
+        if role == QtCore.Qt.ItemDataRole.DisplayRole and orientation == QtCore.Qt.Orientation.Horizontal:
+            return self.COLUMNS[section]
+        return None
+
+    def data(self, index, role=QtCore.Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or self.study is None:
+            return None
+        item = self.study[index.row()]
+        col = index.column()
+        pred = self.predictions.get(item.id)
+        if role == QtCore.Qt.ItemDataRole.DisplayRole:
+            if col == 0:
+                return item.name
+            if col == 1:
+                return self.class_name(item.label)
+            if col == 2:
+                return self.class_name(self.labels.get(item.id))
+            if col == 3 and pred is not None:
+                return f"{pred.class_name} ({pred.confidence:.0%})"
+        if role == QtCore.Qt.ItemDataRole.ForegroundRole and col == 3 and pred is not None:
+            ref = self.labels.get(item.id, item.label)
+            if ref is not None and ref != pred.class_index:
+                return QtGui.QBrush(QtGui.QColor(220, 60, 60))
+        if role == QtCore.Qt.ItemDataRole.ToolTipRole and pred is not None:
+            return ", ".join(f"{self.class_name(i)}: {p:.3f}" for i, p in enumerate(pred.probabilities))
+        return None
+
+    def set_prediction(self, item_id: str, class_index: int, probabilities) -> None:
+        probs = np.asarray(probabilities, dtype=float)
+        self.predictions[item_id] = Prediction(int(class_index), self.class_name(int(class_index)), probs)
+        self._changed(item_id)
+
+    def set_label(self, item_id: str, label: int | None) -> None:
+        if label is None:
+            self.labels.pop(item_id, None)
+        else:
+            self.labels[item_id] = int(label)
+        self._changed(item_id)
+
+    def row_of(self, item_id: str) -> int:
+        for i, item in enumerate(self.study or []):
+            if item.id == item_id:
+                return i
+        return -1
+
+    def _changed(self, item_id: str) -> None:
+        row = self.row_of(item_id)
+        if row >= 0:
+            self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
+
+
+class WorklistPanel(QtWidgets.QWidget):
+    itemActivated = QtCore.Signal(int)  # row
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.model = WorklistModel(self)
+        self.proxy = QtCore.QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.table = QtWidgets.QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setAlternatingRowColors(True)
+        self.table.selectionModel().currentRowChanged.connect(self._on_current)
+        self.header = QtWidgets.QLabel("No study open")
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.header)
+        lay.addWidget(self.table)
+
+    @property
+    def study(self) -> Study | None:
+        return self.model.study
+
+    def set_study(self, study: Study | None) -> None:
+        self.model.set_study(study)
+        self.header.setText(f"{study.name}: {len(study)} items" if study else "No study open")
+        self.table.resizeColumnsToContents()
+
+    def set_prediction(self, item_id: str, class_index: int, probabilities) -> None:
+        self.model.set_prediction(item_id, class_index, probabilities)
+
+    def set_label(self, item_id: str, label: int | None) -> None:
+        self.model.set_label(item_id, label)
+
+    def select_row(self, row: int) -> None:
+        idx = self.proxy.mapFromSource(self.model.index(row, 0))
+        self.table.setCurrentIndex(idx)
+
+    def current_row(self) -> int:
+        idx = self.table.currentIndex()
+        return self.proxy.mapToSource(idx).row() if idx.isValid() else -1
+
+    def _on_current(self, current, _previous) -> None:
+        if current.isValid():
+            self.itemActivated.emit(self.proxy.mapToSource(current).row())
