@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from vol3d_gui.ml.architecture import build_classifier
+from vol3d_gui.ml.bundle import load_bundle, save_bundle
+from vol3d_gui.ml.datasets import load_npz_dataset
+from vol3d_gui.ml.training import augment_volume, balanced_class_weight, predict_arrays, train_model
+
+
+def test_tiny_model_trains_one_epoch_saves_and_reloads(adrenal28, tmp_path):
+    ds = load_npz_dataset(adrenal28, (16, 16, 16), limit=48)
+    tr, va = ds.splits["train"], ds.splits["val"]
+    model = build_classifier((16, 16, 16), 2, width=4)
+    batches = []
+    hist = train_model(model, tr.x, tr.y, va.x, va.y, epochs=1, batch_size=16, class_weight="balanced",
+                       augment=True, on_batch=lambda e, b, n, logs: batches.append((b, n)))
+    assert batches == [(0, 3), (1, 3), (2, 3)]
+    assert len(hist["epochs"]) == 1 and "val_auc" in hist["epochs"][0]
+    card = {"name": "t", "class_names": ds.class_names, "input_shape": [16, 16, 16],
+            "preprocessing": ds.preprocessing, "gradcam_layer": "gradcam_conv"}
+    path = save_bundle(model, card, tmp_path / "t.keras")
+    again = load_bundle(path)
+    np.testing.assert_allclose(predict_arrays(again.model, va.x[:8]), predict_arrays(model, va.x[:8]), atol=1e-6)
+
+
+def test_should_stop_ends_training_within_one_batch(rng):
+    x = rng.random((40, 8, 8, 8, 1)).astype(np.float32)
+    y = rng.integers(0, 2, 40)
+    model = build_classifier((8, 8, 8), 2, width=2)
+    seen = []
+    hist = train_model(model, x, y, epochs=5, batch_size=4, on_batch=lambda e, b, n, logs: seen.append(b),
+                       should_stop=lambda: len(seen) >= 3)
+    assert hist["stopped"] and len(seen) == 3
+
+
+def test_balanced_class_weight():
+    w = balanced_class_weight([0, 0, 0, 1], 2)
+    assert w[1] == pytest.approx(3 * w[0])
+
+
+def test_augmentation_keeps_range_and_shape(rng):
+    x = rng.random((12, 12, 12, 1)).astype(np.float32)
+    a = augment_volume(x, rng)
+    assert a.shape == x.shape and a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1

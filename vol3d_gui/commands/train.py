@@ -1,0 +1,93 @@
+"""vol3d train: train a Conv3D classifier bundle and write its card with test metrics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True,
+                   help="a MedMNIST-style .npz, or 'phantom' for generated lesion phantoms")
+    p.add_argument("--out", required=True, help="bundle path, e.g. models/adrenal3d (writes .keras + .json)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--input-size", type=int, nargs="+", default=[64],
+                   help="model grid: one size for a cube or three (D H W)")
+    p.add_argument("--width", type=int, default=16, help="filters of the first conv block")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--augment", action="store_true", help="flips, small rotations, intensity jitter")
+    p.add_argument("--no-flip-lr", action="store_true", help="do not flip left-right when augmenting")
+    p.add_argument("--patience", type=int, default=8, help="epochs without val AUC gain before stopping")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, default=None, help="use only the first N items per split (smoke runs)")
+    p.add_argument("--phantoms", type=int, nargs=3, default=[300, 60, 100], metavar=("TRAIN", "VAL", "TEST"))
+    p.add_argument("--contrast", type=float, default=1.0, help="phantom lesion contrast")
+    p.add_argument("--name", default=None, help="bundle name in the card (default: file stem)")
+    p.add_argument("--mixed-precision", action="store_true")
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from vol3d_gui.ml.architecture import GRADCAM_LAYER, build_classifier
+    from vol3d_gui.ml.bundle import ModelError, bundle_paths, save_bundle
+    from vol3d_gui.ml.datasets import load_npz_dataset, phantom_dataset
+    from vol3d_gui.ml.device import configure_device
+    from vol3d_gui.ml.evaluation import evaluate_probs
+    from vol3d_gui.ml.training import predict_arrays, train_model
+
+    shape = tuple(args.input_size * 3 if len(args.input_size) == 1 else args.input_size)
+    model_path, _ = bundle_paths(args.out)
+    if model_path.exists():
+        raise ModelError(model_path, "exists already; bundles are never overwritten (choose another --out)")
+    device = configure_device(args.mixed_precision)
+    print(f"device: {device.description}")
+    t0 = time.time()
+    if args.dataset == "phantom":
+        ds = phantom_dataset(*args.phantoms, input_shape=shape, seed=args.seed, contrast=args.contrast)
+    else:
+        ds = load_npz_dataset(args.dataset, shape, limit=args.limit)
+    train, val, test = ds.splits["train"], ds.splits.get("val"), ds.splits.get("test")
+    print(f"data: {ds.name}, train {len(train.y)}, val {len(val.y) if val else 0}, "
+          f"test {len(test.y) if test else 0} ({time.time() - t0:.0f} s to prepare)")
+    model = build_classifier(shape, len(ds.class_names), width=args.width, name=Path(args.out).name)
+    bar = tqdm(total=args.epochs, unit="epoch", dynamic_ncols=True)
+
+    def on_epoch(rec):
+        bar.update(1)
+        bar.set_postfix({k: f"{rec[k]:.3f}" for k in ("loss", "val_auc", "val_accuracy") if k in rec})
+
+    flips = (1, 2) if args.no_flip_lr else (0, 1, 2)
+    hist = train_model(model, train.x, train.y, val.x if val else None, val.y if val else None,
+                       epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                       class_weight="balanced", augment=args.augment, seed=args.seed,
+                       on_epoch=on_epoch, patience=args.patience, flips=flips)
+    bar.close()
+    metrics = None
+    if test is not None:
+        metrics = evaluate_probs(test.y, predict_arrays(model, test.x), ds.class_names)
+        metrics["split"] = "test"
+        print(f"test: AUC {metrics['auc']:.4f}, accuracy {metrics['accuracy']:.4f}")
+    card = {
+        "name": args.name or model_path.stem,
+        "version": "1",
+        "parent": None,
+        "class_names": ds.class_names,
+        "input_shape": list(shape),
+        "preprocessing": ds.preprocessing,
+        "gradcam_layer": GRADCAM_LAYER,
+        "training_data": {"name": ds.name, "sha256": ds.content_hash,
+                          "n_train": int(len(train.y)), "n_val": int(len(val.y)) if val else 0},
+        "training": {"epochs_run": len(hist["epochs"]), "best_epoch": hist["best_epoch"],
+                     "best_val_auc": hist["best_val_auc"], "batch_size": args.batch_size,
+                     "learning_rate": args.lr, "width": args.width, "augment": args.augment,
+                     "seed": args.seed, "class_weight": "balanced", "device": device.description,
+                     "seconds": round(time.time() - t0, 1)},
+        "metrics": metrics,
+    }
+    path = save_bundle(model, card, model_path)
+    print(json.dumps({"bundle": str(path), "metrics": metrics}, default=float))
+    return 0

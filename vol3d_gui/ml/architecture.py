@@ -1,0 +1,35 @@
+"""Conv3D classifier in the family of the Keras example "3D image classification from CT
+scans": blocks of Conv3D -> MaxPool3D -> BatchNorm, global average pooling, a dense layer,
+dropout and a softmax over the classes (a binary model has two outputs)."""
+
+from __future__ import annotations
+
+GRADCAM_LAYER = "gradcam_conv"
+
+
+def build_classifier(input_shape, n_classes: int, width: int = 16, dense: int | None = None,
+                     dropout: float = 0.3, name: str = "vol3d_classifier"):
+    """Four conv blocks of widths (w, w, 2w, 4w); the last Conv3D is named GRADCAM_LAYER.
+
+    The fourth block's convolution runs at 1/8 of the input resolution, which is the grid
+    Grad-CAM explains (8^3 for a 64^3 input)."""
+    import keras
+    from keras import layers
+
+    if n_classes < 2:
+        raise ValueError("a classifier needs at least two classes")
+    inputs = keras.Input(shape=(*map(int, input_shape), 1), name="volume")
+    x = inputs
+    widths = (width, width, 2 * width, 4 * width)
+    for i, w in enumerate(widths):
+        last = i == len(widths) - 1
+        x = layers.Conv3D(w, 3, padding="same", activation="relu",
+                          name=GRADCAM_LAYER if last else f"conv{i + 1}")(x)
+        x = layers.MaxPool3D(2, padding="same", name=f"pool{i + 1}")(x)
+        x = layers.BatchNormalization(name=f"bn{i + 1}")(x)
+    x = layers.GlobalAveragePooling3D(name="gap")(x)
+    x = layers.Dense(dense or 8 * width, activation="relu", name="dense")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    # float32 output even under a mixed-precision policy, so probabilities stay exact
+    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=name)

@@ -1,0 +1,259 @@
+"""A model bundle is a Keras model plus its contract: ``NAME.keras`` beside ``NAME.json``.
+
+The card (the JSON) holds the class names, input shape, intensity preprocessing, the layer
+Grad-CAM uses, the parent bundle it was fine-tuned from, the training data and the metrics
+measured on held-out data. Bundles are never overwritten; loading uses Keras' safe_mode so
+that a model file from elsewhere cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from vol3d_gui.core.errors import Vol3dError
+from vol3d_gui.core.volume import Volume
+from vol3d_gui.ml.preprocess import grid_affine, preprocess_volume
+
+REQUIRED_CARD_KEYS = ("name", "class_names", "input_shape", "preprocessing", "gradcam_layer")
+
+
+class ModelError(Vol3dError):
+    """A model bundle cannot be used. The message names the file and the reason."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def bundle_paths(path) -> tuple[Path, Path]:
+    """(model.keras, card.json) for a .keras file, a .json card, a stem, or a folder
+    holding exactly one bundle."""
+    path = Path(path)
+    if path.is_dir():
+        kerases = sorted(path.glob("*.keras"))
+        if len(kerases) != 1:
+            raise ModelError(path, f"expected one .keras file in the folder, found {len(kerases)}")
+        path = kerases[0]
+    if path.suffix in (".keras", ".json"):
+        path = path.with_suffix("")
+    return path.with_suffix(".keras"), path.with_suffix(".json")
+
+
+def read_card(path) -> dict:
+    model_path, card_path = bundle_paths(path)
+    if not card_path.is_file():
+        raise ModelError(card_path, "model card (.json beside the .keras file) is missing")
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(card_path, f"model card is not valid JSON ({exc})") from exc
+    missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
+    if missing:
+        raise ModelError(card_path, f"model card lacks {', '.join(missing)}")
+    return card
+
+
+class ModelBundle:
+    def __init__(self, model, card: dict, path: Path | None = None):
+        self.model = model
+        self.card = card
+        self.path = path
+        self._forward = None
+
+    # --- the contract ---------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.card["name"]
+
+    @property
+    def version(self) -> str:
+        return str(self.card.get("version", "1"))
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.card["class_names"])
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.card["input_shape"])  # type: ignore[return-value]
+
+    @property
+    def gradcam_layer(self) -> str:
+        return self.card["gradcam_layer"]
+
+    @property
+    def preprocessing(self) -> dict:
+        return dict(self.card["preprocessing"])
+
+    def preprocess(self, volume: Volume) -> np.ndarray:
+        return preprocess_volume(volume, self.input_shape, self.preprocessing)
+
+    def grid_affine(self, volume: Volume) -> np.ndarray:
+        return grid_affine(volume, self.input_shape)
+
+    # --- inference ------------------------------------------------------------------------
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities for a preprocessed batch (N, D, H, W, 1): one compiled call, no
+        per-call overhead of model.predict."""
+        if self._forward is None:
+            import tensorflow as tf
+
+            model = self.model
+            spec = tf.TensorSpec((None, *self.input_shape, 1), tf.float32)
+
+            @tf.function(input_signature=[spec], reduce_retracing=True)
+            def fwd(batch):
+                return model(batch, training=False)
+
+            self._forward = fwd
+        x = np.asarray(x, dtype=np.float32)
+        return np.asarray(self._forward(x), dtype=np.float64)
+
+    def predict(self, volume: Volume) -> np.ndarray:
+        return self.forward(self.preprocess(volume)[None])[0]
+
+    def predict_batch(self, volumes, batch_size: int = 8, progress=None, should_stop=None) -> np.ndarray:
+        """Probabilities (N, n_classes). ``volumes`` may be Volumes or zero-argument loaders;
+        ``progress(done, total)`` after each volume; ``should_stop()`` is polled per volume."""
+        volumes = list(volumes)
+        out = np.zeros((len(volumes), len(self.class_names)))
+        batch, idx = [], []
+        for i, v in enumerate(volumes):
+            if should_stop is not None and should_stop():
+                return out[: idx[0] if idx else i]
+            vol = v() if callable(v) else v
+            batch.append(self.preprocess(vol))
+            idx.append(i)
+            if len(batch) == batch_size or i == len(volumes) - 1:
+                out[idx] = self.forward(np.stack(batch))
+                batch, idx = [], []
+            if progress is not None:
+                progress(i + 1, len(volumes))
+        return out
+
+    def summary(self) -> str:
+        c = self.card
+        lines = [f"{self.label}", f"classes: {', '.join(self.class_names)}",
+                 f"input: {'x'.join(map(str, self.input_shape))}, {self.preprocessing.get('type')}"]
+        if c.get("parent"):
+            lines.append(f"fine-tuned from: {c['parent']}")
+        data = c.get("training_data") or {}
+        if data.get("name"):
+            lines.append(f"trained on: {data['name']}")
+        m = c.get("metrics") or {}
+        if m:
+            split = m.get("split", "held-out")
+            parts = [f"{k} {m[k]:.3f}" for k in ("auc", "accuracy") if isinstance(m.get(k), (int, float))]
+            lines.append(f"{split} ({m.get('n', '?')}): " + ", ".join(parts))
+        return "\n".join(lines)
+
+
+def load_bundle(path) -> ModelBundle:
+    model_path, card_path = bundle_paths(path)
+    if not model_path.is_file():
+        raise ModelError(model_path, "model file not found")
+    card = read_card(model_path)
+    if not zipfile.is_zipfile(model_path):
+        raise ModelError(model_path, "not a Keras model file (.keras archives are zip files)")
+    import keras
+
+    try:
+        model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    except Exception as exc:
+        raise ModelError(model_path, f"cannot load the Keras model ({type(exc).__name__}: {exc})") from exc
+    expected_in = (None, *map(int, card["input_shape"]), 1)
+    got_in = tuple(model.input_shape)
+    if got_in != expected_in:
+        raise ModelError(model_path, f"model input {got_in} does not fit the card's input_shape "
+                                     f"{tuple(card['input_shape'])}")
+    n_out = model.output_shape[-1]
+    if n_out != len(card["class_names"]):
+        raise ModelError(model_path, f"model has {n_out} outputs but the card names "
+                                     f"{len(card['class_names'])} classes")
+    try:
+        model.get_layer(card["gradcam_layer"])
+    except ValueError as exc:
+        raise ModelError(model_path, f"the card's gradcam_layer {card['gradcam_layer']!r} "
+                                     "is not a layer of the model") from exc
+    return ModelBundle(model, card, model_path)
+
+
+def save_bundle(model, card: dict, path) -> Path:
+    """Write NAME.keras and NAME.json atomically; refuse to overwrite an existing bundle."""
+    model_path, card_path = bundle_paths(path)
+    if model_path.exists() or card_path.exists():
+        raise ModelError(model_path, "a bundle with this name exists; bundles are never overwritten")
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    card = dict(card)
+    card.setdefault("name", model_path.stem)
+    card.setdefault("version", "1")
+    card.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    card.setdefault("gradcam_layer", "gradcam_conv")
+    card.setdefault("input_shape", list(model.input_shape[1:4]))
+    try:
+        import keras
+        import tensorflow as tf
+
+        card.setdefault("framework", {"keras": keras.__version__, "tensorflow": tf.__version__})
+    except ImportError:  # pragma: no cover
+        pass
+    missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
+    if missing:
+        raise ModelError(card_path, f"card lacks {', '.join(missing)}")
+    fd, tmp_model = tempfile.mkstemp(suffix=".keras", dir=model_path.parent, prefix=".tmp-")
+    os.close(fd)
+    tmp_card = Path(str(tmp_model) + ".json")
+    try:
+        model.save(tmp_model)
+        tmp_card.write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
+        # card last: a bundle is visible (listed) only once its model is in place
+        os.replace(tmp_model, model_path)
+        os.replace(tmp_card, card_path)
+    except BaseException:
+        Path(tmp_model).unlink(missing_ok=True)
+        tmp_card.unlink(missing_ok=True)
+        if card_path.exists() is False:
+            model_path.unlink(missing_ok=True)
+        raise
+    return model_path
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o).__name__)
+
+
+def list_bundles(*dirs) -> list[Path]:
+    """Every NAME.keras with a NAME.json beside it under the given folders (recursively)."""
+    found = []
+    for d in dirs:
+        d = Path(d)
+        if d.is_dir():
+            found += [p for p in sorted(d.rglob("*.keras")) if p.with_suffix(".json").is_file()
+                      and not p.name.startswith(".")]
+    return found
+
+
+def next_version_path(parent: Path, base_name: str) -> Path:
+    """models/NAME-ft-N.keras with the first N not taken."""
+    n = 1
+    while (parent / f"{base_name}-ft-{n}.keras").exists() or (parent / f"{base_name}-ft-{n}.json").exists():
+        n += 1
+    return parent / f"{base_name}-ft-{n}.keras"

@@ -1,0 +1,42 @@
+"""Metrics on held-out data: AUC (one-vs-rest for several classes), accuracy, per-class
+recall and the confusion matrix. Rank-based AUC (Mann-Whitney U) with ties averaged."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import rankdata
+
+
+def binary_auc(y_true, score) -> float:
+    y = np.asarray(y_true).astype(bool).reshape(-1)
+    s = np.asarray(score, dtype=np.float64).reshape(-1)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(s)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def evaluate_probs(y_true, probs, class_names=None) -> dict:
+    y = np.asarray(y_true).astype(int).reshape(-1)
+    p = np.asarray(probs, dtype=np.float64)
+    k = p.shape[1]
+    pred = p.argmax(axis=1)
+    conf = np.zeros((k, k), dtype=int)
+    np.add.at(conf, (y, pred), 1)
+    recall = [float(conf[c, c] / conf[c].sum()) if conf[c].sum() else float("nan") for c in range(k)]
+    if k == 2:
+        auc = binary_auc(y == 1, p[:, 1])
+    else:
+        aucs = [binary_auc(y == c, p[:, c]) for c in range(k)]
+        auc = float(np.nanmean(aucs))
+    names = list(class_names) if class_names else [str(c) for c in range(k)]
+    return {
+        "n": int(len(y)),
+        "auc": auc,
+        "accuracy": float((pred == y).mean()) if len(y) else float("nan"),
+        "balanced_accuracy": float(np.nanmean(recall)),
+        "per_class_recall": dict(zip(names, recall)),
+        "confusion_matrix": conf.tolist(),
+        "class_names": names,
+    }

@@ -1,0 +1,144 @@
+"""Training and fine-tuning loop on preprocessed arrays (N, D, H, W, 1) float32.
+
+Keras' own fit with callbacks: per-batch progress, a cooperative stop polled per batch,
+early stopping on validation AUC that restores the best weights, class weighting for
+imbalanced data, and augmentation (flips, small rotations, intensity jitter) in a
+PyDataset so it runs beside the training step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage
+
+from vol3d_gui.ml.evaluation import binary_auc, evaluate_probs
+
+
+def balanced_class_weight(y, n_classes: int) -> dict[int, float]:
+    counts = np.bincount(np.asarray(y, int), minlength=n_classes).astype(float)
+    counts[counts == 0] = 1.0
+    return {c: float(len(y) / (n_classes * counts[c])) for c in range(n_classes)}
+
+
+def augment_volume(x: np.ndarray, rng: np.random.Generator, *, flips=(0, 1, 2), max_angle: float = 10.0,
+                   jitter: float = 0.1) -> np.ndarray:
+    """One augmented copy of a (D, H, W, 1) volume in [0, 1]."""
+    v = x[..., 0]
+    for ax in flips:
+        if rng.random() < 0.5:
+            v = np.flip(v, axis=ax)
+    if max_angle > 0:
+        plane = [(0, 1), (0, 2), (1, 2)][rng.integers(3)]
+        angle = rng.uniform(-max_angle, max_angle)
+        v = ndimage.rotate(v, angle, axes=plane, reshape=False, order=1, mode="nearest")
+    if jitter > 0:
+        v = v * (1.0 + rng.uniform(-jitter, jitter)) + rng.uniform(-jitter / 2, jitter / 2)
+    return np.clip(v, 0.0, 1.0).astype(np.float32)[..., None]
+
+
+def _make_sequence(x, y_onehot, batch_size, augment, seed, flips):
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(x))
+
+        def __len__(self):
+            return math.ceil(len(x) / batch_size)
+
+        def __getitem__(self, i):
+            idx = self.order[i * batch_size : (i + 1) * batch_size]
+            xb = x[idx]
+            if augment:
+                xb = np.stack([augment_volume(v, self.rng, flips=flips) for v in xb])
+            return xb, y_onehot[idx]
+
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(len(x))
+
+    return Batches()
+
+
+class TrainingStopped(Exception):
+    """Raised to the caller when should_stop() asked training to stop (no model written)."""
+
+
+def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int = 10, batch_size: int = 8,
+                learning_rate: float = 1e-3, class_weight=None, augment: bool = False, seed: int = 0,
+                on_batch=None, on_epoch=None, should_stop=None, patience: int = 8,
+                flips=(0, 1, 2), verbose: int = 0) -> dict:
+    """Fit ``model`` in place. Returns a history dict with per-epoch loss/val metrics and
+    ``stopped`` (True when should_stop() ended it). The best-val-AUC weights are restored."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    n_classes = int(model.output_shape[-1])
+    y_train = np.asarray(y_train, int)
+    y_onehot = np.eye(n_classes, dtype=np.float32)[y_train]
+    if class_weight == "balanced":
+        class_weight = balanced_class_weight(y_train, n_classes)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+    data = _make_sequence(np.asarray(x_train, np.float32), y_onehot, batch_size, augment, seed, flips)
+    n_batches = len(data)
+    history: dict = {"epochs": [], "stopped": False, "best_epoch": None, "best_val_auc": None}
+    x_val = None if x_val is None or len(x_val) == 0 else np.asarray(x_val, np.float32)
+
+    class Monitor(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.best = -np.inf
+            self.best_weights = None
+            self.wait = 0
+            self.epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if on_batch is not None:
+                on_batch(self.epoch, batch, n_batches, dict(logs or {}))
+            if should_stop is not None and should_stop():
+                history["stopped"] = True
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            rec = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+            if x_val is not None and not history["stopped"]:
+                probs = predict_arrays(self.model, x_val, batch_size)
+                m = evaluate_probs(y_val, probs)
+                rec.update(val_auc=m["auc"], val_accuracy=m["accuracy"])
+                score = m["auc"] if np.isfinite(m["auc"]) else m["accuracy"]
+                if score > self.best + 1e-4:
+                    self.best, self.wait = score, 0
+                    self.best_weights = self.model.get_weights()
+                    history["best_epoch"], history["best_val_auc"] = epoch + 1, float(score)
+                else:
+                    self.wait += 1
+                    if self.wait >= patience:
+                        self.model.stop_training = True
+            history["epochs"].append(rec)
+            if on_epoch is not None:
+                on_epoch(rec)
+
+    monitor = Monitor()
+    model.fit(data, epochs=epochs, class_weight=class_weight, callbacks=[monitor], verbose=verbose)
+    if monitor.best_weights is not None and not history["stopped"]:
+        model.set_weights(monitor.best_weights)
+    return history
+
+
+def predict_arrays(model, x, batch_size: int = 16) -> np.ndarray:
+    """Probabilities for preprocessed arrays via direct calls (no model.predict overhead)."""
+    out = []
+    for i in range(0, len(x), batch_size):
+        out.append(np.asarray(model(x[i : i + batch_size], training=False)))
+    return np.concatenate(out) if out else np.zeros((0, int(model.output_shape[-1])))
+
+
+__all__ = ["TrainingStopped", "augment_volume", "balanced_class_weight", "binary_auc", "predict_arrays",
+           "train_model"]
