@@ -8,10 +8,10 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_bundle_path(tmp_path_factory):
+    import keras
+
     from vol3d_gui.ml.architecture import GRADCAM_LAYER, build_classifier
     from vol3d_gui.ml.bundle import save_bundle
-
-    import keras
 
     keras.utils.set_random_seed(0)
     model = build_classifier((16, 16, 12), 2, width=4, name="tiny")

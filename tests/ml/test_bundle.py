@@ -6,7 +6,13 @@ import pytest
 
 from vol3d_gui.core.phantom import lesion_phantom
 from vol3d_gui.core.volume import Volume, centered_affine
-from vol3d_gui.ml.bundle import ModelError, list_bundles, load_bundle, next_version_path, save_bundle
+from vol3d_gui.ml.bundle import (
+    ModelError,
+    list_bundles,
+    load_bundle,
+    next_version_path,
+    save_bundle,
+)
 from vol3d_gui.ml.preprocess import grid_affine, preprocess_volume
 
 SMALL = (48, 48, 36)

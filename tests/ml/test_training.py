@@ -41,4 +41,4 @@ def test_balanced_class_weight():
 def test_augmentation_keeps_range_and_shape(rng):
     x = rng.random((12, 12, 12, 1)).astype(np.float32)
     a = augment_volume(x, rng)
-    assert a.shape == x.shape and a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
+    assert a.shape == x.shape and a.dtype == np.float32 and a.min() >= 0 and a.max() <= 1

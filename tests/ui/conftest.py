@@ -1,0 +1,57 @@
+"""GUI test fixtures: a real MainWindow under Xvfb (pytest-xvfb), settings in a temp dir,
+and helpers that read what is drawn (pixels of a grabbed frame)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("VOL3D_SETTINGS_DIR", str(tmp_path / "settings"))
+    monkeypatch.setenv("VOL3D_MODELS_DIR", str(tmp_path / "user-models"))
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_threads(qapp):
+    """Fail a test that leaves QThreads running (napari's conftest does the same)."""
+    from PySide6 import QtCore
+
+    before = {id(t) for t in qapp.findChildren(QtCore.QThread)}
+    yield
+    leaked = [t for t in qapp.findChildren(QtCore.QThread) if id(t) not in before and t.isRunning()]
+    assert not leaked, f"test leaked running QThreads: {leaked}"
+
+
+@pytest.fixture
+def window(qtbot):
+    from vol3d_gui.ui.main_window import MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.resize(1200, 900)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()
+
+
+def grab(widget) -> np.ndarray:
+    """RGB pixels (H, W, 3) of what a widget draws now."""
+    from PySide6 import QtGui, QtWidgets
+
+    QtWidgets.QApplication.processEvents()
+    img = widget.grab().toImage().convertToFormat(QtGui.QImage.Format.Format_RGB888)
+    w, h, bpl = img.width(), img.height(), img.bytesPerLine()
+    arr = np.frombuffer(img.constBits(), np.uint8, count=bpl * h).reshape(h, bpl)
+    return arr[:, : w * 3].reshape(h, w, 3).copy()
+
+
+def qimage_rgb(img) -> np.ndarray:
+    from PySide6 import QtGui
+
+    img = img.convertToFormat(QtGui.QImage.Format.Format_RGB888)
+    w, h, bpl = img.width(), img.height(), img.bytesPerLine()
+    arr = np.frombuffer(img.constBits(), np.uint8, count=bpl * h).reshape(h, bpl)
+    return arr[:, : w * 3].reshape(h, w, 3).copy()
