@@ -1,0 +1,319 @@
+"""A pyqtgraph GL item that ray-marches a single-channel 3-D texture in a fragment shader.
+
+Like vispy's volume visual (which napari uses): the volume is uploaded once as a 16-bit
+single-channel texture; window/level, colour map, mode and the overlay's colour,
+opacity and threshold are uniforms or a tiny LUT texture, so changing them costs no
+re-upload. Modes: MIP, translucent (front-to-back compositing through a transfer function
+built from the window and colour map) and isosurface (first hit, gradient-shaded).
+An overlay Volume (saliency, mask) has its own texture and its own texture-space matrix,
+so it is placed by its affine without resampling it onto the image grid.
+
+The item's local space is texture space [0, 1]^3; its transform maps that onto RAS+ mm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from OpenGL import GL
+from OpenGL.GL import shaders
+from pyqtgraph.opengl import GLGraphicsItem
+from PySide6 import QtGui
+
+MODES = {"mip": 0, "translucent": 1, "iso": 2}
+
+_FRAG_BODY = """
+uniform sampler3D u_volume;
+uniform sampler3D u_overlay;
+uniform sampler2D u_lut;
+uniform vec3 u_cam;
+uniform int u_mode;
+uniform float u_low;
+uniform float u_high;
+uniform int u_steps;
+uniform vec3 u_shape;
+uniform int u_has_overlay;
+uniform mat4 u_ov_matrix;
+uniform vec3 u_ov_color;
+uniform float u_ov_opacity;
+uniform float u_ov_threshold;
+uniform float u_iso;
+
+vec2 box_hits(vec3 ro, vec3 rd) {
+    vec3 inv = 1.0 / rd;
+    vec3 a = (vec3(0.0) - ro) * inv;
+    vec3 b = (vec3(1.0) - ro) * inv;
+    vec3 lo = min(a, b);
+    vec3 hi = max(a, b);
+    return vec2(max(max(lo.x, lo.y), lo.z), min(min(hi.x, hi.y), hi.z));
+}
+
+float win(float v) { return clamp((v - u_low) / max(u_high - u_low, 1e-6), 0.0, 1.0); }
+
+float overlay_at(vec3 p) {
+    vec3 q = (u_ov_matrix * vec4(p, 1.0)).xyz;
+    if (any(lessThan(q, vec3(0.0))) || any(greaterThan(q, vec3(1.0)))) return 0.0;
+    return TEX3D(u_overlay, q).r;
+}
+
+void main() {
+    vec3 rd = normalize(v_tex - u_cam);
+    vec2 t = box_hits(u_cam, rd);
+    float t0 = max(t.x, 0.0);
+    float t1 = t.y;
+    if (t1 <= t0) discard;
+    int n = int(clamp((t1 - t0) * float(u_steps), 2.0, 2.0 * float(u_steps)));
+    float dt = (t1 - t0) / float(n);
+    float mx = 0.0;
+    float ovmax = 0.0;
+    vec4 acc = vec4(0.0);
+    bool hit = false;
+    vec3 hitp = vec3(0.0);
+    float iso = u_iso;
+    for (int i = 0; i < 1024; i++) {
+        if (i >= n) break;
+        vec3 p = u_cam + rd * (t0 + (float(i) + 0.5) * dt);
+        float v = TEX3D(u_volume, p).r;
+        if (u_has_overlay == 1) {
+            float o = overlay_at(p);
+            if (o > u_ov_threshold) ovmax = max(ovmax, o);
+        }
+        if (u_mode == 0) {
+            mx = max(mx, v);
+        } else if (u_mode == 1) {
+            float w = win(v);
+            vec3 c = TEX2D(u_lut, vec2(w, 0.5)).rgb;
+            // opacity per unit length, corrected for the step size
+            float a = 1.0 - pow(1.0 - clamp(w * w * 0.06, 0.0, 0.99), dt * 256.0);
+            acc.rgb += (1.0 - acc.a) * a * c;
+            acc.a += (1.0 - acc.a) * a;
+            if (acc.a > 0.98 && u_has_overlay == 0) break;
+        } else {
+            if (v >= iso) { hit = true; hitp = p; break; }
+        }
+    }
+    vec3 col;
+    float alpha;
+    if (u_mode == 0) {
+        col = TEX2D(u_lut, vec2(win(mx), 0.5)).rgb;
+        alpha = 1.0;
+    } else if (u_mode == 1) {
+        col = acc.rgb;
+        alpha = 1.0;
+    } else {
+        if (hit) {
+            vec3 h = 1.0 / u_shape;
+            vec3 g = vec3(TEX3D(u_volume, hitp + vec3(h.x, 0, 0)).r - TEX3D(u_volume, hitp - vec3(h.x, 0, 0)).r,
+                          TEX3D(u_volume, hitp + vec3(0, h.y, 0)).r - TEX3D(u_volume, hitp - vec3(0, h.y, 0)).r,
+                          TEX3D(u_volume, hitp + vec3(0, 0, h.z)).r - TEX3D(u_volume, hitp - vec3(0, 0, h.z)).r);
+            vec3 nrm = length(g) > 0.0 ? normalize(-g) : -rd;
+            float diff = abs(dot(nrm, -rd));
+            col = vec3(0.92, 0.86, 0.76) * (0.25 + 0.75 * diff);
+        } else {
+            col = vec3(0.0);
+        }
+        alpha = 1.0;
+    }
+    if (ovmax > 0.0) {
+        col = mix(col, u_ov_color, clamp(u_ov_opacity * (0.5 + 0.5 * ovmax), 0.0, 1.0));
+    }
+    FRAGOUT = vec4(col, alpha);
+}
+"""
+
+_VERT_CORE = """
+uniform mat4 u_mvp;
+in vec3 a_position;
+out vec3 v_tex;
+void main() { v_tex = a_position; gl_Position = u_mvp * vec4(a_position, 1.0); }
+"""
+_VERT_LEGACY = """
+uniform mat4 u_mvp;
+attribute vec3 a_position;
+varying vec3 v_tex;
+void main() { v_tex = a_position; gl_Position = u_mvp * vec4(a_position, 1.0); }
+"""
+
+
+def _cube_triangles() -> np.ndarray:
+    """36 vertices of the unit cube, every triangle wound counter-clockwise seen from outside."""
+    corners = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], np.float32)
+    faces = []
+    for axis in range(3):
+        for side in (0, 1):
+            quad = [c for c in corners if c[axis] == side]
+            # order the 4 corners around the face
+            others = [a for a in range(3) if a != axis]
+            quad.sort(key=lambda c: np.arctan2(c[others[1]] - 0.5, c[others[0]] - 0.5))
+            outward = np.zeros(3)
+            outward[axis] = 1 if side else -1
+            for tri in ((0, 1, 2), (0, 2, 3)):
+                v = [quad[i] for i in tri]
+                if np.dot(np.cross(v[1] - v[0], v[2] - v[0]), outward) < 0:
+                    v = [v[0], v[2], v[1]]
+                faces.extend(v)
+    return np.array(faces, np.float32)
+
+
+class GLRayVolumeItem(GLGraphicsItem.GLGraphicsItem):
+    def __init__(self, parentItem=None):
+        super().__init__()
+        self.setParentItem(parentItem)
+        self._program = None
+        self._textures: dict[str, int] = {}
+        self._pending: dict[str, np.ndarray] = {}
+        self._vertices = _cube_triangles()
+        self.shape = (1, 1, 1)
+        self.mode = "mip"
+        self.low, self.high = 0.0, 1.0  # window in texture units [0, 1]
+        self.iso = 0.5  # isosurface level in texture units
+        self.steps = 256
+        self.lut = None
+        self.overlay_matrix = np.eye(4, dtype=np.float32)
+        self.overlay_color = (1.0, 0.25, 0.1)
+        self.overlay_opacity = 0.6
+        self.overlay_threshold = 0.3
+        self.has_overlay = False
+        self.upload_count = 0  # volume texture uploads (window changes must not add any)
+        self.error: str | None = None
+        self.on_error = None  # callback(str) when the shader cannot be built
+
+    # --- data ------------------------------------------------------------------------------
+    def set_volume_texture(self, norm: np.ndarray) -> None:
+        """``norm``: float array in [0, 1] on the display grid (x, y, z)."""
+        self.shape = tuple(int(s) for s in norm.shape)
+        self._pending["volume"] = self._to_u16(norm)
+        self.update()
+
+    def set_overlay_texture(self, norm: np.ndarray | None, matrix: np.ndarray | None = None) -> None:
+        self.has_overlay = norm is not None
+        if norm is not None:
+            self._pending["overlay"] = self._to_u16(norm)
+            self.overlay_matrix = np.asarray(matrix, np.float32)
+        self.update()
+
+    def set_lut(self, lut: np.ndarray) -> None:
+        self.lut = np.ascontiguousarray(lut, dtype=np.uint8)
+        self._pending["lut"] = self.lut
+        self.update()
+
+    @staticmethod
+    def _to_u16(norm: np.ndarray) -> np.ndarray:
+        # GL wants x fastest: (z, y, x) C-order
+        arr = np.clip(np.nan_to_num(norm, nan=0.0), 0.0, 1.0)
+        return np.ascontiguousarray((arr * 65535).astype(np.uint16).transpose(2, 1, 0))
+
+    # --- GL ----------------------------------------------------------------------------------
+    def _build_program(self):
+        ctx = QtGui.QOpenGLContext.currentContext()
+        modern = ctx is not None and not ctx.isOpenGLES() and ctx.format().version() >= (3, 1)
+        if modern:
+            head = "#version 140\n"
+            frag = (head + "in vec3 v_tex;\nout vec4 fragColor;\n"
+                    + _FRAG_BODY.replace("TEX3D", "texture").replace("TEX2D", "texture")
+                    .replace("FRAGOUT", "fragColor"))
+            vert = head + _VERT_CORE
+        else:
+            head = "#version 120\n"
+            frag = (head + "varying vec3 v_tex;\n"
+                    + _FRAG_BODY.replace("TEX3D", "texture3D").replace("TEX2D", "texture2D")
+                    .replace("FRAGOUT", "gl_FragColor"))
+            vert = head + _VERT_LEGACY
+        vs = shaders.compileShader(vert, GL.GL_VERTEX_SHADER)
+        fs = shaders.compileShader(frag, GL.GL_FRAGMENT_SHADER)
+        program = shaders.compileProgram(vs, fs, validate=False)
+        GL.glBindAttribLocation(program, 0, "a_position")
+        GL.glLinkProgram(program)
+        return program
+
+    def _upload(self) -> None:
+        for key, arr in list(self._pending.items()):
+            tex = self._textures.get(key)
+            if tex is None:
+                tex = self._textures[key] = int(GL.glGenTextures(1))
+            if key == "lut":
+                GL.glBindTexture(GL.GL_TEXTURE_2D, tex)
+                GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MIN_FILTER, GL.GL_LINEAR)
+                GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MAG_FILTER, GL.GL_LINEAR)
+                GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_WRAP_S, GL.GL_CLAMP_TO_EDGE)
+                GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_WRAP_T, GL.GL_CLAMP_TO_EDGE)
+                GL.glPixelStorei(GL.GL_UNPACK_ALIGNMENT, 1)
+                GL.glTexImage2D(GL.GL_TEXTURE_2D, 0, GL.GL_RGB8, arr.shape[0], 1, 0, GL.GL_RGB,
+                                GL.GL_UNSIGNED_BYTE, arr)
+                GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
+                continue
+            d, h, w = arr.shape
+            GL.glBindTexture(GL.GL_TEXTURE_3D, tex)
+            for p in (GL.GL_TEXTURE_MIN_FILTER, GL.GL_TEXTURE_MAG_FILTER):
+                GL.glTexParameteri(GL.GL_TEXTURE_3D, p, GL.GL_LINEAR)
+            for p in (GL.GL_TEXTURE_WRAP_S, GL.GL_TEXTURE_WRAP_T, GL.GL_TEXTURE_WRAP_R):
+                GL.glTexParameteri(GL.GL_TEXTURE_3D, p, GL.GL_CLAMP_TO_EDGE)
+            GL.glPixelStorei(GL.GL_UNPACK_ALIGNMENT, 2)
+            GL.glTexImage3D(GL.GL_TEXTURE_3D, 0, GL.GL_R16, w, h, d, 0, GL.GL_RED, GL.GL_UNSIGNED_SHORT, arr)
+            GL.glBindTexture(GL.GL_TEXTURE_3D, 0)
+            if key == "volume":
+                self.upload_count += 1
+        # Qt's text rendering uploads glyphs with the default alignment: restore it
+        GL.glPixelStorei(GL.GL_UNPACK_ALIGNMENT, 4)
+        self._pending.clear()
+
+    def paint(self):
+        if "volume" not in self._textures and "volume" not in self._pending:
+            return
+        if self.error is not None:
+            return
+        try:
+            if self._program is None:
+                self._program = self._build_program()
+            self._upload()
+        except Exception as exc:  # shader or texture failure: report, never crash the app
+            self.error = f"{type(exc).__name__}: {exc}"
+            if self.on_error is not None:
+                self.on_error(self.error)
+            return
+
+        mvp = np.array(self.mvpMatrix().data(), dtype=np.float32)
+        cam = self.modelViewMatrix().inverted()[0].map(QtGui.QVector3D())
+        det = np.linalg.det(np.array(self.transform().data(), dtype=np.float64).reshape(4, 4)[:3, :3])
+
+        GL.glDisable(GL.GL_DEPTH_TEST)
+        GL.glEnable(GL.GL_BLEND)
+        GL.glBlendFunc(GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA)
+        GL.glEnable(GL.GL_CULL_FACE)
+        # draw the far faces: one fragment per pixel, even with the camera inside the box
+        GL.glCullFace(GL.GL_FRONT if det > 0 else GL.GL_BACK)
+        prog = self._program
+        GL.glUseProgram(prog)
+        try:
+            units = (("volume", GL.GL_TEXTURE_3D, "u_volume"), ("overlay", GL.GL_TEXTURE_3D, "u_overlay"),
+                     ("lut", GL.GL_TEXTURE_2D, "u_lut"))
+            for unit, (key, target, name) in enumerate(units):
+                GL.glActiveTexture(GL.GL_TEXTURE0 + unit)
+                GL.glBindTexture(target, self._textures.get(key, 0))
+                GL.glUniform1i(GL.glGetUniformLocation(prog, name), unit)
+            u = lambda n: GL.glGetUniformLocation(prog, n)  # noqa: E731
+            GL.glUniformMatrix4fv(u("u_mvp"), 1, False, mvp)
+            GL.glUniform3f(u("u_cam"), cam.x(), cam.y(), cam.z())
+            GL.glUniform1i(u("u_mode"), MODES[self.mode])
+            GL.glUniform1f(u("u_low"), float(self.low))
+            GL.glUniform1f(u("u_high"), float(self.high))
+            GL.glUniform1i(u("u_steps"), int(self.steps))
+            GL.glUniform1f(u("u_iso"), float(self.iso))
+            GL.glUniform3f(u("u_shape"), *map(float, self.shape))
+            GL.glUniform1i(u("u_has_overlay"), int(self.has_overlay and "overlay" in self._textures))
+            GL.glUniformMatrix4fv(u("u_ov_matrix"), 1, True, self.overlay_matrix)
+            GL.glUniform3f(u("u_ov_color"), *map(float, self.overlay_color))
+            GL.glUniform1f(u("u_ov_opacity"), float(self.overlay_opacity))
+            GL.glUniform1f(u("u_ov_threshold"), float(self.overlay_threshold))
+            GL.glBindBuffer(GL.GL_ARRAY_BUFFER, 0)
+            GL.glEnableVertexAttribArray(0)
+            GL.glVertexAttribPointer(0, 3, GL.GL_FLOAT, False, 0, self._vertices)
+            GL.glDrawArrays(GL.GL_TRIANGLES, 0, len(self._vertices))
+            GL.glDisableVertexAttribArray(0)
+        finally:
+            GL.glUseProgram(0)
+            for unit, target in enumerate((GL.GL_TEXTURE_3D, GL.GL_TEXTURE_3D, GL.GL_TEXTURE_2D)):
+                GL.glActiveTexture(GL.GL_TEXTURE0 + unit)
+                GL.glBindTexture(target, 0)
+            GL.glActiveTexture(GL.GL_TEXTURE0)
+            GL.glDisable(GL.GL_CULL_FACE)
+            GL.glEnable(GL.GL_DEPTH_TEST)

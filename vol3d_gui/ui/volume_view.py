@@ -1,0 +1,243 @@
+"""The 3-D view: a ray-marched volume in a pyqtgraph GLViewWidget, with the crosshair,
+orientation letters and an overlay channel. Falls back to a message (and the app keeps
+its slice views) when no GL context or shader can be had."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from vol3d_gui.core.volume import Volume
+from vol3d_gui.core.windowing import Window, auto_window
+from vol3d_gui.ui.colormaps import lut
+
+# Bytes of 16-bit texture the 3-D view may take before it downsamples (slices stay full size).
+TEXTURE_BUDGET = 64 << 20
+DEFAULT_MAX_3D_TEXTURE = 2048
+
+
+def display_grid(volume: Volume, max_size: int, budget: int = TEXTURE_BUDGET):
+    """(float32 data, affine, factor) of the grid the 3-D view shows: block means by an integer
+    factor when the volume exceeds the texture size or the budget."""
+    shape = np.asarray(volume.shape)
+    f = 1
+    while np.any(np.ceil(shape / f) > max_size) or np.prod(np.ceil(shape / f)) * 2 > budget:
+        f += 1
+    data = volume.data
+    if f == 1:
+        return data.astype(np.float32, copy=False), volume.affine, 1
+    crop = (shape // f) * f
+    d = data[: crop[0], : crop[1], : crop[2]].astype(np.float32)
+    d = d.reshape(crop[0] // f, f, crop[1] // f, f, crop[2] // f, f).mean(axis=(1, 3, 5))
+    m = np.eye(4)
+    m[:3, :3] *= f
+    m[:3, 3] = (f - 1) / 2.0
+    return d, volume.affine @ m, f
+
+
+def _qmatrix(m: np.ndarray) -> QtGui.QMatrix4x4:
+    return QtGui.QMatrix4x4(*np.asarray(m, dtype=np.float64).reshape(-1).tolist())
+
+
+class VolumeView(QtWidgets.QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.available = False
+        self.status_text = ""
+        self.volume: Volume | None = None
+        self.window = Window(0.5, 1.0)
+        self.colormap = "bone"
+        self.mode = "mip"
+        self.iso_level: float | None = None
+        self._range = (0.0, 1.0)
+        self._tex_affine = np.eye(4)
+        self._overlay = None
+        self._stack = QtWidgets.QStackedLayout(self)
+        self._message = QtWidgets.QLabel()
+        self._message.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self._message.setWordWrap(True)
+        self._message.setStyleSheet("color: #bbb; background: black;")
+        self.glview = None
+        reason = None
+        if os.environ.get("VOL3D_DISABLE_GL"):
+            reason = "3-D view disabled (VOL3D_DISABLE_GL is set)"
+        else:
+            try:
+                self._build_gl()
+            except Exception as exc:  # no OpenGL at all (remote desktop, old drivers)
+                reason = f"3-D view unavailable: no OpenGL ({type(exc).__name__}: {exc})"
+        self._stack.addWidget(self._message)
+        if reason is None:
+            self.available = True
+            self._stack.setCurrentWidget(self.glview)
+        else:
+            self._fail(reason)
+
+    # --- construction ------------------------------------------------------------------------
+    def _build_gl(self) -> None:
+        import pyqtgraph.opengl as gl
+
+        from vol3d_gui.ui.gl_volume_item import GLRayVolumeItem
+
+        self.glview = gl.GLViewWidget()
+        self.glview.setBackgroundColor("k")
+        self.item = GLRayVolumeItem()
+        self.item.on_error = lambda msg: QtCore.QTimer.singleShot(
+            0, lambda: self._fail(f"3-D view unavailable: {msg}"))
+        self.item.set_lut(lut(self.colormap))
+        self.glview.addItem(self.item)
+        pen = (1.0, 0.86, 0.0, 0.9)
+        self.cross = [gl.GLLinePlotItem(pos=np.zeros((2, 3)), color=pen, width=1.5, antialias=True)
+                      for _ in range(3)]
+        for line in self.cross:
+            line.setGLOptions("additive")
+            self.glview.addItem(line)
+        self.letters = {}
+        for letter in "RLAPSI":
+            t = gl.GLTextItem(pos=(0, 0, 0), text=letter, color=(240, 192, 64, 255))
+            self.glview.addItem(t)
+            self.letters[letter] = t
+        self._stack.addWidget(self.glview)
+
+    def _fail(self, reason: str) -> None:
+        self.available = False
+        self.status_text = reason
+        self._message.setText(reason)
+        self._stack.setCurrentWidget(self._message)
+
+    # --- API -----------------------------------------------------------------------------------
+    def set_volume(self, volume: Volume | None) -> None:
+        self.volume = volume
+        if not self.available or volume is None:
+            return
+        data, affine, f = display_grid(volume, self._max_texture_size())
+        finite = data[np.isfinite(data)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        if hi <= lo:
+            hi = lo + 1.0
+        self._range = (lo, hi)
+        self.item.set_volume_texture((data - lo) / (hi - lo))
+        shape = np.asarray(data.shape, dtype=np.float64)
+        tex = np.eye(4)
+        tex[:3, :3] = np.diag(shape)
+        tex[:3, 3] = -0.5
+        self._tex_affine = affine @ tex  # texture space [0,1]^3 -> RAS mm
+        self.item.setTransform(_qmatrix(self._tex_affine))
+        self.status_text = (f"3-D view downsampled {f}x ({'x'.join(str(int(s)) for s in shape)})"
+                            if f > 1 else "")
+        if self.window is None or not isinstance(self.window, Window):
+            self.window = auto_window(volume.data)
+        self.set_window(self.window)
+        self._place_letters()
+        if self._overlay is not None:
+            self.set_overlay(*self._overlay)
+        self.reset_camera()
+
+    def set_window(self, window: Window) -> None:
+        self.window = window
+        if not self.available:
+            return
+        lo, hi = self._range
+        self.item.low = (window.low - lo) / (hi - lo)
+        self.item.high = (window.high - lo) / (hi - lo)
+        level = self.iso_level if self.iso_level is not None else window.low + 0.75 * window.width
+        self.item.iso = (level - lo) / (hi - lo)
+        self.item.update()
+
+    def set_iso_level(self, value: float | None) -> None:
+        """Isosurface level in the volume's units (None: three quarters up the window)."""
+        self.iso_level = value
+        self.set_window(self.window)
+
+    def set_colormap(self, name: str) -> None:
+        self.colormap = name
+        if self.available:
+            self.item.set_lut(lut(name))
+
+    def set_mode(self, mode: str) -> None:
+        from vol3d_gui.ui.gl_volume_item import MODES
+
+        if mode not in MODES:
+            raise ValueError(f"unknown 3-D mode {mode!r}; choose from {', '.join(MODES)}")
+        self.mode = mode
+        if self.available:
+            self.item.mode = mode
+            self.item.update()
+
+    def set_overlay(self, overlay: Volume | None, color=(1.0, 0.25, 0.1), opacity: float = 0.6,
+                    threshold: float = 0.3) -> None:
+        self._overlay = None if overlay is None else (overlay, color, opacity, threshold)
+        if not self.available:
+            return
+        if overlay is None or self.volume is None:
+            self.item.set_overlay_texture(None)
+            return
+        data = overlay.data.astype(np.float32)
+        finite = data[np.isfinite(data)]
+        top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+        ov_shape = np.asarray(overlay.shape, dtype=np.float64)
+        to_tex = np.eye(4)
+        to_tex[:3, :3] = np.diag(1.0 / ov_shape)
+        to_tex[:3, 3] = 0.5 / ov_shape
+        matrix = to_tex @ np.linalg.inv(overlay.affine) @ self._tex_affine
+        self.item.overlay_color = tuple(float(c) for c in color)
+        self.item.overlay_opacity = float(opacity)
+        self.item.overlay_threshold = float(threshold) / top
+        self.item.set_overlay_texture(np.clip(data / top, 0, 1), matrix)
+
+    def set_cursor(self, ras_mm) -> None:
+        if not self.available or self.volume is None:
+            return
+        ijk = self.volume.world_to_voxel(np.asarray(ras_mm, float))
+        n = np.asarray(self.volume.shape) - 1
+        for axis, line in enumerate(self.cross):
+            a, b = ijk.copy(), ijk.copy()
+            a[axis], b[axis] = 0, n[axis]
+            line.setData(pos=self.volume.voxel_to_world(np.stack([a, b])))
+
+    def reset_camera(self) -> None:
+        if not self.available or self.volume is None:
+            return
+        lo, hi = self.volume.bounds_world
+        center = (lo + hi) / 2
+        extent = float(np.linalg.norm(hi - lo))
+        # from the patient's front, slightly above: patient right on screen left
+        self.glview.setCameraPosition(pos=QtGui.QVector3D(*center.tolist()), distance=extent * 1.6,
+                                      elevation=15, azimuth=90)
+        self.glview.opts["fov"] = 40
+
+    def orbit(self, azimuth: float, elevation: float = 0.0) -> None:
+        if self.available:
+            self.glview.orbit(azimuth, elevation)
+
+    def grab_frame(self) -> QtGui.QImage:
+        if not self.available:
+            return self._message.grab().toImage()
+        return self.glview.grabFramebuffer()
+
+    # --- internals ----------------------------------------------------------------------------------
+    def _max_texture_size(self) -> int:
+        try:
+            from OpenGL import GL
+
+            self.glview.makeCurrent()
+            size = int(GL.glGetIntegerv(GL.GL_MAX_3D_TEXTURE_SIZE))
+            self.glview.doneCurrent()
+            return size if size > 0 else DEFAULT_MAX_3D_TEXTURE
+        except Exception:
+            return DEFAULT_MAX_3D_TEXTURE
+
+    def _place_letters(self) -> None:
+        lo, hi = self.volume.bounds_world
+        c = (lo + hi) / 2
+        pad = 0.08 * (hi - lo) + 4
+        spots = {"R": (hi[0] + pad[0], c[1], c[2]), "L": (lo[0] - pad[0], c[1], c[2]),
+                 "A": (c[0], hi[1] + pad[1], c[2]), "P": (c[0], lo[1] - pad[1], c[2]),
+                 "S": (c[0], c[1], hi[2] + pad[2]), "I": (c[0], c[1], lo[2] - pad[2])}
+        for letter, pos in spots.items():
+            self.letters[letter].setData(pos=np.array(pos))
+
+
+__all__ = ["VolumeView", "display_grid"]
