@@ -17,6 +17,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-size", type=int, nargs="+", default=[64],
                    help="model grid: one size for a cube or three (D H W)")
     p.add_argument("--width", type=int, default=16, help="filters of the first conv block")
+    p.add_argument("--stem-stride", type=int, default=1, choices=[1, 2],
+                   help="2: strided first convolution (about 4x less compute at 64^3)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="time budget: stop after the epoch that exceeds it, keeping the best weights")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--augment", action="store_true", help="flips, small rotations, intensity jitter")
     p.add_argument("--no-flip-lr", action="store_true", help="do not flip left-right when augmenting")
@@ -53,10 +57,13 @@ def run(args) -> int:
     train, val, test = ds.splits["train"], ds.splits.get("val"), ds.splits.get("test")
     print(f"data: {ds.name}, train {len(train.y)}, val {len(val.y) if val else 0}, "
           f"test {len(test.y) if test else 0} ({time.time() - t0:.0f} s to prepare)")
-    model = build_classifier(shape, len(ds.class_names), width=args.width, name=Path(args.out).name)
+    model = build_classifier(shape, len(ds.class_names), width=args.width, name=Path(args.out).name,
+                             stem_stride=args.stem_stride)
     bar = tqdm(total=args.epochs, unit="epoch", dynamic_ncols=True)
 
     def on_epoch(rec):
+        bar.write("epoch " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                       for k, v in rec.items()))
         bar.update(1)
         bar.set_postfix({k: f"{rec[k]:.3f}" for k in ("loss", "val_auc", "val_accuracy") if k in rec})
 
@@ -64,7 +71,8 @@ def run(args) -> int:
     hist = train_model(model, train.x, train.y, val.x if val else None, val.y if val else None,
                        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                        class_weight="balanced", augment=args.augment, seed=args.seed,
-                       on_epoch=on_epoch, patience=args.patience, flips=flips)
+                       on_epoch=on_epoch, patience=args.patience, flips=flips,
+                       max_seconds=args.max_minutes * 60 if args.max_minutes else None)
     bar.close()
     metrics = None
     if test is not None:
@@ -83,7 +91,9 @@ def run(args) -> int:
                           "n_train": int(len(train.y)), "n_val": int(len(val.y)) if val else 0},
         "training": {"epochs_run": len(hist["epochs"]), "best_epoch": hist["best_epoch"],
                      "best_val_auc": hist["best_val_auc"], "batch_size": args.batch_size,
-                     "learning_rate": args.lr, "width": args.width, "augment": args.augment,
+                     "learning_rate": args.lr, "width": args.width, "stem_stride": args.stem_stride,
+                     "augment": args.augment, "flips": list(flips), "patience": args.patience,
+                     "out_of_time": hist["out_of_time"], "history": hist["epochs"],
                      "seed": args.seed, "class_weight": "balanced", "device": device.description,
                      "seconds": round(time.time() - t0, 1)},
         "metrics": metrics,

@@ -70,10 +70,18 @@ class TrainingStopped(Exception):
 def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int = 10, batch_size: int = 8,
                 learning_rate: float = 1e-3, class_weight=None, augment: bool = False, seed: int = 0,
                 on_batch=None, on_epoch=None, should_stop=None, patience: int = 8,
-                flips=(0, 1, 2), verbose: int = 0) -> dict:
+                flips=(0, 1, 2), verbose: int = 0, max_seconds: float | None = None) -> dict:
     """Fit ``model`` in place. Returns a history dict with per-epoch loss/val metrics and
-    ``stopped`` (True when should_stop() ended it). The best-val-AUC weights are restored."""
+    ``stopped`` (True when should_stop() ended it). The best-val-AUC weights are restored.
+
+    ``max_seconds`` is a time budget checked at the end of each epoch: training ends like an
+    early stop (best weights restored, ``history["out_of_time"]`` set), unlike should_stop,
+    which abandons the run."""
+    import time
+
     import keras
+
+    t_start = time.monotonic()
 
     keras.utils.set_random_seed(seed)
     n_classes = int(model.output_shape[-1])
@@ -85,7 +93,8 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
                   metrics=["accuracy"])
     data = _make_sequence(np.asarray(x_train, np.float32), y_onehot, batch_size, augment, seed, flips)
     n_batches = len(data)
-    history: dict = {"epochs": [], "stopped": False, "best_epoch": None, "best_val_auc": None}
+    history: dict = {"epochs": [], "stopped": False, "out_of_time": False, "best_epoch": None,
+                     "best_val_auc": None}
     x_val = None if x_val is None or len(x_val) == 0 else np.asarray(x_val, np.float32)
 
     class Monitor(keras.callbacks.Callback):
@@ -121,6 +130,10 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
                     self.wait += 1
                     if self.wait >= patience:
                         self.model.stop_training = True
+            rec["seconds"] = round(time.monotonic() - t_start, 1)
+            if max_seconds is not None and time.monotonic() - t_start > max_seconds:
+                history["out_of_time"] = True
+                self.model.stop_training = True
             history["epochs"].append(rec)
             if on_epoch is not None:
                 on_epoch(rec)
