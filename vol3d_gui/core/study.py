@@ -3,10 +3,19 @@
 Sources: a folder (each NIfTI/NRRD file and each DICOM series, recursively), a
 MedMNIST-style .npz (items per split with ground-truth labels), or a single volume file.
 Item ids are stable across sessions: the label store keys on them.
+
+Item ids: 'train/0042' for an .npz (split and index); for a folder, the file's path
+relative to the folder ('liver/case2.nii.gz') or, for a DICOM series, its folder's
+relative path and the series UID ('patient1/ct#1.2.840...', '#1.2.840...' at the top).
+Items are in natural order of those relative paths (case2 before case10).
+A folder may hold ``labels.csv`` (columns ``id`` and ``label``, optional ``split``;
+labels are class indices or class names) giving its items ground-truth labels.
 """
 
 from __future__ import annotations
 
+import csv
+import os
 import re
 import zipfile
 from collections.abc import Callable
@@ -24,6 +33,7 @@ KNOWN_CLASS_NAMES = {
     "vesselmnist3d": ["vessel", "aneurysm"],
 }
 SPLITS = ("train", "val", "test")
+LABELS_CSV = "labels.csv"
 
 
 @dataclass
@@ -62,10 +72,14 @@ class Study:
         return iter(self.items)
 
     def by_id(self, item_id: str) -> StudyItem:
-        for item in self.items:
-            if item.id == item_id:
-                return item
-        raise KeyError(item_id)
+        # an .npz study has ~1500 items and the worklist looks each one up: index once
+        index = self.__dict__.get("_index")
+        if index is None or len(index) != len(self.items):
+            index = self.__dict__["_index"] = {it.id: it for it in self.items}
+        try:
+            return index[item_id]
+        except KeyError:
+            raise KeyError(item_id) from None
 
     def split(self, name: str) -> list[StudyItem]:
         return [it for it in self.items if it.split == name]
@@ -85,10 +99,13 @@ class NpzArrays:
     def __init__(self, path: Path):
         self.path = path
         try:
-            self._npz = np.load(path, allow_pickle=False)
-            self.keys = set(self._npz.files)
+            npz = np.load(path, allow_pickle=False)
         except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
             raise VolumeReadError(path, f"not a readable .npz archive ({exc})") from exc
+        if not isinstance(npz, np.lib.npyio.NpzFile):  # a bare .npy array renamed .npz
+            raise VolumeReadError(path, "not an .npz archive of named arrays")
+        self._npz = npz
+        self.keys = set(npz.files)
         self._cache: dict[str, np.ndarray] = {}
 
     def __getitem__(self, key: str) -> np.ndarray:
@@ -99,14 +116,15 @@ class NpzArrays:
                 raise VolumeReadError(self.path, f"cannot read array {key!r} ({exc})") from exc
         return self._cache[key]
 
-    def count(self, split: str) -> int:
-        """Number of images in a split, from the .npy header (no decoding)."""
-        with zipfile.ZipFile(self.path) as zf, zf.open(f"{split}_images.npy") as fh:
+    def shape(self, key: str) -> tuple[int, ...]:
+        """An array's shape from its .npy header: nothing is decompressed beyond it."""
+        with zipfile.ZipFile(self.path) as zf, zf.open(f"{key}.npy") as fh:
             version = np.lib.format.read_magic(fh)
+            # format 3.0 only differs from 2.0 by allowing utf-8 in the header
             read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                     else np.lib.format.read_array_header_2_0)
             shape, _, _ = read(fh)
-        return int(shape[0])
+        return tuple(int(v) for v in shape)
 
 
 def _open_npz(path: Path) -> Study:
@@ -120,14 +138,19 @@ def _open_npz(path: Path) -> Study:
     n_classes = 0
     for split in splits:
         try:
-            n = arrays.count(split)
+            shape = arrays.shape(f"{split}_images")
         except Exception as exc:
-            raise VolumeReadError(path, f"cannot read {split}_images header ({exc})") from exc
+            raise VolumeReadError(path, f"cannot read the {split}_images header ({exc})") from exc
+        if not (len(shape) == 4 or (len(shape) == 5 and shape[-1] == 1)) or min(shape[1:4]) < 1:
+            raise VolumeReadError(path, f"{split}_images has shape {shape}; expected (N, D, H, W)")
+        n = shape[0]
         labels = None
         if f"{split}_labels" in arrays.keys:
             labels = np.asarray(arrays[f"{split}_labels"]).reshape(-1)
             if len(labels) != n:
                 raise VolumeReadError(path, f"{split}: {n} images but {len(labels)} labels")
+            if n and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0):
+                raise VolumeReadError(path, f"{split}_labels are not class indices (0, 1, ...)")
             n_classes = max(n_classes, int(labels.max()) + 1 if n else 0)
         width = len(str(max(n - 1, 1)))
         for i in range(n):
@@ -151,40 +174,109 @@ def _open_npz(path: Path) -> Study:
                  folder=path.parent)
 
 
+def _walk(root: Path):
+    """Every folder under root (root first), skipping hidden ones, never following links
+    (a link back up the tree would loop); an unreadable folder is skipped, not fatal."""
+    for dirpath, dirnames, _ in os.walk(root, onerror=lambda exc: None, followlinks=False):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        yield Path(dirpath)
+
+
 def _open_folder(path: Path) -> Study:
     from vol3d_gui.core.io import is_volume_file, list_series, load_volume
 
-    if not any(path.iterdir()):
-        raise VolumeReadError(path, "the folder is empty")
-    items: list[StudyItem] = []
-    folders = [path, *sorted((p for p in path.rglob("*") if p.is_dir() and not p.name.startswith(".")),
-                             key=lambda p: _natural_key(str(p)))]
-    for folder in folders:
-        files = sorted((f for f in folder.iterdir() if is_volume_file(f) and not f.name.startswith(".")),
-                       key=lambda f: _natural_key(f.name))
+    try:
+        if not any(path.iterdir()):
+            raise VolumeReadError(path, "the folder is empty")
+    except OSError as exc:
+        raise VolumeReadError(path, f"cannot list the folder ({exc.strerror or exc})") from exc
+    found: list[tuple[list, StudyItem]] = []
+    for folder in _walk(path):
+        rel = folder.relative_to(path).as_posix()
+        prefix = "" if rel == "." else rel
+        try:
+            files = [f for f in folder.iterdir() if not f.name.startswith(".") and is_volume_file(f)]
+            series = list_series(folder)
+        except (OSError, VolumeReadError):
+            continue  # a folder we may not read is not a reason to refuse the others
         for f in files:
-            rel = f.relative_to(path).as_posix()
-            items.append(StudyItem(id=rel, name=rel, loader=lambda f=f: load_volume(f)))
-        for s in list_series(folder):
-            rel = folder.relative_to(path).as_posix()
-            label = f"{rel}/{s.description or s.uid}" if rel != "." else (s.description or s.uid)
-            items.append(StudyItem(id=f"{rel}#{s.uid}", name=f"{label} ({s.n_slices} slices)",
-                                   loader=lambda folder=folder, uid=s.uid: load_volume(folder, series=uid)))
-    if not items:
-        raise VolumeReadError(path, "no volumes found (NIfTI, NRRD or DICOM) in the folder")
-    return Study(name=path.name, items=items, source=str(path), folder=path)
+            rel_f = f.relative_to(path).as_posix()
+            found.append((_natural_key(rel_f),
+                          StudyItem(id=rel_f, name=rel_f, loader=lambda f=f: load_volume(f))))
+        for s in series:
+            title = s.description or s.uid
+            name = f"{prefix}/{title}" if prefix else title
+            found.append((_natural_key(f"{prefix}/{title}/{s.uid}" if prefix else f"{title}/{s.uid}"),
+                          StudyItem(id=f"{prefix}#{s.uid}", name=f"{name} ({s.n_slices} slices)",
+                                    loader=lambda folder=folder, uid=s.uid: load_volume(folder, series=uid),
+                                    extras={"series_uid": s.uid, "modality": s.modality})))
+    if not found:
+        raise VolumeReadError(path, "no volumes found (NIfTI, NRRD or DICOM) in the folder or its subfolders")
+    found.sort(key=lambda pair: pair[0])
+    items = [item for _, item in found]
+    class_names = _apply_labels_csv(path, items)
+    return Study(name=path.name, items=items, class_names=class_names, source=str(path), folder=path)
+
+
+def _apply_labels_csv(root: Path, items: list[StudyItem]) -> list[str] | None:
+    """Ground truth from ``labels.csv`` beside the volumes, if there is one: its class names."""
+    csv_path = root / LABELS_CSV
+    if not csv_path.is_file():
+        return None
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise VolumeReadError(csv_path, f"cannot read the labels ({exc})") from exc
+    if not rows or not {"id", "label"} <= set(rows[0]):
+        raise VolumeReadError(csv_path, "expected a header with the columns 'id' and 'label'")
+    by_id = {it.id: it for it in items}
+    raw = [(r["id"] or "").strip() for r in rows], [(r["label"] or "").strip() for r in rows]
+    unknown = [i for i in raw[0] if i and i not in by_id]
+    if unknown:
+        raise VolumeReadError(csv_path, f"{len(unknown)} ids match no volume of the folder, "
+                                        f"e.g. {unknown[0]!r}")
+    values = [v for v in raw[1] if v]
+    if all(v.isdigit() for v in values):
+        n = max((int(v) for v in values), default=-1) + 1
+        class_names = [f"class {c}" for c in range(n)]
+        to_index = {str(c): c for c in range(n)} | {v: int(v) for v in values}
+    else:
+        class_names = sorted(set(values), key=_natural_key)
+        to_index = {name: c for c, name in enumerate(class_names)}
+    for row, item_id, value in zip(rows, *raw):
+        if not item_id:
+            continue
+        item = by_id[item_id]
+        item.label = to_index[value] if value else None
+        split = (row.get("split") or "").strip()
+        if split:
+            item.split = split
+    return class_names
 
 
 def open_study(path) -> Study:
     """A study from a folder, a MedMNIST-style .npz, or a single volume file."""
+    from vol3d_gui.core.io import DICOM_SUFFIXES, is_volume_file, load_volume
+
     path = Path(path)
     if not path.exists():
         raise VolumeReadError(path, "no such file or folder")
     if path.is_dir():
         return _open_folder(path)
-    if path.suffix.lower() == ".npz":
+    if path.name.lower().endswith(".npz"):
         return _open_npz(path)
-    from vol3d_gui.core.io import load_volume
-
+    if not (is_volume_file(path) or path.name.lower().endswith(DICOM_SUFFIXES) or _has_dicom_magic(path)):
+        raise VolumeReadError(path, "not a study: expected a folder, a MedMNIST-style .npz, "
+                                    "or a NIfTI, NRRD or DICOM file")
     item = StudyItem(id=path.name, name=path.name, loader=lambda: load_volume(path))
     return Study(name=path.name, items=[item], source=str(path), folder=path.parent)
+
+
+def _has_dicom_magic(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
