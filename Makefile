@@ -12,7 +12,9 @@ run: sysdeps-run $(VENV)/.installed
 
 test: sysdeps-test $(VENV)/.installed-test
 	$(PY) -m ruff check vol3d_gui tests bench
-	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	@# two processes: TensorFlow and Mesa llvmpipe cannot share one (see vol3d_gui/ml/service.py)
+	$(PY) -m pytest -p no:cacheprovider --ignore=tests/ui $(PYTEST_ARGS)
+	$(PY) -m pytest -p no:cacheprovider tests/ui $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check vol3d_gui tests bench

@@ -37,3 +37,28 @@ def adrenal64() -> Path:
 @pytest.fixture
 def vessel28() -> Path:
     return dataset_path("vesselmnist3d_28.npz")
+
+
+_TINY_BUNDLE = """
+import sys, keras
+from vol3d_gui.ml.architecture import GRADCAM_LAYER, build_classifier
+from vol3d_gui.ml.bundle import save_bundle
+keras.utils.set_random_seed(0)
+model = build_classifier((16, 16, 12), 2, width=4, name="tiny")
+card = {"name": "tiny", "class_names": ["no lesion", "lesion"], "input_shape": [16, 16, 12],
+        "preprocessing": {"type": "hu_window", "low": -200.0, "high": 250.0},
+        "gradcam_layer": GRADCAM_LAYER}
+save_bundle(model, card, sys.argv[1])
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle_path(tmp_path_factory):
+    """A tiny bundle (16x16x12 input, width 4), built in a child process so that the GUI
+    tests' process never loads TensorFlow (see vol3d_gui.ml.service for why)."""
+    import subprocess
+    import sys
+
+    path = tmp_path_factory.mktemp("bundles") / "tiny.keras"
+    subprocess.run([sys.executable, "-c", _TINY_BUNDLE, str(path)], check=True, cwd=REPO)
+    return path

@@ -61,6 +61,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.overlays: dict[str, OverlayLayer] = {}
         self.radiological = True
         self._maximised: str | None = None
+        self.model_panel = None
+        self.current_saliency: Volume | None = None
 
         self.slice_views = {name: SliceView(name) for name in ("axial", "coronal", "sagittal")}
         self.volume_view = _make_volume_view()
@@ -225,6 +227,34 @@ class MainWindow(QtWidgets.QMainWindow):
             setattr(layer, k, v)
         self._overlays_changed()
 
+    def attach_model(self, model=None):
+        """Create the ML worker and the model panel (loads ``model`` or the default bundle)."""
+        if self.model_panel is None:
+            from vol3d_gui.ui.model_panel import attach_model_panel
+
+            attach_model_panel(self, model)
+        elif model:
+            self.model_panel.load_model(model)
+        return self.model_panel
+
+    def export_saliency(self, path) -> Path:
+        """Write the saliency map on screen as NIfTI, in the source volume's world space."""
+        from vol3d_gui.core.io import save_nifti
+
+        if self.current_saliency is None:
+            raise Vol3dError("no saliency map to export: classify a volume with a model first")
+        return save_nifti(self.current_saliency, path)
+
+    def _export_saliency_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export saliency", "saliency.nii.gz",
+                                                        "NIfTI (*.nii.gz *.nii)")
+        if path:
+            try:
+                self.export_saliency(path)
+                self.statusBar().showMessage(f"Saliency written to {path}", 8000)
+            except (Vol3dError, OSError) as exc:
+                self.show_error("Cannot export saliency", exc)
+
     def toggle_maximise(self, key: str) -> None:
         self._maximised = None if self._maximised == key else key
         for k, widget in self._cells.items():
@@ -250,6 +280,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.current_volume = volume
         self.current_item = item
         self.overlays.clear()  # overlays belong to the previous image
+        self.current_saliency = None
         looks_ct = np.issubdtype(volume.dtype, np.signedinteger) and volume.data.min() < -500
         if volume.meta.get("modality") == "CT" or looks_ct:
             window = CT_PRESETS["abdomen"]
@@ -379,6 +410,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for key, label in (("axial", "Axial view"), ("coronal", "Coronal view"), ("sagittal", "Sagittal view"),
                            ("3d", "3-D view"), ("window", "Whole window")):
             self._action(export, label + "...", lambda k=key: self._export_dialog(k))
+        self._action(file_menu, "Export &saliency (NIfTI)...", self._export_saliency_dialog)
         self.file_menu = file_menu
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QtGui.QKeySequence.StandardKey.Quit)
@@ -461,6 +493,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.restoreState(state)
 
     def closeEvent(self, ev):
+        if self.model_panel is not None:
+            self.model_panel.worker.stop()
         s = app_settings()
         s.setValue("geometry", self.saveGeometry())
         s.setValue("state", self.saveState())

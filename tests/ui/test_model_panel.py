@@ -1,0 +1,126 @@
+"""The ML worker and the model panel in the real window."""
+
+import time
+
+import numpy as np
+from PySide6 import QtCore, QtWidgets
+
+from tests.ui.conftest import grab
+from vol3d_gui.core.phantom import lesion_phantom, phantom_study
+from vol3d_gui.ui.workers import MLWorker
+
+SMALL = (48, 48, 36)
+
+
+def test_worker_runs_jobs_in_order_and_reports(qtbot):
+    worker = MLWorker()
+    try:
+        order, progress = [], []
+        worker.result.connect(lambda jid, kind, payload: order.append(payload))
+        worker.progress.connect(lambda jid, d, t, txt: progress.append((d, t)))
+
+        def job(n):
+            def fn(ctx):
+                ctx.progress(n, 3)
+                return n
+            return fn
+
+        with qtbot.waitSignal(worker.finished, check_params_cb=lambda j: j == 3, timeout=30000):
+            ids = [worker.submit("t", job(n)) for n in (1, 2, 3)]
+        assert ids == [1, 2, 3]
+        assert order == [1, 2, 3] and progress == [(1, 3), (2, 3), (3, 3)]
+        errors = []
+        worker.error.connect(lambda jid, kind, msg: errors.append(msg))
+        with qtbot.waitSignal(worker.finished, timeout=5000):
+            worker.submit("boom", lambda ctx: 1 / 0)
+        assert errors and "ZeroDivisionError" in errors[0]
+    finally:
+        worker.stop()
+
+
+def test_cancel_stops_a_running_job_within_one_step(qtbot):
+    worker = MLWorker()
+    try:
+        steps = []
+
+        def long_job(ctx):
+            for i in range(1000):
+                if ctx.should_stop():
+                    return i
+                steps.append(i)
+                ctx.progress(i + 1, 1000)
+                time.sleep(0.01)
+            return 1000
+
+        cancelled = []
+        worker.cancelled.connect(lambda jid, kind: cancelled.append(jid))
+        jid = worker.submit("long", long_job)
+        qtbot.waitUntil(lambda: len(steps) >= 3, timeout=20000)
+        with qtbot.waitSignal(worker.finished, timeout=5000):
+            worker.cancel(jid)
+            n_at_cancel = len(steps)
+        assert cancelled == [jid]
+        assert len(steps) <= n_at_cancel + 1
+    finally:
+        worker.stop()
+
+
+def _window_with_model(qtbot, window, tiny_bundle_path):
+    panel = window.attach_model(str(tiny_bundle_path))
+    qtbot.waitUntil(lambda: panel.bundle is not None, timeout=60000)
+    return panel
+
+
+def test_probabilities_and_saliency_appear_after_opening_a_phantom(qtbot, window, tiny_bundle_path):
+    panel = _window_with_model(qtbot, window, tiny_bundle_path)
+    vol, _ = lesion_phantom(3, True, SMALL)
+    window.open_volume(vol)
+    qtbot.waitUntil(lambda: panel.probs is not None, timeout=30000)
+    assert panel.probs.sum() == np.float64(1.0) or abs(panel.probs.sum() - 1) < 1e-5
+    px = grab(panel.chart)
+    bars = (np.abs(px[..., 0].astype(int) - 220) < 30) | (np.abs(px[..., 2].astype(int) - 200) < 30) & (px[..., 0] < 120)
+    assert bars.sum() > 50, "no bars drawn"
+    qtbot.waitUntil(lambda: "saliency" in window.overlays, timeout=30000)
+    assert window.current_saliency is not None and window.current_saliency.meta["kind"] == "saliency"
+    assert "Model runs on CPU" in window.device_label.text()
+
+
+def test_bad_model_shows_a_dialog_and_keeps_the_previous(qtbot, window, tiny_bundle_path, tmp_path, monkeypatch):
+    panel = _window_with_model(qtbot, window, tiny_bundle_path)
+    good = panel.bundle
+    shown = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "critical", lambda *a, **k: shown.append(a[2]))
+    bad = tmp_path / "broken.keras"
+    bad.write_bytes(b"garbage")
+    (tmp_path / "broken.json").write_text(tiny_bundle_path.with_suffix(".json").read_text())
+    panel.load_model(str(bad))
+    qtbot.waitUntil(lambda: bool(shown), timeout=30000)
+    assert "broken.keras" in shown[0]
+    assert panel.bundle is good and panel.worker.bundle is good
+
+
+def test_classify_all_fills_the_worklist_and_cancel_stops_it(qtbot, window, tiny_bundle_path):
+    panel = _window_with_model(qtbot, window, tiny_bundle_path)
+    study = phantom_study(n=6, seed=2, shape=SMALL)
+    window.open_study(study)
+    panel.classify_all()
+    qtbot.waitUntil(lambda: panel._all_job is None, timeout=60000)
+    assert len(window.worklist.model.predictions) == 6
+    # again, cancelled as soon as the first volume is done: stops within one volume
+    window.worklist.model.predictions.clear()
+    done, at_cancel = [], []
+
+    def cancel_after_first(jid, d, t, txt):
+        done.append(d)
+        if d == 1:
+            panel.cancel_all()
+            at_cancel.append(len(done))
+
+    # direct: the cancel lands while the worker is between volumes, as a click would
+    panel.worker.progress.connect(cancel_after_first, QtCore.Qt.ConnectionType.DirectConnection)
+    panel.classify_all()
+    qtbot.waitUntil(lambda: panel._all_job is None, timeout=30000)
+    qtbot.wait(100)
+    # at most the volume already in progress when Cancel was pressed finishes
+    assert len(done) <= at_cancel[0] + 1
+    assert len(window.worklist.model.predictions) == len(done) < 6

@@ -1,0 +1,104 @@
+"""The ML service: a child process that owns TensorFlow and the loaded model bundle.
+
+Why a process and not only a thread: TensorFlow's libtensorflow_framework exports LLVM
+symbols that Mesa's llvmpipe then binds to, and the first GL draw after TensorFlow is
+loaded segfaults (gdb: swrast_dri.so -> llvm::FixedVectorType::get in
+libtensorflow_framework.so.2). Keeping TensorFlow out of the GUI process removes that
+clash, and a TensorFlow crash can no longer take the viewer (and unsaved work) with it.
+The GUI's single ML worker thread talks to this process, one request at a time.
+
+Protocol over a multiprocessing Connection: the parent sends ``(kind, kwargs)``; the child
+answers with any number of ``("progress", done, total, text)`` then one ``("result",
+payload)`` or ``("error", error_type, message)``. A shared Event asks the running request
+to stop (polled per volume / per batch).
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+
+from vol3d_gui.core.errors import Vol3dError
+
+
+class Service:
+    def __init__(self, conn, stop_event, mixed_precision: bool = False):
+        self.conn = conn
+        self.stop_event = stop_event
+        self.mixed_precision = mixed_precision
+        self.bundle = None
+        self.device = None
+
+    # --- helpers passed to handlers ------------------------------------------------------------
+    def progress(self, done, total, text=""):
+        self.conn.send(("progress", int(done), int(total), str(text)))
+
+    def should_stop(self) -> bool:
+        return self.stop_event.is_set()
+
+    def need_bundle(self):
+        if self.bundle is None:
+            raise Vol3dError("no model is loaded")
+        return self.bundle
+
+    # --- handlers --------------------------------------------------------------------------------
+    def do_device(self):
+        if self.device is None:
+            from vol3d_gui.ml.device import configure_device
+
+            self.device = configure_device(self.mixed_precision)
+        return self.device.description
+
+    def do_load_model(self, path):
+        from vol3d_gui.ml.bundle import load_bundle
+
+        bundle = load_bundle(path)
+        bundle.forward(bundle_dummy(bundle))  # compile now, not on the first volume
+        self.bundle = bundle
+        return {"card": bundle.card, "path": str(bundle.path)}
+
+    def do_predict(self, volume):
+        return self.need_bundle().predict(volume)
+
+    def do_gradcam(self, volume, class_index=None, plus=False):
+        from vol3d_gui.ml.gradcam import gradcam
+
+        return gradcam(self.need_bundle(), volume, class_index, plus=plus)
+
+    def do_call(self, module, function, kwargs):
+        """Run ``module.function(service, **kwargs)`` (Qt-free ML code such as fine-tuning)."""
+        import importlib
+
+        if not module.startswith("vol3d_gui.ml."):
+            raise Vol3dError(f"refusing to run {module}: only vol3d_gui.ml jobs run in the ML service")
+        return getattr(importlib.import_module(module), function)(self, **kwargs)
+
+    def serve(self):
+        while True:
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                return
+            if msg is None:
+                return
+            kind, kwargs = msg
+            try:
+                payload = getattr(self, f"do_{kind}")(**kwargs)
+                self.conn.send(("result", payload))
+            except Vol3dError as exc:
+                self.conn.send(("error", "Vol3dError", str(exc)))
+            except Exception as exc:
+                self.conn.send(("error", type(exc).__name__,
+                                f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"))
+
+
+def bundle_dummy(bundle):
+    import numpy as np
+
+    return np.zeros((1, *bundle.input_shape, 1), np.float32)
+
+
+def serve(conn, stop_event, mixed_precision: bool = False) -> None:
+    """Entry point of the child process."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    Service(conn, stop_event, mixed_precision).serve()

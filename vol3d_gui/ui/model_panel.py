@@ -1,0 +1,294 @@
+"""The model panel: choose a bundle, read its card, see class probabilities for the volume
+on screen (computed automatically on the ML worker), classify the whole study, and show
+Grad-CAM saliency for the predicted or a chosen class."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from vol3d_gui.ui.workers import MLWorker
+
+REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
+DEFAULT_MODEL = "phantom-lesion"
+
+
+def user_models_dir() -> Path:
+    env = os.environ.get("VOL3D_MODELS_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("vol3d")) / "models"
+
+
+def model_dirs() -> list[Path]:
+    return [REPO_MODELS, user_models_dir()]
+
+
+class ProbabilityChart(pg.PlotWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setBackground("w")
+        self.setMouseEnabled(False, False)
+        self.hideButtons()
+        self.setYRange(0, 1, padding=0)
+        self.getAxis("left").setLabel("probability")
+        self.bars = None
+        self.setMinimumHeight(140)
+
+    def show_probabilities(self, class_names, probs) -> None:
+        if self.bars is not None:
+            self.removeItem(self.bars)
+        probs = np.asarray(probs, float)
+        colors = [(220, 80, 60) if i == int(probs.argmax()) else (90, 130, 200) for i in range(len(probs))]
+        self.bars = pg.BarGraphItem(x=np.arange(len(probs)), height=probs, width=0.6, brushes=colors)
+        self.addItem(self.bars)
+        self.getAxis("bottom").setTicks([list(enumerate(class_names))])
+        self.setXRange(-0.6, len(probs) - 0.4, padding=0)
+        self.setYRange(0, 1, padding=0)
+
+    def clear_bars(self) -> None:
+        if self.bars is not None:
+            self.removeItem(self.bars)
+            self.bars = None
+
+
+class ModelPanel(QtWidgets.QWidget):
+    def __init__(self, window, worker: MLWorker | None = None):
+        super().__init__()
+        self.window = window
+        self.worker = worker or MLWorker(self)
+        self.bundle = None
+        self.probs = None
+        self._token = 0  # which volume a reply belongs to
+        self._volume = None
+        self._item_id = None
+        self._all_job = None
+        self._saliency_cache: dict = {}
+
+        self.combo = QtWidgets.QComboBox()
+        self.combo.setToolTip("Bundled models and your fine-tuned versions")
+        self.open_button = QtWidgets.QPushButton("Open…")
+        self.summary = QtWidgets.QLabel("No model loaded")
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.chart = ProbabilityChart()
+        self.result_label = QtWidgets.QLabel("")
+        self.saliency_box = QtWidgets.QCheckBox("Grad-CAM saliency")
+        self.saliency_box.setChecked(True)
+        self.explain_combo = QtWidgets.QComboBox()
+        self.explain_combo.setToolTip("Class the saliency map explains")
+        self.all_button = QtWidgets.QPushButton("Classify all")
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setVisible(False)
+
+        top = QtWidgets.QHBoxLayout()
+        top.addWidget(self.combo, 1)
+        top.addWidget(self.open_button)
+        sal = QtWidgets.QHBoxLayout()
+        sal.addWidget(self.saliency_box)
+        sal.addWidget(self.explain_combo, 1)
+        run = QtWidgets.QHBoxLayout()
+        run.addWidget(self.all_button)
+        run.addWidget(self.cancel_button)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.addLayout(top)
+        lay.addWidget(self.summary)
+        lay.addWidget(self.chart)
+        lay.addWidget(self.result_label)
+        lay.addLayout(sal)
+        lay.addLayout(run)
+        lay.addWidget(self.progress)
+        lay.addStretch(1)
+
+        self.open_button.clicked.connect(self._open_dialog)
+        self.combo.activated.connect(lambda i: self.load_model(self.combo.itemData(i)))
+        self.all_button.clicked.connect(self.classify_all)
+        self.cancel_button.clicked.connect(self.cancel_all)
+        self.saliency_box.toggled.connect(lambda _: self._refresh_saliency())
+        self.explain_combo.activated.connect(lambda _: self._refresh_saliency())
+        w = self.worker
+        w.modelLoaded.connect(self._on_model_loaded)
+        w.result.connect(self._on_result)
+        w.error.connect(self._on_error)
+        w.progress.connect(self._on_progress)
+        w.finished.connect(self._on_finished)
+        w.deviceReady.connect(lambda d: window.device_label.setText(f"Model runs on {d}"))
+        window.volumeChanged.connect(self._on_volume)
+        self.refresh_models()
+
+    # --- models -----------------------------------------------------------------------------
+    def refresh_models(self, select: Path | None = None) -> None:
+        from vol3d_gui.ml.bundle import list_bundles
+
+        self.combo.blockSignals(True)
+        self.combo.clear()
+        for p in list_bundles(*model_dirs()):
+            self.combo.addItem(p.stem, str(p))
+        if select is not None:
+            i = self.combo.findData(str(select))
+            if i < 0:
+                self.combo.addItem(Path(select).stem, str(select))
+                i = self.combo.count() - 1
+            self.combo.setCurrentIndex(i)
+        self.combo.blockSignals(False)
+
+    def load_model(self, path) -> int | None:
+        if not path:
+            return None
+        self.summary.setText(f"Loading {Path(path).name}…")
+        return self.worker.load_model(path)
+
+    def default_model_path(self) -> Path | None:
+        from vol3d_gui.ml.bundle import list_bundles
+
+        bundles = list_bundles(*model_dirs())
+        for p in bundles:
+            if p.stem == DEFAULT_MODEL:
+                return p
+        return bundles[0] if bundles else None
+
+    def _open_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open model bundle", str(REPO_MODELS),
+                                                        "Keras model bundle (*.keras)")
+        if path:
+            self.load_model(path)
+
+    def _on_model_loaded(self, bundle) -> None:
+        self.bundle = bundle
+        self._saliency_cache.clear()
+        self.refresh_models(select=bundle.path)
+        self.summary.setText(bundle.summary())
+        self.explain_combo.clear()
+        self.explain_combo.addItem("predicted class", None)
+        for i, name in enumerate(bundle.class_names):
+            self.explain_combo.addItem(name, i)
+        self.window.statusBar().showMessage(f"Model {bundle.label} loaded", 5000)
+        if self._volume is not None:
+            self._predict_current()
+
+    # --- prediction -------------------------------------------------------------------------
+    def _on_volume(self, volume) -> None:
+        self._token += 1
+        self._volume = volume
+        item = self.window.current_item
+        self._item_id = item.id if item is not None else None
+        self.probs = None
+        self.chart.clear_bars()
+        self.result_label.setText("")
+        if self.bundle is not None:
+            self._predict_current()
+
+    def _predict_current(self) -> None:
+        token = self._token
+        self.result_label.setText("Classifying…")
+        job = self.worker.predict(self._volume, item_id=self._item_id)
+        self._pending = {job: token}
+
+    def classify_all(self) -> None:
+        study = self.window.study
+        if study is None or self.bundle is None:
+            self.window.show_error("Cannot classify", "Open a study and a model first.")
+            return
+        self._all_job = self.worker.predict_items(study.items)
+        self.progress.setRange(0, len(study))
+        self.progress.setValue(0)
+        self.progress.setVisible(True)
+        self.all_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+
+    def cancel_all(self) -> None:
+        # by kind, not id: the click may come before this thread has seen the job id
+        self.worker.cancel_kind("predict_all")
+
+    # --- saliency -----------------------------------------------------------------------------
+    def explained_class(self) -> int | None:
+        data = self.explain_combo.currentData()
+        if data is not None:
+            return int(data)
+        return None if self.probs is None else int(np.argmax(self.probs))
+
+    def _refresh_saliency(self) -> None:
+        if not self.saliency_box.isChecked() or self.bundle is None or self._volume is None:
+            self.window.remove_overlay("saliency")
+            return
+        cls = self.explained_class()
+        if cls is None:
+            return
+        key = (self._token, self.bundle.label, cls)
+        cached = self._saliency_cache.get(key)
+        if cached is not None:
+            self._show_saliency(cached)
+            return
+        self.worker.gradcam(self._volume, cls, key=key)
+
+    def _show_saliency(self, saliency) -> None:
+        previous = self.window.overlays.get("saliency")
+        style = ({"colormap": previous.colormap, "opacity": previous.opacity, "threshold": previous.threshold}
+                 if previous is not None else {"colormap": "hot", "opacity": 0.5, "threshold": 0.2})
+        self.window.add_overlay(saliency, "saliency", vmin=0.0, vmax=1.0, order=1, **style)
+        self.window.current_saliency = saliency
+
+    # --- worker replies ---------------------------------------------------------------------------
+    def _on_result(self, job_id: int, kind: str, payload) -> None:
+        if kind == "predict":
+            if getattr(self, "_pending", {}).get(job_id) != self._token:
+                return  # an older volume's answer
+            self._show_probs(payload["probabilities"])
+            if payload["item_id"] is not None:
+                self.window.worklist.set_prediction(payload["item_id"], int(np.argmax(payload["probabilities"])),
+                                                    payload["probabilities"])
+            self._refresh_saliency()
+        elif kind == "predict_item":
+            probs = payload["probabilities"]
+            self.window.worklist.set_prediction(payload["item_id"], int(np.argmax(probs)), probs)
+        elif kind == "gradcam":
+            key = payload["key"]
+            self._saliency_cache[key] = payload["saliency"]
+            if key == (self._token, self.bundle.label if self.bundle else None, self.explained_class()):
+                self._show_saliency(payload["saliency"])
+
+    def _show_probs(self, probs) -> None:
+        self.probs = np.asarray(probs, float)
+        names = self.bundle.class_names
+        self.chart.show_probabilities(names, self.probs)
+        k = int(self.probs.argmax())
+        self.result_label.setText(f"<b>{names[k]}</b> ({self.probs[k]:.1%}) — {self.bundle.label}")
+
+    def _on_error(self, job_id: int, kind: str, message: str) -> None:
+        if kind == "load_model":
+            self.summary.setText(self.bundle.summary() if self.bundle else "No model loaded")
+            self.refresh_models(select=self.bundle.path if self.bundle else None)
+        self.result_label.setText("")
+        self.window.show_error({"load_model": "Cannot load model"}.get(kind, f"Model job failed ({kind})"),
+                               message)
+
+    def _on_progress(self, job_id: int, done: int, total: int, text: str) -> None:
+        if job_id == self._all_job:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+            self.progress.setFormat(f"%v / %m  {text}")
+
+    def _on_finished(self, job_id: int) -> None:
+        if job_id == self._all_job:
+            self._all_job = None
+            self.progress.setVisible(False)
+            self.all_button.setEnabled(True)
+            self.cancel_button.setEnabled(False)
+
+
+def attach_model_panel(window, default_model=None) -> ModelPanel:
+    panel = ModelPanel(window)
+    window.model_panel = panel
+    window.add_dock(panel, "Model", QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+    path = default_model or panel.default_model_path()
+    if path:
+        panel.load_model(path)
+    return panel
