@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import threading
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -99,6 +100,15 @@ class NpzArrays:
     def __init__(self, path: Path):
         self.path = path
         try:
+            with open(path, "rb") as fh:
+                magic = fh.read(4)
+        except OSError as exc:
+            raise VolumeReadError(path, f"cannot open the file ({exc.strerror or exc})") from exc
+        # a zip starts with a local header, or an end record when empty; anything else (a
+        # renamed .npy, a pickle) is refused before np.load reads it whole
+        if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
+            raise VolumeReadError(path, "not a readable .npz archive (no zip header)")
+        try:
             npz = np.load(path, allow_pickle=False)
         except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
             raise VolumeReadError(path, f"not a readable .npz archive ({exc})") from exc
@@ -107,14 +117,20 @@ class NpzArrays:
         self._npz = npz
         self.keys = set(npz.files)
         self._cache: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
 
     def __getitem__(self, key: str) -> np.ndarray:
-        if key not in self._cache:
-            try:
-                self._cache[key] = self._npz[key]
-            except Exception as exc:
-                raise VolumeReadError(self.path, f"cannot read array {key!r} ({exc})") from exc
-        return self._cache[key]
+        # the UI thread and the ML worker may load items at once: one zip handle, one decode
+        with self._lock:
+            if key not in self._cache:
+                try:
+                    array = self._npz[key]
+                except Exception as exc:
+                    raise VolumeReadError(self.path, f"cannot read array {key!r} ({exc})") from exc
+                # every item's Volume is a view into this array: nobody may write through it
+                array.flags.writeable = False
+                self._cache[key] = array
+            return self._cache[key]
 
     def shape(self, key: str) -> tuple[int, ...]:
         """An array's shape from its .npy header: nothing is decompressed beyond it."""
@@ -257,8 +273,6 @@ def _apply_labels_csv(root: Path, items: list[StudyItem]) -> list[str] | None:
 
 def open_study(path) -> Study:
     """A study from a folder, a MedMNIST-style .npz, or a single volume file."""
-    from vol3d_gui.core.io import DICOM_SUFFIXES, is_volume_file, load_volume
-
     path = Path(path)
     if not path.exists():
         raise VolumeReadError(path, "no such file or folder")
@@ -266,6 +280,9 @@ def open_study(path) -> Study:
         return _open_folder(path)
     if path.name.lower().endswith(".npz"):
         return _open_npz(path)
+    # the readers (nibabel, pydicom) load only when a study needs them, not for an .npz
+    from vol3d_gui.core.io import DICOM_SUFFIXES, is_volume_file, load_volume
+
     if not (is_volume_file(path) or path.name.lower().endswith(DICOM_SUFFIXES) or _has_dicom_magic(path)):
         raise VolumeReadError(path, "not a study: expected a folder, a MedMNIST-style .npz, "
                                     "or a NIfTI, NRRD or DICOM file")
