@@ -1,4 +1,10 @@
-"""vol3d train: train a Conv3D classifier bundle and write its card with test metrics."""
+"""vol3d train: train a Conv3D classifier bundle and write its card with test metrics.
+
+The data are split into train / val / test (MedMNIST files carry their own splits; phantom
+studies and labelled folders are split per class): training stops early on the validation
+AUC and keeps the best weights; the card's metrics are measured on the test split, which
+training never sees.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,8 @@ from pathlib import Path
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True,
-                   help="a MedMNIST-style .npz, or 'phantom' for generated lesion phantoms")
+                   help="a MedMNIST-style .npz, a folder with one sub-folder per class, "
+                        "or 'phantom' for generated lesion phantoms")
     p.add_argument("--out", required=True, help="bundle path, e.g. models/adrenal3d (writes .keras + .json)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=16)
@@ -27,10 +34,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=int, default=8, help="epochs without val AUC gain before stopping")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="use only the first N items per split (smoke runs)")
-    p.add_argument("--phantoms", type=int, nargs=3, default=[300, 60, 100], metavar=("TRAIN", "VAL", "TEST"))
+    p.add_argument("--phantoms", type=int, default=300, help="phantom cases (60/20/20 train/val/test)")
     p.add_argument("--contrast", type=float, default=1.0, help="phantom lesion contrast")
+    p.add_argument("--window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                   help="HU window preprocessing (default: /255 for .npz, [-200, 250] for phantoms, "
+                        "min-max for folders)")
     p.add_argument("--name", default=None, help="bundle name in the card (default: file stem)")
     p.add_argument("--mixed-precision", action="store_true")
+
+
+def _load_data(args, shape, progress):
+    from vol3d_gui.ml.datasets import load_folder_dataset, load_npz_dataset, phantom_dataset
+
+    window = ({"type": "hu_window", "low": args.window[0], "high": args.window[1]}
+              if args.window else None)
+    if args.dataset == "phantom":
+        ds = phantom_dataset(args.phantoms, shape, seed=args.seed, contrast=args.contrast,
+                             progress=progress)
+        if window:
+            raise SystemExit("vol3d train: --window is fixed for phantoms (the GUI's soft-tissue window)")
+        return ds
+    path = Path(args.dataset)
+    if path.is_dir():
+        return load_folder_dataset(path, shape, window or {"type": "minmax"}, seed=args.seed,
+                                   progress=progress)
+    return load_npz_dataset(path, shape, limit=args.limit, preprocessing=window)
 
 
 def run(args) -> int:
@@ -38,47 +66,57 @@ def run(args) -> int:
 
     from vol3d_gui.ml.architecture import GRADCAM_LAYER, build_classifier
     from vol3d_gui.ml.bundle import ModelError, bundle_paths, save_bundle
-    from vol3d_gui.ml.datasets import load_npz_dataset, phantom_dataset
     from vol3d_gui.ml.device import configure_device
     from vol3d_gui.ml.evaluation import evaluate_probs
     from vol3d_gui.ml.training import predict_arrays, train_model
 
     shape = tuple(args.input_size * 3 if len(args.input_size) == 1 else args.input_size)
-    model_path, _ = bundle_paths(args.out)
-    if model_path.exists():
+    if len(shape) != 3:
+        raise SystemExit("vol3d train: --input-size takes one or three sizes")
+    model_path, card_path = bundle_paths(args.out)
+    if model_path.exists() or card_path.exists():
         raise ModelError(model_path, "exists already; bundles are never overwritten (choose another --out)")
     device = configure_device(args.mixed_precision)
-    print(f"device: {device.description}")
+    print(f"device: {device.description}", flush=True)
     t0 = time.time()
-    if args.dataset == "phantom":
-        ds = phantom_dataset(*args.phantoms, input_shape=shape, seed=args.seed, contrast=args.contrast)
-    else:
-        ds = load_npz_dataset(args.dataset, shape, limit=args.limit)
+    with tqdm(desc="preparing data", unit="vol", dynamic_ncols=True, leave=False) as prep:
+        def progress(done, total):
+            prep.total = total
+            prep.n = done
+            prep.refresh()
+
+        ds = _load_data(args, shape, progress)
     train, val, test = ds.splits["train"], ds.splits.get("val"), ds.splits.get("test")
     print(f"data: {ds.name}, train {len(train.y)}, val {len(val.y) if val else 0}, "
-          f"test {len(test.y) if test else 0} ({time.time() - t0:.0f} s to prepare)")
+          f"test {len(test.y) if test else 0} ({time.time() - t0:.0f} s to prepare)", flush=True)
     model = build_classifier(shape, len(ds.class_names), width=args.width, name=Path(args.out).name,
                              stem_stride=args.stem_stride)
-    bar = tqdm(total=args.epochs, unit="epoch", dynamic_ncols=True)
+    bar = tqdm(total=None, unit="batch", dynamic_ncols=True)
+
+    def on_batch(epoch, batch, n_batches, logs):
+        if bar.total is None:
+            bar.total = args.epochs * n_batches
+        bar.set_description(f"epoch {epoch + 1}/{args.epochs}")
+        bar.update(1)
+        if "loss" in logs:
+            bar.set_postfix(loss=f"{float(logs['loss']):.3f}")
 
     def on_epoch(rec):
         bar.write("epoch " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                        for k, v in rec.items()))
-        bar.update(1)
-        bar.set_postfix({k: f"{rec[k]:.3f}" for k in ("loss", "val_auc", "val_accuracy") if k in rec})
 
     flips = (1, 2) if args.no_flip_lr else (0, 1, 2)
     hist = train_model(model, train.x, train.y, val.x if val else None, val.y if val else None,
                        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                        class_weight="balanced", augment=args.augment, seed=args.seed,
-                       on_epoch=on_epoch, patience=args.patience, flips=flips,
+                       on_batch=on_batch, on_epoch=on_epoch, patience=args.patience, flips=flips,
                        max_seconds=args.max_minutes * 60 if args.max_minutes else None)
     bar.close()
     metrics = None
-    if test is not None:
+    if test is not None and len(test.y):
         metrics = evaluate_probs(test.y, predict_arrays(model, test.x), ds.class_names)
         metrics["split"] = "test"
-        print(f"test: AUC {metrics['auc']:.4f}, accuracy {metrics['accuracy']:.4f}")
+        print(f"test: AUC {metrics['auc']:.4f}, accuracy {metrics['accuracy']:.4f}", flush=True)
     card = {
         "name": args.name or model_path.stem,
         "version": "1",
@@ -87,17 +125,18 @@ def run(args) -> int:
         "input_shape": list(shape),
         "preprocessing": ds.preprocessing,
         "gradcam_layer": GRADCAM_LAYER,
-        "training_data": {"name": ds.name, "sha256": ds.content_hash,
-                          "n_train": int(len(train.y)), "n_val": int(len(val.y)) if val else 0},
+        "training_data": {"name": ds.name, "source": ds.source, "sha256": ds.content_hash,
+                          "n_train": int(len(train.y)), "n_val": int(len(val.y)) if val else 0,
+                          "n_test": int(len(test.y)) if test else 0, "limit": args.limit},
         "training": {"epochs_run": len(hist["epochs"]), "best_epoch": hist["best_epoch"],
                      "best_val_auc": hist["best_val_auc"], "batch_size": args.batch_size,
                      "learning_rate": args.lr, "width": args.width, "stem_stride": args.stem_stride,
                      "augment": args.augment, "flips": list(flips), "patience": args.patience,
-                     "out_of_time": hist["out_of_time"], "history": hist["epochs"],
                      "seed": args.seed, "class_weight": "balanced", "device": device.description,
-                     "seconds": round(time.time() - t0, 1)},
+                     "out_of_time": hist["out_of_time"], "seconds": round(time.time() - t0, 1),
+                     "history": hist["epochs"]},
         "metrics": metrics,
     }
     path = save_bundle(model, card, model_path)
-    print(json.dumps({"bundle": str(path), "metrics": metrics}, default=float))
+    print(json.dumps({"bundle": str(path), "metrics": metrics}, default=float), flush=True)
     return 0

@@ -1,5 +1,12 @@
 """Training data as preprocessed arrays: MedMNIST .npz splits, labelled folder studies, or
-phantoms generated on the fly. Arrays stay uint8/int16 until preprocessing."""
+lesion phantoms. Every source goes through the one preprocessing function of
+vol3d_gui.ml.preprocess, so that what a model is trained on is exactly what it sees when
+a volume is opened in the viewer.
+
+Raw images stay in their stored dtype (uint8 for MedMNIST, int16 HU for phantoms) until
+each one is preprocessed into the float32 stack the model takes: never a float64 copy of
+a whole set.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,13 @@ import numpy as np
 
 from vol3d_gui.core.errors import VolumeReadError
 from vol3d_gui.ml.preprocess import preprocess_array
+
+# MedMNIST stores uint8 intensities in [0, 255]: a fixed scale keeps every volume's
+# brightness comparable (min-max per volume would not, for the binary adrenal masks).
+MEDMNIST_PREPROCESSING = {"type": "scale", "divisor": 255.0}
+# A soft-tissue window: liver and kidney lesions differ from their organ by 50-80 HU,
+# which a [-1000, 400] lung-to-bone window would squeeze into a few percent of [0, 1].
+PHANTOM_PREPROCESSING = {"type": "hu_window", "low": -200.0, "high": 250.0}
 
 
 @dataclass
@@ -26,6 +40,7 @@ class Dataset:
     preprocessing: dict
     splits: dict[str, Split] = field(default_factory=dict)
     content_hash: str = ""
+    source: str = ""
 
 
 def file_sha256(path) -> str:
@@ -36,7 +51,8 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
-def _preprocess_stack(raw, shape, spec, limit=None) -> np.ndarray:
+def preprocess_stack(raw, shape, spec, limit=None) -> np.ndarray:
+    """(N, ...) raw 3-D images (optionally with a trailing channel) -> (N, *shape, 1) float32."""
     raw = raw[:limit] if limit else raw
     out = np.empty((len(raw), *shape, 1), np.float32)
     for i, v in enumerate(raw):
@@ -44,54 +60,122 @@ def _preprocess_stack(raw, shape, spec, limit=None) -> np.ndarray:
     return out
 
 
-def load_npz_dataset(path, input_shape, limit: int | None = None, splits=("train", "val", "test")) -> Dataset:
+_preprocess_stack = preprocess_stack  # the name the first CLI version used
+
+
+def load_npz_dataset(path, input_shape, limit: int | None = None, splits=("train", "val", "test"),
+                     preprocessing: dict | None = None) -> Dataset:
+    """The splits of a MedMNIST-style .npz, preprocessed with ``preprocessing`` (default:
+    the fixed /255 scale). ``limit`` keeps the first N items of each split (smoke runs)."""
     from vol3d_gui.core.study import open_study
 
     path = Path(path)
     study = open_study(path)  # validates the layout and names the classes
-    spec = {"type": "scale", "divisor": 255.0}
-    npz = np.load(path)
+    spec = dict(preprocessing or MEDMNIST_PREPROCESSING)
+    shape = tuple(int(s) for s in input_shape)
+    # the uint8 arrays directly: one decode per split, not one Volume per item
+    npz = np.load(path, allow_pickle=False)
     ds = Dataset(name=path.name, class_names=study.class_names or ["class 0", "class 1"],
-                 preprocessing=spec, content_hash=file_sha256(path))
+                 preprocessing=spec, content_hash=file_sha256(path), source=str(path))
     for s in splits:
         if f"{s}_images" not in npz.files:
             continue
-        y = npz[f"{s}_labels"].reshape(-1).astype(int)
-        ds.splits[s] = Split(_preprocess_stack(npz[f"{s}_images"], input_shape, spec, limit), y[:limit] if limit else y)
+        if f"{s}_labels" not in npz.files:
+            raise VolumeReadError(path, f"split {s!r} has images but no labels")
+        y = npz[f"{s}_labels"].reshape(-1).astype(np.int64)
+        ds.splits[s] = Split(preprocess_stack(npz[f"{s}_images"], shape, spec, limit),
+                             y[:limit] if limit else y)
+    if not ds.splits:
+        raise VolumeReadError(path, f"none of the splits {', '.join(splits)} is in the file")
     return ds
 
 
-def phantom_dataset(n_train: int, n_val: int, n_test: int, input_shape, seed: int = 0,
-                    contrast: float = 1.0, shape=(128, 128, 96), spacing=(1.0, 1.0, 1.5)) -> Dataset:
-    """Phantoms at the demo's size, preprocessed exactly like a volume opened in the GUI."""
-    from vol3d_gui.core.phantom import lesion_phantom
+def _stack_items(items, shape, spec, hasher, progress=None):
+    x = np.empty((len(items), *shape, 1), np.float32)
+    for i, it in enumerate(items):
+        vol = it.load()
+        hasher.update(f"{it.id}\t{it.label}\t{vol.content_hash()}\n".encode())
+        x[i] = preprocess_array(vol.data, shape, spec)
+        if progress is not None:
+            progress(i + 1, len(items))
+    return x, np.array([int(it.label) for it in items], dtype=np.int64)
 
-    spec = {"type": "hu_window", "low": -200.0, "high": 250.0}
-    ds = Dataset(name=f"phantom(seed={seed}, contrast={contrast}, n={n_train}/{n_val}/{n_test})",
-                 class_names=["no lesion", "lesion"], preprocessing=spec,
-                 content_hash=hashlib.sha256(f"phantom:{seed}:{contrast}:{n_train}:{n_val}:{n_test}:{shape}:{spacing}".encode()).hexdigest())
+
+def phantom_dataset(n: int, input_shape, seed: int = 0, contrast: float = 1.0,
+                    shape=(128, 128, 96), spacing=(1.0, 1.0, 1.5), progress=None) -> Dataset:
+    """A phantom study of ``n`` cases (half with a lesion) at the demo's size and spacing,
+    split 60/20/20 per class by core.phantom.phantom_study, preprocessed exactly like a
+    volume opened in the GUI."""
+    from vol3d_gui.core.phantom import phantom_study
+
+    study = phantom_study(n=n, seed=seed, lesion_fraction=0.5, shape=shape, spacing=spacing,
+                          contrast=contrast)
+    spec = dict(PHANTOM_PREPROCESSING)
+    mshape = tuple(int(s) for s in input_shape)
+    ds = Dataset(name=f"phantom_study({study.source})", class_names=list(study.class_names),
+                 preprocessing=spec, source=study.source)
+    # hashed from the generated images, so a change in the phantom code shows in the card
+    h = hashlib.sha256()
+    done = [0]
+
+    def step(_i, _n):
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], len(study))
+
+    for split in ("train", "val", "test"):
+        items = study.split(split)
+        if items:
+            ds.splits[split] = Split(*_stack_items(items, mshape, spec, h, step))
+    ds.content_hash = h.hexdigest()
+    return ds
+
+
+def stratified_split(labels, fractions=(0.7, 0.15, 0.15), seed: int = 0) -> list[str]:
+    """'train'/'val'/'test' per item, the same fractions within each class, reproducibly."""
+    labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    for name, n in (("train", n_train), ("val", n_val), ("test", n_test)):
-        y = np.array([i % 2 for i in range(n)])
-        rng.shuffle(y)
-        seeds = rng.integers(0, 2**31 - 1, size=n)
-        x = np.empty((n, *input_shape, 1), np.float32)
-        for i in range(n):
-            vol, _ = lesion_phantom(int(seeds[i]), bool(y[i]), shape, spacing, contrast)
-            x[i] = preprocess_array(vol.data, input_shape, spec)
-        ds.splits[name] = Split(x, y)
-    return ds
+    out = [""] * len(labels)
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        k = len(members)
+        n_train = int(round(fractions[0] * k))
+        n_val = int(round(fractions[1] * k))
+        for rank, i in enumerate(members):
+            out[i] = "train" if rank < n_train else ("val" if rank < n_train + n_val else "test")
+    return out
 
 
-def load_folder_dataset(path, input_shape, spec) -> Dataset:
-    """A labelled folder study: items need ground-truth labels (e.g. class sub-folders)."""
+def load_folder_dataset(path, input_shape, spec, seed: int = 0, progress=None) -> Dataset:
+    """A labelled folder: one sub-folder per class (``FOLDER/CLASS/…`` volumes or DICOM
+    series), classes in natural order of the sub-folder names. Items are split 70/15/15 per
+    class with ``seed``."""
     from vol3d_gui.core.study import open_study
 
+    path = Path(path)
     study = open_study(path)
-    labelled = [it for it in study if it.label is not None]
-    if not labelled:
-        raise VolumeReadError(path, "the folder's items carry no labels to train on")
-    x = np.stack([preprocess_array(it.load().data, input_shape, spec) for it in labelled])
-    y = np.array([it.label for it in labelled])
-    return Dataset(name=Path(path).name, class_names=study.class_names or [], preprocessing=spec,
-                   splits={"train": Split(x, y)})
+    classes = sorted({it.id.split("/", 1)[0] for it in study if "/" in it.id})
+    labelled = [it for it in study if "/" in it.id]
+    if len(classes) < 2:
+        raise VolumeReadError(path, "a training folder needs one sub-folder per class "
+                                    f"(found {len(classes)} with volumes)")
+    y = np.array([classes.index(it.id.split("/", 1)[0]) for it in labelled])
+    splits = stratified_split(y, seed=seed)
+    shape = tuple(int(s) for s in input_shape)
+    ds = Dataset(name=path.name, class_names=classes, preprocessing=dict(spec), source=str(path))
+    # the set's hash: every (item id, label, image content hash), in item order
+    h = hashlib.sha256()
+    for split in ("train", "val", "test"):
+        idx = [i for i, s in enumerate(splits) if s == split]
+        if not idx:
+            continue
+        x = np.empty((len(idx), *shape, 1), np.float32)
+        for j, i in enumerate(idx):
+            vol = labelled[i].load()
+            h.update(f"{labelled[i].id}\t{y[i]}\t{vol.content_hash()}\n".encode())
+            x[j] = preprocess_array(vol.data, shape, spec)
+            if progress is not None:
+                progress(j + 1, len(idx))
+        ds.splits[split] = Split(x, y[idx])
+    ds.content_hash = h.hexdigest()
+    return ds

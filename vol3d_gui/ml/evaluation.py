@@ -37,6 +37,7 @@ def evaluate_probs(y_true, probs, class_names=None) -> dict:
         "accuracy": float((pred == y).mean()) if len(y) else float("nan"),
         "balanced_accuracy": float(np.nanmean(recall)),
         "per_class_recall": dict(zip(names, recall)),
-        "confusion_matrix": conf.tolist(),
+        "confusion": conf.tolist(),  # rows: truth, columns: predicted
+        "confusion_matrix": conf.tolist(),  # the same, under the name the first cards used
         "class_names": names,
     }

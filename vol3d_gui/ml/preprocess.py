@@ -22,11 +22,14 @@ def resample_to_grid(data: np.ndarray, shape) -> np.ndarray:
     """Trilinear zoom of a 3-D array onto ``shape`` (float32), voxel edges aligned."""
     shape = tuple(int(s) for s in shape)
     arr = np.asarray(data)
+    if arr.ndim != 3:
+        raise ValueError(f"expected a 3-D array, got shape {arr.shape}")
     if arr.shape == shape:
         return arr.astype(np.float32, copy=False)
     factors = [t / s for t, s in zip(shape, arr.shape)]
-    out = ndimage.zoom(arr.astype(np.float32, copy=False), factors, order=1, mode="nearest",
-                       grid_mode=True)
+    # zoom reads the native dtype (int16 CT, uint8) and writes float32: no float copy of a
+    # 512x512x300 scan, and the cost is proportional to the small model grid
+    out = ndimage.zoom(arr, factors, output=np.float32, order=1, mode="nearest", grid_mode=True)
     if out.shape != shape:  # zoom rounds; never let a one-voxel difference through
         out = out[: shape[0], : shape[1], : shape[2]]
         out = np.pad(out, [(0, t - s) for t, s in zip(shape, out.shape)], mode="edge")
@@ -64,7 +67,8 @@ def normalise(arr: np.ndarray, spec: dict) -> np.ndarray:
 
 def preprocess_array(data: np.ndarray, shape, spec: dict) -> np.ndarray:
     """A raw 3-D array to the model's (D, H, W, 1) float32 input."""
-    # normalise first for hu_window/scale (cheap, exact); minmax after the zoom is the same
+    # normalise after the zoom: it touches the small grid only, and a linear zoom commutes
+    # with the linear hu_window/scale maps (up to the clipping at the window's edges)
     return normalise(resample_to_grid(data, shape), spec)[..., None]
 
 

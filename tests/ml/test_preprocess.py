@@ -1,0 +1,77 @@
+"""The model grid: where its voxels sit in the source volume, and the intensity specs."""
+
+import numpy as np
+import pytest
+
+from vol3d_gui.core.volume import Volume, centered_affine
+from vol3d_gui.ml.preprocess import grid_affine, normalise, preprocess_volume, resample_to_grid
+
+
+def _ramp_volume(shape=(40, 24, 12), spacing=(0.5, 1.0, 3.0)):
+    """Intensity = 3*i + 5*j + 7*k (source voxel indices): linear, so a trilinear zoom
+    reproduces it exactly wherever it interpolates (not at clamped edges)."""
+    i, j, k = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
+    return Volume((3 * i + 5 * j + 7 * k).astype(np.int16), centered_affine(shape, spacing))
+
+
+def test_model_voxel_i_sits_at_source_voxel_formula():
+    vol = _ramp_volume()
+    model_shape = (8, 6, 4)
+    aff = grid_affine(vol, model_shape)
+    src = np.asarray(vol.shape, float)
+    for idx in [(0, 0, 0), (7, 5, 3), (3, 2, 1)]:
+        expect_src = (np.asarray(idx) + 0.5) * src / np.asarray(model_shape) - 0.5
+        world = aff @ [*idx, 1.0]
+        np.testing.assert_allclose(world[:3], vol.voxel_to_world(expect_src), atol=1e-9)
+
+
+def test_resampled_values_are_the_source_values_at_the_grid_affine_points():
+    # the data path (zoom) and the geometry (grid_affine) must agree: this is what puts a
+    # Grad-CAM map over the right anatomy
+    vol = _ramp_volume()
+    model_shape = (10, 8, 6)  # downsampling by 4, 3, 2
+    out = resample_to_grid(vol.data, model_shape)
+    aff = grid_affine(vol, model_shape)
+    inv = np.linalg.inv(vol.affine)
+    for idx in np.ndindex(*model_shape):
+        src = (inv @ aff @ [*idx, 1.0])[:3]
+        if np.all(src >= 0) and np.all(src <= np.asarray(vol.shape) - 1):
+            assert out[idx] == pytest.approx(3 * src[0] + 5 * src[1] + 7 * src[2], abs=1e-3)
+
+
+def test_grid_affine_upsampling_and_identity():
+    vol = _ramp_volume((8, 8, 8), (1.0, 1.0, 1.0))
+    np.testing.assert_allclose(grid_affine(vol, (8, 8, 8)), vol.affine)
+    up = grid_affine(vol, (16, 16, 16))
+    # two model voxels per source voxel: model 0 and 1 straddle source voxel 0's centre
+    np.testing.assert_allclose((np.linalg.inv(vol.affine) @ up @ [0, 0, 0, 1])[:3], [-0.25] * 3)
+    np.testing.assert_allclose((np.linalg.inv(vol.affine) @ up @ [1, 1, 1, 1])[:3], [0.25] * 3)
+
+
+def test_resample_keeps_native_dtype_input_and_gives_float32():
+    data = np.full((30, 20, 10), -1000, np.int16)
+    out = resample_to_grid(data, (16, 16, 16))
+    assert out.dtype == np.float32 and out.shape == (16, 16, 16)
+    assert np.all(out == -1000)
+    with pytest.raises(ValueError, match="3-D"):
+        resample_to_grid(np.zeros((4, 4)), (4, 4, 4))
+
+
+def test_normalisation_specs():
+    hu = np.array([-1200, -1000, -300, 400, 900], np.float32)
+    np.testing.assert_allclose(normalise(hu, {"type": "hu_window", "low": -1000, "high": 400}),
+                               [0.0, 0.0, 0.5, 1.0, 1.0])
+    np.testing.assert_allclose(normalise(np.array([0, 51, 255], np.uint8), {"type": "scale", "divisor": 255}),
+                               [0.0, 0.2, 1.0])
+    np.testing.assert_allclose(normalise(np.array([10, 20, 30.0]), {"type": "minmax"}), [0.0, 0.5, 1.0])
+    assert np.all(normalise(np.full(4, 7.0), {"type": "minmax"}) == 0.0)  # flat: no division by 0
+    assert np.all(np.isfinite(normalise(np.array([np.nan, 1.0, 2.0]), {"type": "minmax"})))
+    with pytest.raises(ValueError, match="unknown"):
+        normalise(hu, {"type": "zscore"})
+
+
+def test_preprocess_volume_shape_and_range():
+    vol = _ramp_volume()
+    x = preprocess_volume(vol, (16, 16, 16), {"type": "minmax"})
+    assert x.shape == (16, 16, 16, 1) and x.dtype == np.float32
+    assert x.min() == 0.0 and x.max() == 1.0
