@@ -66,7 +66,6 @@ def lesion_phantom(seed: int, lesion: bool, shape=(128, 128, 96), spacing=(1.0, 
     liver_c = (body_r[0] * rng.uniform(0.30, 0.42), body_r[1] * rng.uniform(0.0, 0.2), ext[2] * rng.uniform(0.0, 0.2))
     liver_r = (body_r[0] * rng.uniform(0.33, 0.40), body_r[1] * rng.uniform(0.42, 0.52), ext[2] * rng.uniform(0.55, 0.7))
     liver = _ellipsoid(xyz, liver_c, liver_r) & inner
-    img[liver] = LIVER
     # kidneys: posterior, either side of the spine; about a third of the body's depth
     kid_y = -body_r[1] * rng.uniform(0.30, 0.40)
     kid_r = (body_r[0] * rng.uniform(0.17, 0.21), body_r[1] * rng.uniform(0.22, 0.27),
@@ -74,11 +73,15 @@ def lesion_phantom(seed: int, lesion: bool, shape=(128, 128, 96), spacing=(1.0, 
     kidneys = []
     for side in (-1, 1):
         c = (side * body_r[0] * rng.uniform(0.40, 0.48), kid_y, ext[2] * rng.uniform(-0.3, 0.0))
-        # perirenal fat is what makes an unenhanced kidney (30 HU) stand out from muscle
-        img[_ellipsoid(xyz, c, np.add(kid_r, 3.0)) & inner & ~liver] = FAT
-        k = _ellipsoid(xyz, c, kid_r) & inner & ~liver
+        # perirenal fat is what makes an unenhanced kidney (30 HU) stand out from muscle;
+        # where the right kidney meets the liver it indents the liver, as in a patient
+        capsule = _ellipsoid(xyz, c, np.add(kid_r, 3.0)) & inner
+        liver &= ~capsule
+        img[capsule] = FAT
+        k = _ellipsoid(xyz, c, kid_r) & inner
         img[k] = KIDNEY
         kidneys.append((c, kid_r, k))
+    img[liver] = LIVER
     # lung bases in the superior part, posterior-lateral
     lungs = np.zeros(shape, bool)
     for side in (-1, 1):
