@@ -1,0 +1,66 @@
+"""ModelBundle.predict(volume) end to end against the raw compiled forward pass on the
+already preprocessed tensor, and against keras' model.predict; volumes/s of predict_batch.
+
+    python -m bench predict                      # a fresh 64^3 width-8 model (timing only)
+    python -m bench.bench_predict models/adrenal3d.keras
+
+The volume is the demo's CT phantom (128x128x96 int16 HU), so "end to end" includes the
+by-shape resampling and intensity normalisation that the GUI pays for every volume.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import interleaved, report, timeit
+from vol3d_gui.core.phantom import lesion_phantom
+
+
+def _bundle(path: str | None, tmp: Path):
+    from vol3d_gui.ml.architecture import GRADCAM_LAYER, build_classifier
+    from vol3d_gui.ml.bundle import load_bundle, save_bundle
+
+    if path:
+        return load_bundle(path)
+    model = build_classifier((64, 64, 64), 2, width=8, stem_stride=2, name="bench")
+    card = {"name": "bench", "class_names": ["no lesion", "lesion"], "input_shape": [64, 64, 64],
+            "preprocessing": {"type": "hu_window", "low": -200.0, "high": 250.0},
+            "gradcam_layer": GRADCAM_LAYER}
+    return load_bundle(save_bundle(model, card, tmp / "bench.keras"))
+
+
+def main(repeat: int = 7, model_path: str | None = None) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        bundle = _bundle(model_path, Path(d))
+        vol, _ = lesion_phantom(0, True)
+        x = bundle.preprocess(vol)[None]
+        np.testing.assert_allclose(bundle.predict(vol), bundle.forward(x)[0], atol=1e-6)
+        model = bundle.model
+
+        t = interleaved({
+            "predict_end_to_end": lambda: bundle.predict(vol),
+            "preprocess_only": lambda: bundle.preprocess(vol),
+            "forward_compiled": lambda: bundle.forward(x),
+            "keras_model_predict": lambda: model.predict(x, verbose=0),
+        }, repeat=repeat, warmup=2)
+        fwd = t["forward_compiled"]["median_s"]
+        vols = [lesion_phantom(s, s % 2 == 0)[0] for s in range(16)]
+        tb = timeit(lambda: bundle.predict_batch(vols, batch_size=8), repeat=3, warmup=1)
+        return report("predict", {
+            "model": bundle.label, "input_shape": list(bundle.input_shape),
+            "params": int(model.count_params()),
+            "volume": f"{'x'.join(map(str, vol.shape))} {vol.dtype} phantom",
+            **t,
+            "ratio_predict_over_forward": t["predict_end_to_end"]["median_s"] / fwd,
+            "ratio_model_predict_over_forward": t["keras_model_predict"]["median_s"] / fwd,
+            "predict_batch_16_volumes": tb,
+            "predict_batch_volumes_per_s": 16 / tb["median_s"],
+        })
+
+
+if __name__ == "__main__":
+    main(model_path=sys.argv[1] if len(sys.argv) > 1 else None)
