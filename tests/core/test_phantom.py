@@ -172,3 +172,17 @@ def test_phantom_arrays():
     x2, y2 = phantom_arrays(6, seed=1, shape=(32, 32, 24))
     np.testing.assert_array_equal(x, x2)
     np.testing.assert_array_equal(y, y2)
+
+
+@pytest.mark.parametrize("center, radii", [
+    ((0.0, 0.0, 0.0), (10.0, 7.0, 20.0)),
+    ((30.0, -31.0, 40.0), (9.0, 9.0, 30.0)),   # cut by the grid's edge
+    ((200.0, 0.0, 0.0), (5.0, 5.0, 5.0)),      # wholly outside
+    ((0.3, 0.2, 0.1), (0.2, 0.2, 0.2)),        # between voxel centres
+])
+def test_ellipsoid_bounding_box_equals_the_whole_grid_formula(center, radii):
+    xyz = phantom_mod._grid((40, 36, 30), (2.0, 2.0, 3.0))
+    x, y, z = xyz
+    full = (((x - center[0]) / radii[0]) ** 2 + ((y - center[1]) / radii[1]) ** 2
+            + ((z - center[2]) / radii[2]) ** 2) <= 1.0
+    np.testing.assert_array_equal(phantom_mod._ellipsoid(xyz, center, radii), full)
