@@ -42,3 +42,37 @@ def test_augmentation_keeps_range_and_shape(rng):
     x = rng.random((12, 12, 12, 1)).astype(np.float32)
     a = augment_volume(x, rng)
     assert a.shape == x.shape and a.dtype == np.float32 and a.min() >= 0 and a.max() <= 1
+
+
+def _write_nifti(path, arr):
+    import nibabel as nib
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(arr, np.eye(4)), path)
+
+
+def test_folder_dataset_from_class_subfolders(tmp_path, rng):
+    from vol3d_gui.ml.datasets import load_folder_dataset
+
+    for cls, level in (("healthy", 10), ("lesion", 200)):
+        for i in range(10):
+            _write_nifti(tmp_path / cls / f"case{i}.nii",
+                         (rng.integers(0, 5, (12, 10, 8)) + level).astype(np.int16))
+    ds = load_folder_dataset(tmp_path, (8, 8, 8), {"type": "hu_window", "low": 0, "high": 255}, seed=1)
+    assert ds.class_names == ["healthy", "lesion"]
+    sizes = {k: len(v.y) for k, v in ds.splits.items()}
+    assert sizes == {"train": 14, "val": 4, "test": 2}  # 70/15/15 of 10 per class
+    for split in ds.splits.values():
+        # label follows the folder: the lesion class is the bright one
+        assert np.all((split.x.mean(axis=(1, 2, 3, 4)) > 0.5) == (split.y == 1))
+    again = load_folder_dataset(tmp_path, (8, 8, 8), {"type": "hu_window", "low": 0, "high": 255}, seed=1)
+    assert again.content_hash == ds.content_hash and len(ds.content_hash) == 64
+
+
+def test_folder_without_labels_is_refused(tmp_path, rng):
+    from vol3d_gui.core.errors import VolumeReadError
+    from vol3d_gui.ml.datasets import load_folder_dataset
+
+    _write_nifti(tmp_path / "a.nii", rng.integers(0, 5, (8, 8, 8)).astype(np.int16))
+    with pytest.raises(VolumeReadError, match="two classes"):
+        load_folder_dataset(tmp_path, (8, 8, 8), {"type": "minmax"})

@@ -11,6 +11,7 @@ a whole set.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,24 +148,35 @@ def stratified_split(labels, fractions=(0.7, 0.15, 0.15), seed: int = 0) -> list
 
 
 def load_folder_dataset(path, input_shape, spec, seed: int = 0, progress=None) -> Dataset:
-    """A labelled folder: one sub-folder per class (``FOLDER/CLASS/…`` volumes or DICOM
-    series), classes in natural order of the sub-folder names. Items are split 70/15/15 per
-    class with ``seed``."""
+    """A labelled folder study. Labels come from the folder's ``labels.csv`` (read by
+    core.study: columns id, label, optional split) or, without one, from one sub-folder per
+    class (``FOLDER/CLASS/...``, classes in natural order). Items without a split are split
+    70/15/15 per class with ``seed``; unlabelled items are left out."""
     from vol3d_gui.core.study import open_study
 
     path = Path(path)
     study = open_study(path)
-    classes = sorted({it.id.split("/", 1)[0] for it in study if "/" in it.id})
-    labelled = [it for it in study if "/" in it.id]
-    if len(classes) < 2:
-        raise VolumeReadError(path, "a training folder needs one sub-folder per class "
-                                    f"(found {len(classes)} with volumes)")
-    y = np.array([classes.index(it.id.split("/", 1)[0]) for it in labelled])
-    splits = stratified_split(y, seed=seed)
+    if study.has_labels:
+        labelled = [it for it in study if it.label is not None]
+        classes = list(study.class_names or [f"class {c}" for c in range(max(it.label for it in labelled) + 1)])
+        y = np.array([int(it.label) for it in labelled])
+    else:
+        labelled = [it for it in study if "/" in it.id]
+        classes = sorted({it.id.split("/", 1)[0] for it in labelled},
+                         key=lambda c: [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", c)])
+        y = np.array([classes.index(it.id.split("/", 1)[0]) for it in labelled])
+    if len(set(y.tolist())) < 2:
+        raise VolumeReadError(path, "a training folder needs labels of at least two classes: a labels.csv "
+                                    "or one sub-folder per class")
+    auto = stratified_split(y, seed=seed)
+    splits = [it.split if it.split in ("train", "val", "test") else a for it, a in zip(labelled, auto)]
+    if "train" not in splits:
+        raise VolumeReadError(path, "no item is in the 'train' split")
     shape = tuple(int(s) for s in input_shape)
     ds = Dataset(name=path.name, class_names=classes, preprocessing=dict(spec), source=str(path))
-    # the set's hash: every (item id, label, image content hash), in item order
+    # the set's hash: every (item id, label, image content hash), split by split
     h = hashlib.sha256()
+    done = 0
     for split in ("train", "val", "test"):
         idx = [i for i, s in enumerate(splits) if s == split]
         if not idx:
@@ -174,8 +186,9 @@ def load_folder_dataset(path, input_shape, spec, seed: int = 0, progress=None) -
             vol = labelled[i].load()
             h.update(f"{labelled[i].id}\t{y[i]}\t{vol.content_hash()}\n".encode())
             x[j] = preprocess_array(vol.data, shape, spec)
+            done += 1
             if progress is not None:
-                progress(j + 1, len(idx))
+                progress(done, len(labelled))
         ds.splits[split] = Split(x, y[idx])
     ds.content_hash = h.hexdigest()
     return ds
