@@ -1,0 +1,116 @@
+"""Fine-tuning a bundle on the reader's labels: a new bundle version, never an overwrite.
+
+The base bundle's files are never touched: its model is cloned, trained on the labelled
+items and written as ``NAME-ft-N`` beside it (or in the user's model folder), with a card
+that names the parent, the label set (hash and size) and the metrics on the held-out part
+before and after, measured the same way. A stop request ends training within one batch and
+writes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from vol3d_gui.core.errors import Vol3dError
+from vol3d_gui.ml.bundle import ModelBundle, next_version_path, save_bundle
+from vol3d_gui.ml.evaluation import evaluate_probs
+from vol3d_gui.ml.training import TrainingStopped, predict_arrays, train_model
+
+
+def stratified_split(y, held_out: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, held-out) with every class represented in both where it can be."""
+    y = np.asarray(y, int)
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.nonzero(y == c)[0])
+        n_test = int(round(len(idx) * held_out))
+        if len(idx) >= 2:
+            n_test = min(max(n_test, 1), len(idx) - 1)
+        test += idx[:n_test].tolist()
+        train += idx[n_test:].tolist()
+    return np.array(sorted(train), int), np.array(sorted(test), int)
+
+
+def finetune_bundle(bundle: ModelBundle, volumes, labels, *, out_dir=None, held_out=0.3, val_volumes=None,
+                    val_labels=None, epochs: int = 10, learning_rate: float = 1e-4, freeze_base: bool = False,
+                    augment: bool = True, class_weight="balanced", batch_size: int = 4, seed: int = 0,
+                    labelset_hash: str = "", on_batch=None, on_epoch=None, should_stop=None,
+                    progress=None) -> dict:
+    """Fine-tune a copy of ``bundle`` on labelled volumes; returns a report with the new path.
+
+    ``volumes`` are Volumes or zero-argument loaders. Raises TrainingStopped when stopped."""
+    import keras
+
+    labels = np.asarray(labels, int)
+    n_classes = len(bundle.class_names)
+    if len(labels) < 4 or len(np.unique(labels)) < 2:
+        raise Vol3dError("fine-tuning needs at least 4 labelled items of at least two classes")
+    if labels.min() < 0 or labels.max() >= n_classes:
+        raise Vol3dError(f"labels must be class indices 0..{n_classes - 1} of {bundle.label}")
+
+    def prep(vols):
+        out = []
+        for i, v in enumerate(vols):
+            if should_stop is not None and should_stop():
+                raise TrainingStopped()
+            out.append(bundle.preprocess(v() if callable(v) else v))
+            if progress is not None:
+                progress(i + 1, len(vols), "preparing volumes")
+        return np.stack(out).astype(np.float32)
+
+    x = prep(list(volumes))
+    if val_volumes is not None:
+        tr_idx, x_val, y_val = np.arange(len(labels)), prep(list(val_volumes)), np.asarray(val_labels, int)
+    else:
+        tr_idx, te_idx = stratified_split(labels, held_out, seed)
+        x_val, y_val = x[te_idx], labels[te_idx]
+    x_tr, y_tr = x[tr_idx], labels[tr_idx]
+
+    before = evaluate_probs(y_val, predict_arrays(bundle.model, x_val), bundle.class_names)
+    keras.utils.set_random_seed(seed)
+    model = keras.models.clone_model(bundle.model)
+    model.set_weights(bundle.model.get_weights())
+    if freeze_base:
+        for layer in model.layers:
+            if isinstance(layer, (keras.layers.Conv3D, keras.layers.BatchNormalization)):
+                layer.trainable = False
+    hist = train_model(model, x_tr, y_tr, x_val, y_val, epochs=epochs, batch_size=batch_size,
+                       learning_rate=learning_rate, class_weight=class_weight, augment=augment, seed=seed,
+                       on_batch=on_batch, on_epoch=on_epoch, should_stop=should_stop, patience=epochs)
+    if hist.get("stopped"):
+        raise TrainingStopped()
+    after = evaluate_probs(y_val, predict_arrays(model, x_val), bundle.class_names)
+
+    base_name = bundle.card.get("name", "model").split("-ft-")[0]
+    folder = Path(out_dir) if out_dir is not None else Path(bundle.path).parent
+    path = next_version_path(folder, base_name)
+    card = dict(bundle.card)
+    card.pop("created", None)
+    card.pop("framework", None)
+    card.update({
+        "name": path.stem,
+        "version": path.stem.rsplit("-ft-", 1)[1],
+        "parent": bundle.label,
+        "parent_path": str(bundle.path) if bundle.path else None,
+        "training_data": {"name": "reader labels", "labelset_sha256": labelset_hash,
+                          "n_labelled": int(len(labels)), "n_train": int(len(y_tr)), "n_held_out": int(len(y_val))},
+        "finetune": {"epochs_run": len(hist["epochs"]), "learning_rate": learning_rate,
+                     "freeze_base": bool(freeze_base), "augment": bool(augment), "seed": seed,
+                     "history": hist["epochs"]},
+        "metrics_before": {**before, "split": "held-out"},
+        "metrics": {**after, "split": "held-out"},
+    })
+    save_bundle(model, card, path)
+    return {"path": str(path), "before": before, "after": after, "card": card}
+
+
+def run_in_service(service, *, volumes, labels, **kwargs) -> dict:
+    """Entry point for the ML service process: fine-tune the loaded bundle."""
+    bundle = service.need_bundle()
+    return finetune_bundle(bundle, volumes, labels, should_stop=service.should_stop,
+                           on_batch=lambda e, b, n, logs: service.progress(b + 1, n, f"epoch {e + 1}"
+                                                                          f" loss {logs.get('loss', 0):.3f}"),
+                           progress=service.progress, **kwargs)
