@@ -147,6 +147,8 @@ def test_study_items_are_lazy_and_labelled(monkeypatch):
             assert mask.data.any() and np.array_equal(mask.affine, vol.affine)
     assert len({it.id for it in study}) == 10
     assert study.by_id(study[3].id) is study[3]
+    with pytest.raises(ValueError):  # loads share one cached array: it refuses writes
+        study[0].load().data[0, 0, 0] = 1
 
 
 def test_study_is_deterministic_and_splits_are_stratified():

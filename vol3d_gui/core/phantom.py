@@ -186,7 +186,12 @@ def phantom_arrays(n: int, seed: int = 0, lesion_fraction: float = 0.5, shape=(6
 @functools.lru_cache(maxsize=4)
 def _cached(seed, lesion, shape, spacing, contrast):
     # the volume and its mask come from one generation; the viewer asks for both
-    return lesion_phantom(seed, lesion, shape, spacing, contrast)
+    vol, mask = lesion_phantom(seed, lesion, shape, spacing, contrast)
+    # every load returns these same arrays: a write through one would change later loads
+    for v in (vol, mask):
+        if v is not None:
+            v.data.flags.writeable = False
+    return vol, mask
 
 
 def phantom_study(n: int = 12, seed: int = 0, lesion_fraction: float = 0.5, shape=(128, 128, 96),
