@@ -64,6 +64,8 @@ def lesion_phantom(seed: int, lesion: bool, shape=(128, 128, 96), spacing=(1.0, 
 
     ``mask_spacing`` (mm, optional) puts the mask on a coarser grid covering the same
     field of view: the viewer must still line it up (overlays are placed by affine).
+    With a lesion, both Volumes' ``meta`` hold its ground truth: ``lesion_organ``,
+    ``lesion_center_mm`` (RAS+), ``lesion_radii_mm`` and ``lesion_delta_hu``.
     """
     rng = np.random.default_rng(seed)
     shape = tuple(int(s) for s in shape)
