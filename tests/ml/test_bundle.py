@@ -107,3 +107,28 @@ def test_safe_mode_refuses_lambda_layers(tmp_path):
                                                    "gradcam_layer": "gradcam_conv"}))
     with pytest.raises(ModelError, match="cannot load"):
         load_bundle(path)
+
+
+def test_bundle_paths_accept_file_card_stem_and_folder(tmp_path):
+    from vol3d_gui.ml.bundle import bundle_paths
+
+    expect = (tmp_path / "liver.v2.keras", tmp_path / "liver.v2.json")
+    for given in ("liver.v2.keras", "liver.v2.json", "liver.v2"):
+        assert bundle_paths(tmp_path / given) == expect
+    (tmp_path / "liver.v2.keras").write_bytes(b"")
+    assert bundle_paths(tmp_path) == expect
+    (tmp_path / "other.keras").write_bytes(b"")
+    with pytest.raises(ModelError, match="one .keras"):
+        bundle_paths(tmp_path)
+
+
+def test_load_by_stem_and_card_fields(tiny_bundle_path):
+    bundle = load_bundle(tiny_bundle_path.with_suffix(""))
+    assert bundle.path == tiny_bundle_path
+    assert bundle.input_shape == (16, 16, 12) and bundle.gradcam_layer == "gradcam_conv"
+    assert bundle.card["created"].endswith("+00:00")  # ISO, UTC
+    assert {"keras", "tensorflow"} <= set(bundle.card["framework"])
+    vol, _ = lesion_phantom(2, True, SMALL)
+    assert bundle.preprocess(vol).shape == (16, 16, 12, 1)
+    aff = bundle.grid_affine(vol)
+    np.testing.assert_allclose(aff, grid_affine(vol, (16, 16, 12)))

@@ -102,8 +102,8 @@ def run(args) -> int:
             bar.set_postfix(loss=f"{float(logs['loss']):.3f}")
 
     def on_epoch(rec):
-        bar.write("epoch " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                       for k, v in rec.items()))
+        bar.write(", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in rec.items()))
 
     flips = (1, 2) if args.no_flip_lr else (0, 1, 2)
     hist = train_model(model, train.x, train.y, val.x if val else None, val.y if val else None,

@@ -44,7 +44,8 @@ def bundle_paths(path) -> tuple[Path, Path]:
         path = kerases[0]
     if path.suffix in (".keras", ".json"):
         path = path.with_suffix("")
-    return path.with_suffix(".keras"), path.with_suffix(".json")
+    # append rather than with_suffix: a stem such as "liver.v2" keeps its dot
+    return path.with_name(path.name + ".keras"), path.with_name(path.name + ".json")
 
 
 def read_card(path) -> dict:
