@@ -6,11 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vol3d_gui.ui.app import share_gl_contexts
+
+share_gl_contexts()  # before pytest-qt creates the QApplication
+
 
 @pytest.fixture(autouse=True)
 def _isolated_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("VOL3D_SETTINGS_DIR", str(tmp_path / "settings"))
     monkeypatch.setenv("VOL3D_MODELS_DIR", str(tmp_path / "user-models"))
+    monkeypatch.setenv("VOL3D_LABELS_DB", str(tmp_path / "labels.db"))
 
 
 @pytest.fixture(autouse=True)

@@ -7,9 +7,16 @@ import sys
 from PySide6 import QtCore, QtGui, QtWidgets
 
 
+def share_gl_contexts() -> None:
+    """pyqtgraph caches GL shader programs per item class: every GL view must share one
+    context group, or a second 3-D view (a second window) uses programs it cannot see."""
+    QtCore.QCoreApplication.setAttribute(QtCore.Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
+
+
 def make_app(argv=None) -> QtWidgets.QApplication:
     app = QtWidgets.QApplication.instance()
     if app is None:
+        share_gl_contexts()
         QtGui.QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
             QtCore.Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
         app = QtWidgets.QApplication(list(argv or sys.argv[:1]))

@@ -87,6 +87,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worklist.itemActivated.connect(self.open_item)
         self.worklist_dock = self.add_dock(self.worklist, "Worklist", QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
         self._build_overlay_panel()
+        from vol3d_gui.ui.review import ReviewPanel
+
+        self.review = ReviewPanel(self)
+        self.review_dock = self.add_dock(self.review, "Review", QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
         self._build_menus()
         self.cursor_label = QtWidgets.QLabel("")
         self.device_label = QtWidgets.QLabel("")
@@ -500,6 +504,19 @@ class MainWindow(QtWidgets.QMainWindow):
         s.setValue("state", self.saveState())
         s.sync()
         super().closeEvent(ev)
+
+    def keyPressEvent(self, ev):
+        # the review keys also work where the window-level shortcuts are not active
+        # (no window manager, or focus in a child that passed the key on)
+        key = ev.key()
+        if QtCore.Qt.Key.Key_1 <= key <= QtCore.Qt.Key.Key_9 and not ev.modifiers():
+            self.review.assign(key - QtCore.Qt.Key.Key_1)
+        elif key == QtCore.Qt.Key.Key_N:
+            self.worklist.step(1)
+        elif key == QtCore.Qt.Key.Key_B:
+            self.worklist.step(-1)
+        else:
+            super().keyPressEvent(ev)
 
     def dragEnterEvent(self, ev):
         if ev.mimeData().hasUrls():

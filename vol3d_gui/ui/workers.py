@@ -264,10 +264,14 @@ class MLWorker(QtCore.QObject):
                     self.cancelled.emit(job.id, job.kind)
                 else:
                     self.result.emit(job.id, job.kind, payload)
-            except Vol3dError as exc:
-                self.error.emit(job.id, job.kind, str(exc))
             except Exception as exc:  # a bug or TF failure must not kill the worker
-                self.error.emit(job.id, job.kind, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+                if job.cancelled.is_set():  # a stop request surfaces as an exception in the job
+                    self.cancelled.emit(job.id, job.kind)
+                elif isinstance(exc, Vol3dError):
+                    self.error.emit(job.id, job.kind, str(exc))
+                else:
+                    self.error.emit(job.id, job.kind,
+                                    f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
             finally:
                 with self._lock:
                     self._current = None

@@ -28,7 +28,8 @@ class Prediction:
 
 
 class WorklistModel(QtCore.QAbstractTableModel):
-    COLUMNS = ("Item", "Truth", "Label", "Prediction")
+    COLUMNS = ("Item", "Truth", "Label", "Prediction", "Agree")
+    SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -75,6 +76,12 @@ class WorklistModel(QtCore.QAbstractTableModel):
                 return self.class_name(self.labels.get(item.id))
             if col == 3 and pred is not None:
                 return f"{pred.class_name} ({pred.confidence:.0%})"
+            if col == 4:
+                agree = self.agreement(item.id)
+                return "" if agree is None else ("yes" if agree else "NO")
+        if role == self.SORT_ROLE:
+            # the active-learning order: most uncertain prediction first, unpredicted last
+            return -pred.uncertainty if pred is not None else 1.0
         if role == QtCore.Qt.ItemDataRole.ForegroundRole and col == 3 and pred is not None:
             ref = self.labels.get(item.id, item.label)
             if ref is not None and ref != pred.class_index:
@@ -95,6 +102,15 @@ class WorklistModel(QtCore.QAbstractTableModel):
             self.labels[item_id] = int(label)
         self._changed(item_id)
 
+    def agreement(self, item_id: str) -> bool | None:
+        """Does the model agree with the reader's label (or, without one, the ground truth)?"""
+        pred = self.predictions.get(item_id)
+        item = self.study.by_id(item_id) if self.study else None
+        ref = self.labels.get(item_id, item.label if item is not None else None)
+        if pred is None or ref is None:
+            return None
+        return pred.class_index == ref
+
     def row_of(self, item_id: str) -> int:
         for i, item in enumerate(self.study or []):
             if item.id == item_id:
@@ -107,13 +123,35 @@ class WorklistModel(QtCore.QAbstractTableModel):
             self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
 
 
+class WorklistFilter(QtCore.QSortFilterProxyModel):
+    MODES = ("all", "unlabelled", "disagreements")
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.mode = "all"
+        self.setSortRole(WorklistModel.SORT_ROLE)
+
+    def set_mode(self, mode: str) -> None:
+        self.mode = mode
+        self.invalidateFilter()
+
+    def filterAcceptsRow(self, row, parent):
+        model: WorklistModel = self.sourceModel()
+        if self.mode == "all" or model.study is None:
+            return True
+        item = model.study[row]
+        if self.mode == "unlabelled":
+            return item.id not in model.labels
+        return model.agreement(item.id) is False
+
+
 class WorklistPanel(QtWidgets.QWidget):
     itemActivated = QtCore.Signal(int)  # row
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.model = WorklistModel(self)
-        self.proxy = QtCore.QSortFilterProxyModel(self)
+        self.proxy = WorklistFilter(self)
         self.proxy.setSourceModel(self.model)
         self.table = QtWidgets.QTableView()
         self.table.setModel(self.proxy)
@@ -125,9 +163,19 @@ class WorklistPanel(QtWidgets.QWidget):
         self.table.setAlternatingRowColors(True)
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
         self.header = QtWidgets.QLabel("No study open")
+        self.filter_combo = QtWidgets.QComboBox()
+        self.filter_combo.addItems(["All items", "Unlabelled", "Disagreements"])
+        self.filter_combo.currentIndexChanged.connect(lambda i: self.set_filter(WorklistFilter.MODES[i]))
+        self.sort_button = QtWidgets.QPushButton("Most uncertain first")
+        self.sort_button.setToolTip("Active-learning order: the model's least certain predictions first")
+        self.sort_button.clicked.connect(self.sort_by_uncertainty)
+        bar = QtWidgets.QHBoxLayout()
+        bar.addWidget(self.filter_combo, 1)
+        bar.addWidget(self.sort_button)
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.header)
+        lay.addLayout(bar)
         lay.addWidget(self.table)
 
     @property
@@ -144,6 +192,36 @@ class WorklistPanel(QtWidgets.QWidget):
 
     def set_label(self, item_id: str, label: int | None) -> None:
         self.model.set_label(item_id, label)
+
+    def set_filter(self, mode: str) -> None:
+        self.proxy.set_mode(mode)
+        self.filter_combo.blockSignals(True)
+        self.filter_combo.setCurrentIndex(WorklistFilter.MODES.index(mode))
+        self.filter_combo.blockSignals(False)
+
+    def sort_by_uncertainty(self) -> None:
+        self.proxy.sort(0, QtCore.Qt.SortOrder.AscendingOrder)
+
+    def visible_rows(self) -> list[int]:
+        """Source rows in the order shown (after filter and sort)."""
+        return [self.proxy.mapToSource(self.proxy.index(r, 0)).row() for r in range(self.proxy.rowCount())]
+
+    def step(self, delta: int, unlabelled_only: bool = False) -> bool:
+        """Select the next/previous shown item (optionally the next unlabelled one)."""
+        rows = self.visible_rows()
+        if not rows:
+            return False
+        cur = self.current_row()
+        pos = rows.index(cur) if cur in rows else -1
+        for k in range(1, len(rows) + 1):
+            i = pos + delta * k
+            if not 0 <= i < len(rows):
+                return False
+            row = rows[i]
+            if not unlabelled_only or self.model.study[row].id not in self.model.labels:
+                self.select_row(row)
+                return True
+        return False
 
     def select_row(self, row: int) -> None:
         idx = self.proxy.mapFromSource(self.model.index(row, 0))

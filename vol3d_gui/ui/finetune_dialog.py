@@ -1,0 +1,179 @@
+"""The fine-tune dialog: options, a per-batch progress bar with ETA, a live loss plot,
+Cancel (stops within one batch, writes nothing), and before/after metrics side by side."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtWidgets
+
+from vol3d_gui.store.labels import labelset_hash
+from vol3d_gui.ui.model_panel import user_models_dir
+
+_LOSS = re.compile(r"loss ([0-9.eE+-]+)")
+
+
+class FinetuneDialog(QtWidgets.QDialog):
+    def __init__(self, window, panel, labelled):
+        super().__init__(window)
+        self.setWindowTitle(f"Fine-tune {panel.bundle.label}")
+        self.window, self.panel, self.labelled = window, panel, list(labelled)
+        self.job = None
+        self.losses: list[float] = []
+        self.report = None
+        self.epochs = QtWidgets.QSpinBox()
+        self.epochs.setRange(1, 200)
+        self.epochs.setValue(10)
+        self.lr = QtWidgets.QDoubleSpinBox()
+        self.lr.setDecimals(5)
+        self.lr.setRange(1e-5, 1e-1)
+        self.lr.setSingleStep(1e-4)
+        self.lr.setValue(1e-4)
+        self.held_out = QtWidgets.QDoubleSpinBox()
+        self.held_out.setRange(0.1, 0.5)
+        self.held_out.setSingleStep(0.05)
+        self.held_out.setValue(0.3)
+        self.freeze = QtWidgets.QCheckBox("freeze the convolutional base (train the head only)")
+        self.augment = QtWidgets.QCheckBox("augmentation (flips, small rotations, intensity jitter)")
+        self.augment.setChecked(True)
+        self.weighting = QtWidgets.QCheckBox("class weighting for imbalance")
+        self.weighting.setChecked(True)
+        counts = np.bincount([c for _, c in self.labelled], minlength=len(panel.bundle.class_names))
+        info = ", ".join(f"{n} {name}" for n, name in zip(counts, panel.bundle.class_names))
+        self.summary = QtWidgets.QLabel(f"{len(self.labelled)} labelled items ({info}); "
+                                        "a stratified held-out part measures before and after.")
+        self.summary.setWordWrap(True)
+        self.progress = QtWidgets.QProgressBar()
+        self.eta = QtWidgets.QLabel("")
+        self.plot = pg.PlotWidget(title="training loss per batch")
+        self.plot.setBackground("w")
+        self.plot.setMinimumHeight(160)
+        self.curve = self.plot.plot(pen=pg.mkPen((200, 60, 40), width=2))
+        self.result = QtWidgets.QLabel("")
+        self.result.setWordWrap(True)
+        self.start_button = QtWidgets.QPushButton("Start")
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        self.close_button = QtWidgets.QPushButton("Close")
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.close_button.clicked.connect(self.close)
+        self.cancel_button.setEnabled(False)
+        form = QtWidgets.QFormLayout()
+        form.addRow("Base model", QtWidgets.QLabel(panel.bundle.label))
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Learning rate", self.lr)
+        form.addRow("Held-out share", self.held_out)
+        form.addRow("", self.freeze)
+        form.addRow("", self.augment)
+        form.addRow("", self.weighting)
+        buttons = QtWidgets.QHBoxLayout()
+        buttons.addStretch(1)
+        for b in (self.start_button, self.cancel_button, self.close_button):
+            buttons.addWidget(b)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.addWidget(self.summary)
+        lay.addLayout(form)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.eta)
+        lay.addWidget(self.plot)
+        lay.addWidget(self.result)
+        lay.addLayout(buttons)
+        w = panel.worker
+        w.progress.connect(self._on_progress)
+        w.result.connect(self._on_result)
+        w.error.connect(self._on_error)
+        w.cancelled.connect(self._on_cancelled)
+        self.resize(520, 620)
+
+    def start(self) -> None:
+        items = [it for it, _ in self.labelled]
+        labels = [c for _, c in self.labelled]
+        if len(labels) < 4 or len(set(labels)) < 2:
+            self.window.show_error("Cannot fine-tune", "Label at least 4 items of at least two classes first.")
+            return
+        keys = {it.id: c for it, c in self.labelled}
+        kwargs = {"labels": labels, "out_dir": str(user_models_dir()), "held_out": self.held_out.value(),
+                  "epochs": self.epochs.value(), "learning_rate": self.lr.value(),
+                  "freeze_base": self.freeze.isChecked(), "augment": self.augment.isChecked(),
+                  "class_weight": "balanced" if self.weighting.isChecked() else None,
+                  "labelset_hash": labelset_hash(keys)}
+        worker = self.panel.worker
+
+        def fn(ctx):
+            from vol3d_gui.ml.bundle import ModelBundle
+
+            vols = []
+            for i, it in enumerate(items):
+                if ctx.should_stop():
+                    return None
+                vols.append(it.load())
+                ctx.progress(i + 1, len(items), "loading labelled volumes")
+            rep = ctx.call("call", module="vol3d_gui.ml.finetune", function="run_in_service",
+                           kwargs={"volumes": vols, **kwargs})
+            info = ctx.call("load_model", path=rep["path"])  # the new version becomes active
+            worker.bundle = ModelBundle(None, info["card"], Path(info["path"]))
+            worker._model_path = info["path"]
+            worker.modelLoaded.emit(worker.bundle)
+            return rep
+
+        self.losses = []
+        self.t0 = time.monotonic()
+        self.job = worker.submit("finetune", fn)
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.result.setText("Training…")
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.panel.worker.cancel(self.job)
+            self.result.setText("Stopping after the current batch…")
+
+    def _on_progress(self, job_id, done, total, text) -> None:
+        if job_id != self.job:
+            return
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        self.progress.setFormat(f"%v / %m  {text}")
+        m = _LOSS.search(text)
+        if m:
+            self.losses.append(float(m.group(1)))
+            self.curve.setData(np.arange(len(self.losses)), np.array(self.losses))
+            per_batch = (time.monotonic() - self.t0) / len(self.losses)
+            epochs_left = self.epochs.value() - int(text.split()[1]) if text.startswith("epoch") else 0
+            left = per_batch * ((total - done) + epochs_left * total)
+            self.eta.setText(f"about {left:.0f} s left")
+
+    def _finish(self) -> None:
+        self.job = None
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.eta.setText("")
+
+    def _on_result(self, job_id, kind, payload) -> None:
+        if job_id != self.job:
+            return
+        self._finish()
+        if payload is None:
+            return
+        self.report = payload
+        b, a = payload["before"], payload["after"]
+        rows = "".join(f"<tr><td>{k}</td><td>{b[k]:.3f}</td><td><b>{a[k]:.3f}</b></td></tr>"
+                       for k in ("accuracy", "auc", "balanced_accuracy") if isinstance(b.get(k), float))
+        self.result.setText(f"New version <b>{Path(payload['path']).stem}</b> is now the active model "
+                            f"(earlier versions stay in the model list).<br>Held-out part ({b['n']} items):"
+                            f"<table><tr><th></th><th>before</th><th>after</th></tr>{rows}</table>")
+
+    def _on_error(self, job_id, kind, message) -> None:
+        if job_id == self.job:
+            self._finish()
+            self.result.setText("")
+            self.window.show_error("Fine-tuning failed", message)
+
+    def _on_cancelled(self, job_id, kind) -> None:
+        if job_id == self.job:
+            self._finish()
+            self.result.setText("Cancelled: nothing was written.")
