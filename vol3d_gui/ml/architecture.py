@@ -8,7 +8,8 @@ GRADCAM_LAYER = "gradcam_conv"
 
 
 def build_classifier(input_shape, n_classes: int, width: int = 16, dense: int | None = None,
-                     dropout: float = 0.3, name: str = "vol3d_classifier", stem_stride: int = 1):
+                     dropout: float = 0.3, name: str = "vol3d_classifier", stem_stride: int = 1,
+                     pooling: str = "avg"):
     """Four conv blocks of widths (w, w, 2w, 4w); the last Conv3D is named GRADCAM_LAYER.
 
     The fourth block's convolution runs at 1/8 of the input resolution, which is the grid
@@ -17,7 +18,12 @@ def build_classifier(input_shape, n_classes: int, width: int = 16, dense: int | 
     ``stem_stride=2`` makes the first convolution strided instead of full-resolution
     convolution + pooling: the same grids from the second block on, but about 4x less
     compute per sample on a CPU (the full-resolution first block dominates a 64^3 input),
-    which is what makes training a 64^3 model on a laptop practical."""
+    which is what makes training a 64^3 model on a laptop practical.
+
+    ``pooling="max"`` replaces the global average by a global max: for a small focal
+    finding (a lesion of a few voxels in a whole abdomen) an average dilutes the one place
+    that matters, while a max lets one detector channel answer "is it anywhere". Grad-CAM
+    is unaffected (it reads the last convolution's activations and gradients)."""
     import keras
     from keras import layers
 
@@ -36,7 +42,12 @@ def build_classifier(input_shape, n_classes: int, width: int = 16, dense: int | 
         if not strided:
             x = layers.MaxPool3D(2, padding="same", name=f"pool{i + 1}")(x)
         x = layers.BatchNormalization(name=f"bn{i + 1}")(x)
-    x = layers.GlobalAveragePooling3D(name="gap")(x)
+    if pooling == "avg":
+        x = layers.GlobalAveragePooling3D(name="gap")(x)
+    elif pooling == "max":
+        x = layers.GlobalMaxPooling3D(name="gmp")(x)
+    else:
+        raise ValueError(f"pooling must be 'avg' or 'max', got {pooling!r}")
     x = layers.Dense(dense or 8 * width, activation="relu", name="dense")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     # float32 output even under a mixed-precision policy, so probabilities stay exact
