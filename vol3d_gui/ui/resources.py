@@ -10,5 +10,10 @@ RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 
 
 def app_icon() -> QtGui.QIcon:
-    icon = RESOURCES / "vol3d.svg"
-    return QtGui.QIcon(str(icon)) if icon.exists() else QtGui.QIcon()
+    """The SVG icon plus its PNG rendering (used where Qt's SVG plug-in is missing)."""
+    icon = QtGui.QIcon()
+    for name in ("vol3d.svg", "vol3d.png"):
+        path = RESOURCES / name
+        if path.exists():
+            icon.addFile(str(path))
+    return icon
