@@ -81,6 +81,7 @@ def test_overlay_colour_appears_where_the_overlay_is(view, qtbot):
 
 def test_crosshair_lines_follow_the_cursor(view, qtbot):
     view.set_cursor([5.0, -3.0, 2.0])
+    qtbot.waitUntil(lambda: view._pending_cursor is None, timeout=3000)  # placed once settled
     line = view.cross[0].pos
     np.testing.assert_allclose(line[:, 1:], [[-3.0, 2.0], [-3.0, 2.0]], atol=0.8)
 

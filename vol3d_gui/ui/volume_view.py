@@ -15,6 +15,12 @@ from vol3d_gui.ui.colormaps import lut
 
 # Bytes of 16-bit texture the 3-D view may take before it downsamples (slices stay full size).
 TEXTURE_BUDGET = 64 << 20
+# Ray-march samples per unit of texture length: full quality when idle, fewer while the
+# user drags the crosshair or orbits (software GL takes ~1 s a frame at 256 on 2 cores),
+# then one full-quality frame once the interaction has paused.
+FULL_STEPS = 256
+INTERACTIVE_STEPS = 48
+SETTLE_MS = 350
 DEFAULT_MAX_3D_TEXTURE = 2048
 
 
@@ -50,6 +56,7 @@ class VolumeView(QtWidgets.QWidget):
         self.window = Window(0.5, 1.0)
         self.colormap = "bone"
         self.mode = "mip"
+        self._pending_cursor = None
         self.iso_level: float | None = None
         self._range = (0.0, 1.0)
         self._tex_affine = np.eye(4)
@@ -87,7 +94,13 @@ class VolumeView(QtWidgets.QWidget):
         self.item.on_error = lambda msg: QtCore.QTimer.singleShot(
             0, lambda: self._fail(f"3-D view unavailable: {msg}"))
         self.item.set_lut(lut(self.colormap))
+        self.item.steps = FULL_STEPS
         self.glview.addItem(self.item)
+        self._settle = QtCore.QTimer(self)
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(SETTLE_MS)
+        self._settle.timeout.connect(self._full_quality)
+        self.glview.installEventFilter(self)
         pen = (1.0, 0.86, 0.0, 0.9)
         self.cross = [gl.GLLinePlotItem(pos=np.zeros((2, 3)), color=pen, width=1.5, antialias=True)
                       for _ in range(3)]
@@ -187,9 +200,38 @@ class VolumeView(QtWidgets.QWidget):
         self.item.overlay_threshold = float(threshold) / top
         self.item.set_overlay_texture(np.clip(data / top, 0, 1), matrix)
 
+    def interacting(self) -> None:
+        """Render cheaply until the interaction pauses, then once at full quality."""
+        if self.available:
+            self.item.steps = INTERACTIVE_STEPS
+            self._settle.start()
+
+    def _full_quality(self) -> None:
+        if self._pending_cursor is not None and self.volume is not None:
+            self._place_cursor(self._pending_cursor)
+            self._pending_cursor = None
+        self.item.steps = FULL_STEPS
+        self.item.update()
+
+    def hideEvent(self, ev):
+        # nothing to render for a hidden view: no timer may fire into a closed window
+        if self.available:
+            self._settle.stop()
+        super().hideEvent(ev)
+
+    def eventFilter(self, obj, ev):
+        if obj is self.glview and ev.type() in (QtCore.QEvent.Type.MouseMove, QtCore.QEvent.Type.Wheel):
+            self.interacting()
+        return False
+
     def set_cursor(self, ras_mm) -> None:
-        if not self.available or self.volume is None:
-            return
+        """Move the 3-D crosshair once the cursor stops moving: while a reader drags through
+        the slices, the slice views get the whole frame budget (software GL takes ~1 s)."""
+        self._pending_cursor = np.asarray(ras_mm, float)
+        if self.available and self.volume is not None:
+            self._settle.start()
+
+    def _place_cursor(self, ras_mm) -> None:
         ijk = self.volume.world_to_voxel(np.asarray(ras_mm, float))
         n = np.asarray(self.volume.shape) - 1
         for axis, line in enumerate(self.cross):
@@ -210,11 +252,16 @@ class VolumeView(QtWidgets.QWidget):
 
     def orbit(self, azimuth: float, elevation: float = 0.0) -> None:
         if self.available:
+            self.interacting()
             self.glview.orbit(azimuth, elevation)
 
-    def grab_frame(self) -> QtGui.QImage:
+    def grab_frame(self, full_quality: bool = True) -> QtGui.QImage:
+        """The rendered frame (at full quality unless asked otherwise)."""
         if not self.available:
             return self._message.grab().toImage()
+        if full_quality:
+            self._settle.stop()
+            self._full_quality()
         return self.glview.grabFramebuffer()
 
     # --- internals ----------------------------------------------------------------------------------
