@@ -28,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="2: strided first convolution (about 4x less compute at 64^3)")
     p.add_argument("--pooling", default="avg", choices=["avg", "max"],
                    help="global pooling before the dense layer (max suits small focal findings)")
+    p.add_argument("--bn-momentum", type=float, default=0.99,
+                   help="BatchNorm running-statistics momentum (0.9 suits small data sets)")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="time budget: stop after the epoch that exceeds it, keeping the best weights")
     p.add_argument("--lr", type=float, default=1e-3)
@@ -92,7 +94,8 @@ def run(args) -> int:
     print(f"data: {ds.name}, train {len(train.y)}, val {len(val.y) if val else 0}, "
           f"test {len(test.y) if test else 0} ({time.time() - t0:.0f} s to prepare)", flush=True)
     model = build_classifier(shape, len(ds.class_names), width=args.width, name=Path(args.out).name,
-                             stem_stride=args.stem_stride, pooling=args.pooling)
+                             stem_stride=args.stem_stride, pooling=args.pooling,
+                             bn_momentum=args.bn_momentum)
     bar = tqdm(total=None, unit="batch", dynamic_ncols=True)
 
     def on_batch(epoch, batch, n_batches, logs):
@@ -133,7 +136,7 @@ def run(args) -> int:
         "training": {"epochs_run": len(hist["epochs"]), "best_epoch": hist["best_epoch"],
                      "best_val_auc": hist["best_val_auc"], "batch_size": args.batch_size,
                      "learning_rate": args.lr, "width": args.width, "stem_stride": args.stem_stride,
-                     "pooling": args.pooling,
+                     "pooling": args.pooling, "bn_momentum": args.bn_momentum,
                      "augment": args.augment, "flips": list(flips), "patience": args.patience,
                      "seed": args.seed, "class_weight": "balanced", "device": device.description,
                      "out_of_time": hist["out_of_time"], "seconds": round(time.time() - t0, 1),

@@ -9,7 +9,7 @@ GRADCAM_LAYER = "gradcam_conv"
 
 def build_classifier(input_shape, n_classes: int, width: int = 16, dense: int | None = None,
                      dropout: float = 0.3, name: str = "vol3d_classifier", stem_stride: int = 1,
-                     pooling: str = "avg"):
+                     pooling: str = "avg", bn_momentum: float = 0.99):
     """Four conv blocks of widths (w, w, 2w, 4w); the last Conv3D is named GRADCAM_LAYER.
 
     The fourth block's convolution runs at 1/8 of the input resolution, which is the grid
@@ -23,7 +23,10 @@ def build_classifier(input_shape, n_classes: int, width: int = 16, dense: int | 
     ``pooling="max"`` replaces the global average by a global max: for a small focal
     finding (a lesion of a few voxels in a whole abdomen) an average dilutes the one place
     that matters, while a max lets one detector channel answer "is it anywhere". Grad-CAM
-    is unaffected (it reads the last convolution's activations and gradients)."""
+    is unaffected (it reads the last convolution's activations and gradients).
+
+    ``bn_momentum`` below Keras' 0.99 lets the BatchNorm running statistics (used at
+    inference) settle within the few hundred steps of a small training set."""
     import keras
     from keras import layers
 
@@ -41,7 +44,7 @@ def build_classifier(input_shape, n_classes: int, width: int = 16, dense: int | 
                           name=GRADCAM_LAYER if last else f"conv{i + 1}")(x)
         if not strided:
             x = layers.MaxPool3D(2, padding="same", name=f"pool{i + 1}")(x)
-        x = layers.BatchNormalization(name=f"bn{i + 1}")(x)
+        x = layers.BatchNormalization(momentum=bn_momentum, name=f"bn{i + 1}")(x)
     if pooling == "avg":
         x = layers.GlobalAveragePooling3D(name="gap")(x)
     elif pooling == "max":
