@@ -76,3 +76,35 @@ def test_folder_without_labels_is_refused(tmp_path, rng):
     _write_nifti(tmp_path / "a.nii", rng.integers(0, 5, (8, 8, 8)).astype(np.int16))
     with pytest.raises(VolumeReadError, match="two classes"):
         load_folder_dataset(tmp_path, (8, 8, 8), {"type": "minmax"})
+
+
+def test_batches_are_reproducible_and_cover_the_set(rng):
+    from vol3d_gui.ml.training import _make_sequence
+
+    x = rng.random((10, 6, 6, 6, 1)).astype(np.float32)
+    y = np.eye(2, dtype=np.float32)[np.arange(10) % 2]
+    a = _make_sequence(x, y, 4, True, 7, (0, 1, 2))
+    b = _make_sequence(x, y, 4, True, 7, (0, 1, 2))
+    assert len(a) == 3
+    for i in (2, 0, 1):  # any order, as worker threads would fetch them
+        np.testing.assert_array_equal(a[i][0], b[i][0])
+    plain = _make_sequence(x, y, 4, False, 7, (0, 1, 2))
+    seen = np.concatenate([plain[i][1].argmax(1) for i in range(3)])
+    assert sorted(seen.tolist()) == sorted((np.arange(10) % 2).tolist())
+    first = [plain[i][0].copy() for i in range(3)]
+    plain.on_epoch_end()
+    assert not all(np.array_equal(f, plain[i][0]) for i, f in enumerate(first))  # reshuffled
+
+
+def test_training_with_augmentation_is_reproducible(rng):
+    x = rng.random((24, 8, 8, 8, 1)).astype(np.float32)
+    y = np.arange(24) % 2
+    losses = []
+    import keras
+
+    for _ in range(2):
+        keras.utils.set_random_seed(5)  # the initial weights
+        model = build_classifier((8, 8, 8), 2, width=2)
+        hist = train_model(model, x, y, x[:8], y[:8], epochs=2, batch_size=8, augment=True, seed=5)
+        losses.append([e["loss"] for e in hist["epochs"]])
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)

@@ -93,6 +93,9 @@ def run(args) -> int:
     train, val, test = ds.splits["train"], ds.splits.get("val"), ds.splits.get("test")
     print(f"data: {ds.name}, train {len(train.y)}, val {len(val.y) if val else 0}, "
           f"test {len(test.y) if test else 0} ({time.time() - t0:.0f} s to prepare)", flush=True)
+    import keras
+
+    keras.utils.set_random_seed(args.seed)  # initial weights; train_model seeds the rest
     model = build_classifier(shape, len(ds.class_names), width=args.width, name=Path(args.out).name,
                              stem_stride=args.stem_stride, pooling=args.pooling,
                              bn_momentum=args.bn_momentum)

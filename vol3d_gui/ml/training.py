@@ -42,23 +42,32 @@ def _make_sequence(x, y_onehot, batch_size, augment, seed, flips):
     import keras
 
     class Batches(keras.utils.PyDataset):
+        """Shuffled batches; augmented copies made on worker threads while the previous
+        step trains (TensorFlow's step releases the GIL). Every batch draws from its own
+        generator, seeded by (seed, epoch, batch), so the result does not depend on which
+        thread made it: a run is reproducible."""
+
         def __init__(self):
-            super().__init__()
-            self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(len(x))
+            # two threads keep a batch ready without oversubscribing a small machine
+            super().__init__(workers=2 if augment else 1, use_multiprocessing=False,
+                             max_queue_size=4)
+            self.epoch = 0
+            self.order = np.random.default_rng([seed, 0]).permutation(len(x))
 
         def __len__(self):
             return math.ceil(len(x) / batch_size)
 
         def __getitem__(self, i):
-            idx = self.order[i * batch_size : (i + 1) * batch_size]
+            idx = np.sort(self.order[i * batch_size : (i + 1) * batch_size])
             xb = x[idx]
             if augment:
-                xb = np.stack([augment_volume(v, self.rng, flips=flips) for v in xb])
+                rng = np.random.default_rng([seed, self.epoch, i])
+                xb = np.stack([augment_volume(v, rng, flips=flips) for v in xb])
             return xb, y_onehot[idx]
 
         def on_epoch_end(self):
-            self.order = self.rng.permutation(len(x))
+            self.epoch += 1
+            self.order = np.random.default_rng([seed, self.epoch]).permutation(len(x))
 
     return Batches()
 
