@@ -29,6 +29,50 @@ def _no_leaked_threads(qapp):
     assert not leaked, f"test leaked running QThreads: {leaked}"
 
 
+@pytest.fixture(autouse=True)
+def _no_leaked_timers(monkeypatch, qapp):
+    """Fail a test that leaves a QTimer running or a single-shot callback pending after its
+    widgets are gone (napari's dangling_qtimers idea): such a timer fires into a deleted
+    window in a later test, far from the cause."""
+    import shiboken6
+    from PySide6 import QtCore, QtWidgets
+
+    started: list = []
+    pending: list = []
+    real_start, real_single = QtCore.QTimer.start, QtCore.QTimer.singleShot
+
+    def start(self, *args):
+        started.append(self)
+        return real_start(self, *args)
+
+    def single_shot(*args):
+        if len(args) == 2 and callable(args[1]):
+            msec, fn = args
+            token = object()
+            pending.append(token)
+
+            def run():
+                pending.remove(token)
+                fn()
+
+            return real_single(msec, run)
+        return real_single(*args)
+
+    monkeypatch.setattr(QtCore.QTimer, "start", start)
+    monkeypatch.setattr(QtCore.QTimer, "singleShot", staticmethod(single_shot))
+    yield
+    QtWidgets.QApplication.processEvents()
+    running = [t for t in started if shiboken6.isValid(t) and t.isActive()]
+    for t in running:
+        t.stop()
+    assert not running, f"test left QTimers running: {[(t, t.parent()) for t in running]}"
+    if pending:  # short single-shots may still be on their way: give them a moment
+        deadline = QtCore.QDeadlineTimer(2000)
+        while pending and not deadline.hasExpired():
+            QtWidgets.QApplication.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
+    assert not pending, f"test left {len(pending)} QTimer.singleShot callbacks pending"
+
+
 @pytest.fixture
 def window(qtbot):
     from vol3d_gui.ui.main_window import MainWindow

@@ -27,11 +27,90 @@ def sample_plane(overlay: Volume, base: Volume, axis: int, index: float, *, orde
     """Values of ``overlay`` at the voxel centres of ``base``'s plane ``index`` along ``axis``.
 
     Returns a float32 array shaped like ``base``'s slice (its two in-plane axes in order).
-    Points outside the overlay get ``cval``.
+    Points more than half a voxel outside the overlay's grid get ``cval``. ``order`` 0 is
+    nearest neighbour (masks, labels), 1 trilinear (saliency, scans).
     """
+    if order not in (0, 1):
+        raise ValueError(f"order must be 0 or 1, got {order}")
+    m = plane_voxel_to_overlay(base, overlay)
+    owner = _aligned_axes(m)
+    if owner is not None:
+        return _sample_aligned(overlay, base, axis, index, m, owner, order, cval)
+    return _sample_general(overlay, base, axis, index, m, order, cval)
+
+
+def _aligned_axes(m: np.ndarray, tol: float = 1e-9) -> list[int] | None:
+    """For each base axis, the one overlay axis a step along it moves, or None when the
+    grids are oblique to each other. Masks and Grad-CAM maps share the base's axes (up to
+    scale, flips and axis order), so this is the usual case."""
+    owner = []
+    for j in range(3):
+        col = np.abs(m[:3, j])
+        big = col > tol * max(col.max(), 1e-300)
+        if big.sum() != 1:
+            return None
+        owner.append(int(np.argmax(big)))
+    return owner if len(set(owner)) == 3 else None
+
+
+def _linear_taps(c: np.ndarray, n: int):
+    """Indices and weights of 1-D linear interpolation at ``c`` on a grid of ``n`` samples,
+    clamped as map_coordinates(mode='nearest') does; ``inside``: within half a voxel."""
+    inside = (c >= -0.5) & (c <= n - 0.5)
+    cc = np.clip(c, 0, n - 1)
+    i0 = np.minimum(np.floor(cc).astype(np.intp), max(n - 2, 0))
+    w = (cc - i0).astype(np.float32)
+    return i0, np.minimum(i0 + 1, n - 1), w, inside
+
+
+def _sample_aligned(overlay, base, axis, index, m, owner, order, cval) -> np.ndarray:
+    """Separable sampling for axis-aligned grids: one or two overlay planes are read and
+    interpolated along each in-plane axis with 1-D index/weight vectors. A few passes over
+    the output plane instead of a 3 x N coordinate array through map_coordinates."""
     a, b = PLANE_AXES[axis]
     na, nb = base.shape[a], base.shape[b]
-    m = plane_voxel_to_overlay(base, overlay)
+    ra, rb, rc = owner[a], owner[b], owner[axis]
+    oshape = overlay.shape
+    ca = m[ra, a] * np.arange(na, dtype=np.float64) + m[ra, 3]
+    cb = m[rb, b] * np.arange(nb, dtype=np.float64) + m[rb, 3]
+    cc = m[rc, axis] * float(index) + m[rc, 3]
+    out = np.full((na, nb), cval, np.float32)
+    data = overlay.data
+
+    def plane(k: int) -> np.ndarray:
+        p = np.take(data, k, axis=rc)  # remaining overlay axes, in increasing order
+        return p.T if ra > rb else p  # -> (ra, rb)
+
+    if order == 0:
+        ic = int(np.rint(cc))
+        ia, ib = np.rint(ca).astype(np.intp), np.rint(cb).astype(np.intp)
+        va, vb = (ia >= 0) & (ia < oshape[ra]), (ib >= 0) & (ib < oshape[rb])
+        if not (0 <= ic < oshape[rc]) or not va.any() or not vb.any():
+            return out
+        p = plane(ic)
+        rows = np.take(p, ia[va], axis=0)
+        out[np.ix_(va, vb)] = np.take(rows, ib[vb], axis=1)
+        return out
+
+    c0, c1, wc, inside_c = _linear_taps(np.array([cc]), oshape[rc])
+    ia0, ia1, wa, va = _linear_taps(ca, oshape[ra])
+    ib0, ib1, wb, vb = _linear_taps(cb, oshape[rb])
+    if not inside_c[0] or not va.any() or not vb.any():
+        return out
+    p = plane(int(c0[0])).astype(np.float32)
+    if wc[0] > 0:
+        p = p * (1 - wc[0]) + plane(int(c1[0])).astype(np.float32) * wc[0]
+    ia0, ia1, wa = ia0[va], ia1[va], wa[va][:, None]
+    ib0, ib1, wb = ib0[vb], ib1[vb], wb[vb][None, :]
+    rows = np.take(p, ia0, axis=0) * (1 - wa) + np.take(p, ia1, axis=0) * wa
+    out[np.ix_(va, vb)] = np.take(rows, ib0, axis=1) * (1 - wb) + np.take(rows, ib1, axis=1) * wb
+    return out
+
+
+def _sample_general(overlay, base, axis, index, m, order, cval) -> np.ndarray:
+    """Any affine (oblique grids): world points of the plane through map_coordinates."""
+    a, b = PLANE_AXES[axis]
+    na, nb = base.shape[a], base.shape[b]
     # overlay coords = M[:3,:3] @ (u e_a + v e_b + index e_axis) + M[:3,3], built separably
     ua = m[:3, a][:, None] * np.arange(na, dtype=np.float64)[None, :]  # (3, na)
     vb = m[:3, b][:, None] * np.arange(nb, dtype=np.float64)[None, :]  # (3, nb)

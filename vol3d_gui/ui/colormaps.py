@@ -31,3 +31,40 @@ def lut(name: str) -> np.ndarray:
         return COLORMAPS[name]
     except KeyError:
         raise ValueError(f"unknown colour map {name!r}; choose from {', '.join(COLORMAPS)}") from None
+
+
+# (center, width, dtype) -> table; a handful of windows are in use at any time
+_WINDOW_LUTS: dict[tuple, np.ndarray] = {}
+
+
+def window_lut(window, dtype) -> np.ndarray | None:
+    """uint8 table mapping every value of an 8- or 16-bit integer dtype through ``window``,
+    indexed by the value's raw bits read as unsigned; None for other dtypes.
+
+    Windowing a CT slice is then one gather per pixel, and changing the window rebuilds a
+    65536-entry table, never touches the volume."""
+    from vol3d_gui.core.windowing import apply_window
+
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "iu" or dtype.itemsize > 2:
+        return None
+    key = (float(window.center), float(window.width), dtype.str)
+    table = _WINDOW_LUTS.get(key)
+    if table is None:
+        unsigned = np.dtype(f"u{dtype.itemsize}")
+        values = np.arange(1 << (8 * dtype.itemsize), dtype=np.int64).astype(unsigned).view(dtype)
+        table = apply_window(values, window)
+        if len(_WINDOW_LUTS) >= 16:
+            _WINDOW_LUTS.pop(next(iter(_WINDOW_LUTS)))
+        _WINDOW_LUTS[key] = table
+    return table
+
+
+def windowed(plane: np.ndarray, window) -> np.ndarray:
+    """A 2-D plane of any dtype as uint8 grey levels through ``window`` (NaN -> black)."""
+    from vol3d_gui.core.windowing import apply_window
+
+    table = window_lut(window, plane.dtype)
+    if table is None:
+        return apply_window(plane, window)
+    return np.take(table, plane.view(f"u{plane.dtype.itemsize}"))

@@ -41,13 +41,27 @@ class OverlayLayer:
         if not self.visible or self.opacity <= 0:
             return None
         vals = sample_plane(self.volume, base, axis, index, order=self.order, cval=np.nan)
-        shown = np.isfinite(vals) & (vals > self.threshold)
+        shown = vals > self.threshold  # NaN (outside the overlay) compares False
         if self.order == 0 and self.vmax <= 1.0:
             shown &= vals > 0  # a binary mask: 0 is background whatever the threshold
-        if not shown.any():
+        rows = np.flatnonzero(shown.any(axis=1))
+        if rows.size == 0:
             return None
-        norm = np.clip((np.nan_to_num(vals) - self.vmin) / (self.vmax - self.vmin), 0.0, 1.0)
+        cols = np.flatnonzero(shown.any(axis=0))
+        box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        # colour only the bounding box of what shows (a lesion is a few percent of a plane)
+        v, on = vals[box], shown[box]
         rgba = np.zeros((*vals.shape, 4), np.uint8)
-        rgba[..., :3] = lut(self.colormap)[(norm * 255).astype(np.uint8)]
-        rgba[..., 3] = np.where(shown, int(round(255 * self.opacity)), 0).astype(np.uint8)
+        out = rgba[box]
+        alpha = np.uint8(round(255 * self.opacity))
+        if self.order == 0 and self.vmax <= 1.0:  # binary mask: one colour
+            out[on] = (*lut(self.colormap)[-1], alpha)
+            return rgba
+        scale = np.float32(255.0 / (self.vmax - self.vmin))
+        idx = np.where(on, v, np.float32(self.vmin))
+        idx -= np.float32(self.vmin)
+        idx *= scale
+        np.clip(idx, 0, 255, out=idx)
+        out[..., :3] = np.take(lut(self.colormap), idx.astype(np.uint8), axis=0)
+        out[..., 3] = on * alpha
         return rgba

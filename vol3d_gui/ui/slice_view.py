@@ -2,8 +2,11 @@
 
 View coordinates are millimetres along the volume's two in-plane array axes (index x
 spacing), so a locked aspect ratio gives the true physical aspect for anisotropic voxels.
-The window is applied as ImageItem levels on the raw slice: no re-windowing of the volume.
-Overlays are sampled in world space for the plane on screen only (core.resample).
+The window is applied to the slice on screen only, through a lookup table indexed by the
+raw integer value (colormaps.windowed): a window change re-draws three planes, never the
+volume. The result is 8-bit grey that Qt draws without another conversion.
+Overlays are sampled in world space for the plane on screen only (core.resample), and
+drawn over the bounding box of what shows.
 
 Mouse: left click/drag sets the crosshair, wheel steps slices (Ctrl+wheel zooms),
 right-drag changes window/level, middle-drag pans.
@@ -18,6 +21,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from vol3d_gui.core.resample import PLANE_AXES, base_slice
 from vol3d_gui.core.volume import Volume
 from vol3d_gui.core.windowing import Window
+from vol3d_gui.ui.colormaps import windowed
 
 AXIS_OF = {"sagittal": 0, "coronal": 1, "axial": 2}
 # Screen letters (left, right, top, bottom) in radiological display; neurological swaps R/L.
@@ -156,7 +160,7 @@ class SliceView(QtWidgets.QWidget):
     def set_window(self, window: Window) -> None:
         self.window = window
         if self.volume is not None:
-            self.image.setLevels([window.low, window.high])
+            self._render_base()
         self._update_labels()
 
     def set_overlays(self, overlays: list) -> None:
@@ -217,11 +221,17 @@ class SliceView(QtWidgets.QWidget):
         return lab
 
     def _render_slice(self) -> None:
-        sl = base_slice(self.volume, self.axis, self.index)
-        self.image.setImage(sl, autoLevels=False, levels=[self.window.low, self.window.high])
-        self.image.setRect(self._rect)
+        self._render_base()
         self._apply_flip()
         self._render_overlays()
+
+    def _render_base(self) -> None:
+        sl = base_slice(self.volume, self.axis, self.index)
+        # windowed(sl.T) is C-ordered (display y, display x); its transpose is what this
+        # col-major ImageItem takes, and pyqtgraph's own swap back needs no copy
+        grey = windowed(sl.T, self.window).T
+        self.image.setImage(grey, autoLevels=False, levels=None)
+        self.image.setRect(self._rect)
 
     def _render_overlays(self) -> None:
         if self.volume is None:
@@ -237,12 +247,22 @@ class SliceView(QtWidgets.QWidget):
                 alpha = layer_rgba[..., 3:4].astype(np.float32) / 255
                 rgba[..., :3] = (layer_rgba[..., :3] * alpha + rgba[..., :3] * (1 - alpha)).astype(np.uint8)
                 rgba[..., 3] = np.maximum(rgba[..., 3], layer_rgba[..., 3])
+        if rgba is not None:
+            # draw only the bounding box of what shows: a lesion mask is a few percent of
+            # the plane, and Qt then blends a small image instead of a 512x512 one
+            rows = np.flatnonzero(rgba[..., 3].any(axis=1))
+            cols = np.flatnonzero(rgba[..., 3].any(axis=0))
+            if rows.size == 0:
+                rgba = None
         if rgba is None:
             self.overlay_image.clear()
             self.overlay_image.setVisible(False)
             return
-        self.overlay_image.setImage(rgba, autoLevels=False, levels=[0, 255])
-        self.overlay_image.setRect(self._rect)
+        i0, i1, j0, j1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        crop = np.ascontiguousarray(rgba[i0:i1, j0:j1].transpose(1, 0, 2)).transpose(1, 0, 2)
+        sa, sb = self._scale
+        self.overlay_image.setImage(crop, autoLevels=False, levels=None)
+        self.overlay_image.setRect(QtCore.QRectF((i0 - 0.5) * sa, (j0 - 0.5) * sb, (i1 - i0) * sa, (j1 - j0) * sb))
         self.overlay_image.setVisible(True)
 
     def _apply_flip(self) -> None:
