@@ -1,10 +1,12 @@
 """The label store keeps every committed label: concurrent writers, SIGKILL, CSV, history."""
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -77,7 +79,7 @@ def test_latest_event_wins_history_kept_and_tombstones(tmp_path):
         assert "b" not in s.current_labels() and len(s.history("b")) == 2
         assert s.labelled_count() == 1
         assert s.stale_labels({"a": "other"}) == [] and s.current_labels()["a"].content_hash is None
-        s.add_label("c", 1, content_hash="old")
+        s.add_label("c", 1, content_hash="old", reviewer="r1")
         assert s.stale_labels({"c": "new"}) == ["c"]
 
 
@@ -85,7 +87,7 @@ def test_csv_round_trip_is_idempotent(tmp_path):
     with LabelStore(tmp_path / "a.db") as s:
         for i in range(5):
             s.add_label(f"item{i}", i % 2, reviewer="x")
-        s.clear_label("item4")
+        s.clear_label("item4", reviewer="x")
         out = s.export_csv(tmp_path / "labels.csv")
         want = {k: e.label for k, e in s.current_labels().items()}
     with LabelStore(tmp_path / "b.db") as t:
@@ -109,16 +111,42 @@ def test_not_a_database(tmp_path):
         LabelStore(junk)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
-def test_read_only_location(tmp_path):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o500)
+OPEN_AS = """
+import os, sys
+from vol3d_gui.store.labels import LabelStore, LabelStoreError
+if os.geteuid() == 0:
+    os.setgid(65534)
+    os.setuid(65534)  # nobody: root would write anywhere, a reader on a shared drive would not
+try:
+    with LabelStore(sys.argv[1]) as s:
+        s.add_label("x::1", 0, reviewer="r")
+except LabelStoreError as exc:
+    print("LabelStoreError", exc)
+"""
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_read_only_location(existing):
+    # Outside pytest's tmp_path (private to root) so that the unprivileged process can reach it.
+    ro = Path(tempfile.mkdtemp(prefix="vol3d-ro-"))
     try:
-        with pytest.raises(LabelStoreError):
-            LabelStore(ro / "l.db")
+        if existing:
+            with LabelStore(ro / "l.db") as s:
+                s.add_label("a::1", 1, reviewer="r")
+            for f in ro.iterdir():
+                f.chmod(0o444)
+        ro.chmod(0o555)
+        p = subprocess.run([sys.executable, "-c", OPEN_AS, str(ro / "l.db")], cwd=REPO, capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.startswith("LabelStoreError") and "l.db" in p.stdout, p.stdout
+        if existing:  # and what was there is untouched
+            ro.chmod(0o755)
+            with LabelStore(ro / "l.db") as s:
+                assert list(s.current_labels()) == ["a::1"]
     finally:
-        ro.chmod(0o700)
+        ro.chmod(0o755)
+        shutil.rmtree(ro)
 
 
 def test_unwritable_path_is_a_clear_error(tmp_path):
