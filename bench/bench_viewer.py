@@ -1,7 +1,8 @@
 """Viewer responsiveness on a 512x512x300 int16 CT with an overlay on.
 
 - crosshair: time per MainWindow.set_cursor including the repaint of the three slice
-  views, against extracting the same three slices with numpy and applying the same LUT;
+  views (image, lesion mask and saliency overlays), against extracting the same three
+  slices with numpy and applying the same window LUT, alternated move by move; medians;
 - overlay: drawing a 512x512 slice with a Grad-CAM-sized saliency overlay against the
   slice alone;
 - 3-D view: first frame, and orbit frames per second in each mode (Mesa llvmpipe here).
@@ -9,6 +10,7 @@
 Run under a display, e.g. xvfb-run -a -s "-screen 0 1600x1000x24 +extension GLX +render".
 """
 
+import os
 import time
 
 import numpy as np
@@ -22,7 +24,7 @@ def main(moves: int = 40) -> dict:
     app = make_app()
     from vol3d_gui.core.phantom import lesion_phantom
     from vol3d_gui.core.volume import Volume
-    from vol3d_gui.core.windowing import apply_window
+    from vol3d_gui.ui.colormaps import windowed
     from vol3d_gui.ui.main_window import MainWindow
 
     vol, mask = lesion_phantom(0, True, shape=(512, 512, 300), spacing=(0.7, 0.7, 1.0))
@@ -41,28 +43,65 @@ def main(moves: int = 40) -> dict:
     rng = np.random.default_rng(1)
     points = vol.voxel_to_world(rng.uniform([0, 0, 0], np.asarray(vol.shape) - 1, size=(moves, 3)))
     views = list(w.slice_views.values())
+    window = w.window_level
 
     def move(p):
-        # the update a user sees: three slice views and the 3-D view's crosshair frame
+        # what a reader waits for while dragging the crosshair: the three slice views
+        # re-sampled (image and both overlays) and painted; the 3-D crosshair follows
+        # once the cursor settles (timed below)
         w.set_cursor(p)
         for v in views:
             v.graphics.viewport().repaint()
-        if w.volume_view.available:
-            w.volume_view.grab_frame(full_quality=False)
 
-    move(points[0])
-    t0 = time.perf_counter()
-    for p in points:
-        move(p)
-    per_move = (time.perf_counter() - t0) / moves
-
-    window = w.window_level
-    t0 = time.perf_counter()
-    for p in points:
+    def numpy_move(p):
+        # the floor: the same three planes cut from the array and put through the same
+        # window lookup table the views use
         i, j, k = np.rint(vol.world_to_voxel(p)).astype(int)
         for sl in (vol.data[:, :, k], vol.data[:, j, :], vol.data[i, :, :]):
-            apply_window(sl, window)
-    numpy_per_move = (time.perf_counter() - t0) / moves
+            windowed(sl.T, window)
+
+    move(points[0])
+    numpy_move(points[0])
+    app.processEvents()
+    t_view, t_np = [], []
+    for p in points:  # alternate, so load from other processes hits both alike
+        t0 = time.perf_counter()
+        move(p)
+        t_view.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        numpy_move(p)
+        t_np.append(time.perf_counter() - t0)
+    per_move, numpy_per_move = float(np.median(t_view)), float(np.median(t_np))
+
+    # the same moves in a window without the GL view: with a QOpenGLWidget in it, Qt
+    # composes every repaint of the window through GL (Mesa llvmpipe here: on the CPU)
+    os.environ["VOL3D_DISABLE_GL"] = "1"
+    w2 = MainWindow()
+    del os.environ["VOL3D_DISABLE_GL"]
+    w2.resize(1400, 900)
+    w2.show()
+    w2.open_volume(vol)
+    w2.add_overlay(mask, "lesion mask", colormap="green", opacity=0.4, threshold=0.5)
+    w2.add_overlay(sal, "saliency", colormap="hot", opacity=0.5, threshold=0.2, vmin=0.0, vmax=1.0, order=1)
+    app.processEvents()
+    views2 = list(w2.slice_views.values())
+    t_nogl = []
+    for p in points:
+        t0 = time.perf_counter()
+        w2.set_cursor(p)
+        for v in views2:
+            v.graphics.viewport().repaint()
+        t_nogl.append(time.perf_counter() - t0)
+    w2.close()
+
+    # the 3-D view's crosshair frame after the cursor settles (interactive quality)
+    t_3d = []
+    if w.volume_view.available:
+        for p in points[:5]:
+            t0 = time.perf_counter()
+            w.set_cursor(p)
+            w.volume_view.grab_frame(full_quality=False)
+            t_3d.append(time.perf_counter() - t0)
 
     # overlay cost on one 512x512 slice: render with and without the saliency overlay
     ax = w.slice_views["axial"]
@@ -71,7 +110,7 @@ def main(moves: int = 40) -> dict:
         t = time.perf_counter()
         for _ in range(n):
             ax._render_slice()
-            ax.graphics.repaint()
+            ax.graphics.grab()  # renders the view itself, without composing the GL window
         return (time.perf_counter() - t) / n
 
     with_ov = draw()
@@ -81,9 +120,14 @@ def main(moves: int = 40) -> dict:
 
     res = {"volume": "512x512x300 int16, mask + saliency overlays",
            "open_and_first_paint_s": open_s,
-           "set_cursor_with_repaint_ms": per_move * 1e3, "updates_per_s": 1 / per_move,
-           "numpy_slices_plus_lut_ms": numpy_per_move * 1e3,
+           "moves": moves, "load_average_1min": os.getloadavg()[0],
+           "set_cursor_with_repaint_ms_median": per_move * 1e3,
+           "set_cursor_with_repaint_ms_mean": float(np.mean(t_view)) * 1e3,
+           "updates_per_s": 1 / per_move,
+           "numpy_slices_plus_lut_ms_median": numpy_per_move * 1e3,
            "ratio_vs_numpy": per_move / numpy_per_move,
+           "set_cursor_with_repaint_no_gl_window_ms_median": float(np.median(t_nogl)) * 1e3,
+           "set_cursor_plus_3d_crosshair_frame_ms_median": float(np.median(t_3d)) * 1e3 if t_3d else None,
            "axial_slice_draw_ms": without_ov * 1e3, "axial_slice_with_saliency_ms": with_ov * 1e3,
            "overlay_extra_ms": (with_ov - without_ov) * 1e3}
 
