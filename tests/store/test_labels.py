@@ -64,6 +64,9 @@ def test_sigkill_mid_write_loses_no_committed_label(tmp_path):
         cur = s.current_labels()
         missing = [i for i in reported if f"carol/{i:05d}" not in cur]
         assert not missing
+        # the killed writer's lock died with it: the next writer is not stuck
+        s.add_label("after/kill", 1, reviewer="dave")
+        assert s.current_label("after/kill").label == 1
 
 
 def test_latest_event_wins_history_kept_and_tombstones(tmp_path):

@@ -179,10 +179,18 @@ def _v1_to_v2(db: sqlite3.Connection) -> None:
     # Version 1 de-duplicated imports only against earlier imports (a UNIQUE import_key), so a
     # CSV exported from a store and imported back doubled every event. Every event now carries a
     # fingerprint; imports skip fingerprints that are already there.
+    # Times become microsecond UTC (version 1 wrote milliseconds) so that they sort as text and
+    # match what an import of the same event computes.
     db.execute("ALTER TABLE label_events ADD COLUMN fingerprint TEXT")
-    rows = db.execute("SELECT id, item_key, label, cleared, reviewer, created, content_hash FROM label_events")
-    db.executemany("UPDATE label_events SET fingerprint = ? WHERE id = ?",
-                   [(_fingerprint(*r[1:]), r[0]) for r in rows.fetchall()])
+    updates = []
+    for i, key, label, cleared, reviewer, created, content_hash in db.execute(
+            "SELECT id, item_key, label, cleared, reviewer, created, content_hash FROM label_events").fetchall():
+        try:
+            created = _normalise_time(created)
+        except ValueError:
+            pass  # kept as written: it still sorts, and history shows it as it was
+        updates.append((created, _fingerprint(key, label, cleared, reviewer, created, content_hash), i))
+    db.executemany("UPDATE label_events SET created = ?, fingerprint = ? WHERE id = ?", updates)
     db.execute("CREATE INDEX label_events_fingerprint ON label_events(fingerprint)")
     db.execute("CREATE INDEX label_events_item_time ON label_events(item_key, created, id)")
 
