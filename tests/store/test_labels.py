@@ -156,3 +156,14 @@ def test_unwritable_path_is_a_clear_error(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(LabelStoreError, match="file"):
         LabelStore(tmp_path / "file" / "l.db")
+
+
+def test_processes_creating_the_same_new_database_at_once(tmp_path):
+    db = tmp_path / "new" / "labels.db"  # neither the folder nor the file exists yet
+    procs = [_writer(db, who, 50) for who in ("p0", "p1", "p2")]
+    for p in procs:
+        p.communicate(timeout=120)
+        assert p.returncode == 0
+    with LabelStore(db) as s:
+        assert s.labelled_count() == 150
+        assert sorted({k.split("/")[0] for k in s.current_labels()}) == ["p0", "p1", "p2"]
