@@ -110,3 +110,13 @@ def test_run_gui_demo_shows_the_window_before_loading(qapp, monkeypatch):
         assert seen["tf_at_show"] is False
     assert seen["n"] == 12 and seen["row"] == 0
     assert seen["item"].name
+
+
+def test_fit_undoes_zoom(window):
+    window.open_volume(_vol())
+    view = window.slice_views["axial"]
+    before = view.viewbox.viewRange()
+    view.viewbox.scaleBy((0.5, 0.5))
+    assert view.viewbox.viewRange() != before
+    view.reset_zoom()
+    np.testing.assert_allclose(view.viewbox.viewRange(), before, atol=1e-6)

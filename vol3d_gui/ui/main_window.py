@@ -432,6 +432,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self._action(wl, f"{name.capitalize()} (W {w.width:g} / L {w.center:g})",
                          lambda n=name: self.apply_preset(n))
         self._action(wl, "&Auto (robust percentiles)", lambda: self.apply_preset("auto"), "Ctrl+A")
+        self._action(view, "&Fit slices to their views (undo zoom and pan)",
+                     lambda: [v.reset_zoom() for v in self.slice_views.values()], "Ctrl+0")
         if getattr(self.volume_view, "available", False):
             modes = view.addMenu("3-D &mode")
             for mode, label in (("mip", "Maximum intensity projection"), ("translucent", "Translucent"),

@@ -157,6 +157,11 @@ class SliceView(QtWidgets.QWidget):
         self._render_slice()
         self.viewbox.setRange(rect=self._rect, padding=0.02)
 
+    def reset_zoom(self) -> None:
+        """Fit the whole slice in the view again after zooming or panning."""
+        if self.volume is not None:
+            self.viewbox.setRange(rect=self._rect, padding=0.02)
+
     def set_window(self, window: Window) -> None:
         self.window = window
         if self.volume is not None:
@@ -217,7 +222,9 @@ class SliceView(QtWidgets.QWidget):
         lab = QtWidgets.QLabel(self)
         lab.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         weight = "bold" if bold else "normal"
-        lab.setStyleSheet(f"color: #f0c040; background: transparent; font-weight: {weight}; font-size: 12px;")
+        # a dim backing keeps the letters legible over bright bone (and "I" distinct from the crosshair)
+        lab.setStyleSheet(f"color: #f0c040; background: rgba(0, 0, 0, 110); padding: 0px 2px;"
+                          f" font-weight: {weight}; font-size: 12px;")
         return lab
 
     def _render_slice(self) -> None:
