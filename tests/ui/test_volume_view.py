@@ -105,3 +105,30 @@ def test_fallback_without_gl(qtbot, monkeypatch):
     assert not w.volume_view.available and "disabled" in w.volume_view.status_text
     w.open_volume(_sphere())  # slices work regardless
     assert w.slice_views["axial"].image.image is not None
+
+
+def test_shader_failure_falls_back_to_a_message(qtbot, monkeypatch):
+    """A driver that cannot compile the ray-marching shader: the view says why, nothing raises."""
+    from vol3d_gui.ui import gl_volume_item
+
+    def broken(self):
+        raise RuntimeError("shader compile failed: GLSL 1.20 not supported")
+
+    monkeypatch.setattr(gl_volume_item.GLRayVolumeItem, "_build_program", broken)
+    v = VolumeView()
+    qtbot.addWidget(v)
+    v.resize(200, 200)
+    v.show()
+    qtbot.waitExposed(v)
+    if not v.available:
+        pytest.skip(f"no GL here: {v.status_text}")
+    v.set_volume(_sphere())
+    v.grab_frame()  # paints, the shader build fails inside paint()
+    qtbot.waitUntil(lambda: not v.available, timeout=3000)
+    assert "shader compile failed" in v.status_text
+    assert v._stack.currentWidget() is v._message
+    # the rest of the API stays callable and harmless
+    v.set_window(Window(100, 200))
+    v.set_mode("iso")
+    v.set_cursor([0.0, 0.0, 0.0])
+    assert not v.grab_frame().isNull()
