@@ -9,9 +9,14 @@
 
 Run: xvfb-run -a -s "-screen 0 1600x1000x24 +extension GLX +render" \
      .venv/bin/python -m bench.bench_volume_view
+With --screenshots it instead renders the demo phantom (with its lesion mask as the
+overlay) in each mode to docs/screenshots/3d_<mode>.png.
 """
 
+import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -32,7 +37,53 @@ def _ct(shape, seed=0):
     return data
 
 
+def save_screenshots(out_dir: Path) -> list[Path]:
+    """One PNG per mode of lesion_phantom(seed 3) with its lesion mask as the overlay."""
+    from vol3d_gui.core.phantom import lesion_phantom
+    from vol3d_gui.core.windowing import Window
+    from vol3d_gui.ui.app import make_app
+    from vol3d_gui.ui.volume_view import VolumeView
+
+    app = make_app()
+    vol, mask = lesion_phantom(3, True)
+    view = VolumeView()
+    view.resize(560, 480)
+    view.show()
+    for _ in range(5):
+        app.processEvents()
+    if not view.available:
+        raise SystemExit(f"no 3-D view here: {view.status_text}")
+    view.set_volume(vol)
+    view.set_overlay(mask, color=(0.1, 1.0, 0.3), opacity=0.7, threshold=0.5)
+    lo, hi = vol.bounds_world
+    view.set_cursor((lo + hi) / 2)
+    view.glview.orbit(-25, 10)  # a little oblique, so the depth of the render shows
+    # per mode the window a reader would pick: bone for MIP, soft tissue for the
+    # translucent render, the iso level at bone
+    settings = {"mip": Window(400, 1800), "translucent": Window(40, 400), "iso": Window(400, 1800)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for mode, window in settings.items():
+        view.set_mode(mode)
+        view.set_window(window)
+        if mode == "iso":
+            view.set_iso_level(300.0)
+        img = view.grab_frame()
+        path = out_dir / f"3d_{mode}.png"
+        tmp = path.with_name(path.stem + ".tmp.png")
+        if not img.save(str(tmp)):
+            raise OSError(f"could not write {tmp}")
+        os.replace(tmp, path)
+        written.append(path)
+    view.close()
+    return written
+
+
 def main():
+    if "--screenshots" in sys.argv[1:]:
+        for p in save_screenshots(Path(__file__).resolve().parents[1] / "docs" / "screenshots"):
+            print(p)
+        return None
     from vol3d_gui.core.volume import Volume, centered_affine
     from vol3d_gui.core.windowing import Window
     from vol3d_gui.ui.app import make_app
