@@ -72,44 +72,30 @@ def test_dropping_a_file_opens_it(window, tmp_path):
     assert window.current_volume is not None and window.current_volume.shape == marker_volume().shape
 
 
-def test_run_gui_demo_shows_the_window_before_loading(qapp, monkeypatch):
+def test_run_gui_demo_shows_the_window_before_loading(qtbot, monkeypatch):
     """`vol3d --demo`: the window is up before the study loads, TensorFlow is not imported
-    for it, and the demo study's first item ends up on screen."""
+    for it, and the demo study's first item ends up on screen.
+
+    Drives start_gui, the part of run_gui before app.exec(): a test must not run and quit
+    the application's own loop, or every later nested event loop (qtbot.wait*) returns at once."""
     from vol3d_gui.ui import app as app_module
     from vol3d_gui.ui.main_window import MainWindow
 
     tf_before = "tensorflow" in sys.modules
     monkeypatch.setattr(MainWindow, "attach_model", lambda self, model=None: None)
-    seen = {}
-    real_show = MainWindow.show
-
-    def show(self):
-        seen["study_at_show"] = self.study
-        seen["tf_at_show"] = "tensorflow" in sys.modules
-        real_show(self)
-
-    monkeypatch.setattr(MainWindow, "show", show)
-
-    def check():
-        wins = [w for w in QtWidgets.QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
-        if wins and wins[-1].current_volume is not None:
-            w = wins[-1]
-            seen["n"] = len(w.study)
-            seen["row"] = w.worklist.current_row()
-            seen["item"] = w.current_item
-            w.close()
-            w.deleteLater()
-            qapp.quit()
-        else:
-            QtCore.QTimer.singleShot(50, check)
-
-    QtCore.QTimer.singleShot(0, check)
-    assert app_module.run_gui(demo=True) == 0
-    assert seen["study_at_show"] is None  # nothing loaded before the first paint
+    w = app_module.start_gui(demo=True)
+    qtbot.addWidget(w)
+    assert w.isVisible()
+    assert w.study is None  # nothing loaded before the first paint
     if not tf_before:
-        assert seen["tf_at_show"] is False
-    assert seen["n"] == 12 and seen["row"] == 0
-    assert seen["item"].name
+        assert "tensorflow" not in sys.modules
+    qtbot.waitUntil(lambda: w.current_volume is not None, timeout=30000)
+    assert len(w.study) == 12 and w.worklist.current_row() == 0
+    assert w.current_item.name
+    w.resize(1200, 900)
+    axial = grab(w.slice_views["axial"]).astype(float).mean(axis=2)
+    assert np.percentile(axial, 95) - np.percentile(axial, 5) > 40  # the phantom, not a blank view
+    w.close()
 
 
 def test_fit_undoes_zoom(window):

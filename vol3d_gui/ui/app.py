@@ -31,6 +31,13 @@ def make_app(argv=None) -> QtWidgets.QApplication:
 
 def run_gui(path=None, demo: bool = False, model=None) -> int:
     app = make_app()
+    window = start_gui(path, demo=demo, model=model)  # noqa: F841  (kept alive by this frame)
+    return app.exec()
+
+
+def start_gui(path=None, demo: bool = False, model=None):
+    """Show the main window now; open the data and the model from the event loop, after the
+    first paint. Returns the window (the caller runs the event loop)."""
     from vol3d_gui.ui.main_window import MainWindow
 
     window = MainWindow()
@@ -47,5 +54,5 @@ def run_gui(path=None, demo: bool = False, model=None) -> int:
         if attach is not None:
             attach(model)
 
-    QtCore.QTimer.singleShot(0, load)
-    return app.exec()
+    QtCore.QTimer.singleShot(0, window, load)
+    return window
