@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("vol3d_gui.commands.predict", "classify volumes, one JSON line each"),
     "gradcam": ("vol3d_gui.commands.gradcam", "write a Grad-CAM saliency map as NIfTI"),
     "finetune": ("vol3d_gui.commands.finetune", "fine-tune a bundle on reviewed labels"),
+    "calibrate": ("vol3d_gui.commands.calibrate", "Platt-scale a two-class bundle on a validation split"),
 }
 
 

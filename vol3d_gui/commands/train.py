@@ -39,12 +39,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="use only the first N items per split (smoke runs)")
     p.add_argument("--phantoms", type=int, default=300, help="phantom cases (60/20/20 train/val/test)")
+    p.add_argument("--paired", action="store_true",
+                   help="phantoms: train on each training case with and without its lesion")
     p.add_argument("--contrast", type=float, default=1.0, help="phantom lesion contrast")
     p.add_argument("--window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                    help="HU window preprocessing (default: /255 for .npz, [-200, 250] for phantoms, "
                         "min-max for folders)")
     p.add_argument("--name", default=None, help="bundle name in the card (default: file stem)")
     p.add_argument("--mixed-precision", action="store_true")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="two classes: do not fold Platt scaling fitted on the validation split into the model")
 
 
 def _load_data(args, shape, progress):
@@ -54,7 +58,7 @@ def _load_data(args, shape, progress):
               if args.window else None)
     if args.dataset == "phantom":
         ds = phantom_dataset(args.phantoms, shape, seed=args.seed, contrast=args.contrast,
-                             progress=progress)
+                             progress=progress, paired=args.paired)
         if window:
             raise SystemExit("vol3d train: --window is fixed for phantoms (the GUI's soft-tissue window)")
         return ds
@@ -120,6 +124,14 @@ def run(args) -> int:
                        on_batch=on_batch, on_epoch=on_epoch, patience=args.patience, flips=flips,
                        max_seconds=args.max_minutes * 60 if args.max_minutes else None)
     bar.close()
+    calibration = None
+    if val is not None and len(ds.class_names) == 2 and not args.no_calibrate:
+        from vol3d_gui.ml.calibration import calibrate_binary
+
+        calibration = calibrate_binary(model, val.x, val.y, predict_arrays)
+        print(f"calibrated on val: slope {calibration['slope']:.3f}, intercept {calibration['intercept']:.3f}, "
+              f"log-loss {calibration['val_log_loss_before']:.3f} -> {calibration['val_log_loss_after']:.3f}",
+              flush=True)
     metrics = None
     if test is not None and len(test.y):
         metrics = evaluate_probs(test.y, predict_arrays(model, test.x), ds.class_names)
@@ -144,6 +156,7 @@ def run(args) -> int:
                      "seed": args.seed, "class_weight": "balanced", "device": device.description,
                      "out_of_time": hist["out_of_time"], "seconds": round(time.time() - t0, 1),
                      "history": hist["epochs"]},
+        "calibration": calibration,
         "metrics": metrics,
     }
     path = save_bundle(model, card, model_path)
