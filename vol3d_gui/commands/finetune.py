@@ -48,13 +48,24 @@ def read_label_csv(path: Path, class_names: list[str]) -> dict[str, int]:
     return out
 
 
-def read_labels(path: Path, class_names: list[str]) -> dict[str, int]:
+def read_labels(path: Path, class_names: list[str], study=None) -> dict[str, int]:
+    """item id -> class index. A CSV names item ids directly; a label database keys items by
+    study (``study::item``, as the GUI writes them), so only ``study``'s labels are taken."""
     if path.suffix.lower() == ".csv":
         return read_label_csv(path, class_names)
-    from vol3d_gui.store.labels import LabelStore
+    from vol3d_gui.core.errors import Vol3dError
+    from vol3d_gui.store.labels import LabelStore, split_item_key
 
     with LabelStore(path) as store:
-        return {key: int(ev.label) for key, ev in store.current_labels().items()}
+        if study is None:
+            return {split_item_key(k)[1]: int(ev.label) for k, ev in store.current_labels().items()}
+        for key in dict.fromkeys(k for k in (study.source, study.name) if k):
+            events = store.study_labels(key)
+            if events:
+                return {item_id: int(ev.label) for item_id, ev in events.items()}
+        found = sorted({split_item_key(k)[0] or "(no study)" for k in store.current_labels()})
+    raise Vol3dError(f"{path}: no labels for the study {study.source or study.name}; "
+                     f"it holds labels for: {', '.join(found) or 'nothing'}")
 
 
 def run(args) -> int:
@@ -67,7 +78,7 @@ def run(args) -> int:
 
     bundle = load_bundle(args.model)
     study = open_study(args.study)
-    labels = read_labels(Path(args.labels), bundle.class_names)
+    labels = read_labels(Path(args.labels), bundle.class_names, study)
     items = [it for it in study if it.id in labels]
     if not items:
         raise Vol3dError(f"{args.labels}: none of its item ids are in {args.study}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from vol3d_gui.store.labels import LabelStore, LabelStoreError, default_store_path
+from vol3d_gui.store.labels import LabelStore, LabelStoreError, default_store_path, make_item_key
 from vol3d_gui.ui.main_window import app_settings
 
 
@@ -78,7 +78,7 @@ class ReviewPanel(QtWidgets.QWidget):
 
     def item_key(self, item) -> str:
         study = self.window.study
-        return f"{study.source or study.name}::{item.id}"
+        return make_item_key(study.source or study.name, item.id)
 
     def _on_study(self, study) -> None:
         while self.buttons_box.count():
