@@ -108,3 +108,20 @@ def test_training_with_augmentation_is_reproducible(rng):
         hist = train_model(model, x, y, x[:8], y[:8], epochs=2, batch_size=8, augment=True, seed=5)
         losses.append([e["loss"] for e in hist["epochs"]])
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+
+
+def test_paired_batches_keep_a_phantom_with_its_twin(rng):
+    from vol3d_gui.ml.training import _make_sequence
+
+    n = 12
+    x = np.arange(n, dtype=np.float32).reshape(n, 1, 1, 1, 1) * np.ones((1, 4, 4, 4, 1), np.float32)
+    y = np.eye(2, dtype=np.float32)[np.arange(n) % 2]  # pairs (2k, 2k+1): lesion-free and lesion
+    seq = _make_sequence(x, y, 4, False, 3, (0, 1, 2), group=2)
+    for epoch in range(3):
+        ids = [seq[i][0][:, 0, 0, 0, 0].astype(int).tolist() for i in range(len(seq))]
+        assert sorted(sum(ids, [])) == list(range(n))
+        for batch in ids:
+            assert all(v ^ 1 in batch for v in batch), batch  # each sample's twin is in its batch
+        seq.on_epoch_end()
+    with pytest.raises(ValueError, match="groups of 2"):
+        _make_sequence(x[:11], y[:11], 4, False, 3, (0, 1, 2), group=2)

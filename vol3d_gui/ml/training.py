@@ -38,7 +38,17 @@ def augment_volume(x: np.ndarray, rng: np.random.Generator, *, flips=(0, 1, 2), 
     return np.clip(v, 0.0, 1.0).astype(np.float32)[..., None]
 
 
-def _make_sequence(x, y_onehot, batch_size, augment, seed, flips):
+def _shuffled(n: int, group: int, rng: np.random.Generator) -> np.ndarray:
+    """A permutation of range(n) that keeps runs of ``group`` consecutive samples together."""
+    if group <= 1:
+        return rng.permutation(n)
+    if n % group:
+        raise ValueError(f"{n} samples do not form groups of {group}")
+    first = rng.permutation(n // group) * group
+    return (first[:, None] + np.arange(group)).reshape(-1)
+
+
+def _make_sequence(x, y_onehot, batch_size, augment, seed, flips, group=1):
     import keras
 
     class Batches(keras.utils.PyDataset):
@@ -52,7 +62,7 @@ def _make_sequence(x, y_onehot, batch_size, augment, seed, flips):
             super().__init__(workers=2 if augment else 1, use_multiprocessing=False,
                              max_queue_size=4)
             self.epoch = 0
-            self.order = np.random.default_rng([seed, 0]).permutation(len(x))
+            self.order = _shuffled(len(x), group, np.random.default_rng([seed, 0]))
 
         def __len__(self):
             return math.ceil(len(x) / batch_size)
@@ -67,7 +77,7 @@ def _make_sequence(x, y_onehot, batch_size, augment, seed, flips):
 
         def on_epoch_end(self):
             self.epoch += 1
-            self.order = np.random.default_rng([seed, self.epoch]).permutation(len(x))
+            self.order = _shuffled(len(x), group, np.random.default_rng([seed, self.epoch]))
 
     return Batches()
 
@@ -79,13 +89,18 @@ class TrainingStopped(Exception):
 def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int = 10, batch_size: int = 8,
                 learning_rate: float = 1e-3, class_weight=None, augment: bool = False, seed: int = 0,
                 on_batch=None, on_epoch=None, should_stop=None, patience: int = 8,
-                flips=(0, 1, 2), verbose: int = 0, max_seconds: float | None = None) -> dict:
+                flips=(0, 1, 2), verbose: int = 0, max_seconds: float | None = None,
+                group_size: int = 1) -> dict:
     """Fit ``model`` in place. Returns a history dict with per-epoch loss/val metrics and
     ``stopped`` (True when should_stop() ended it). The best-val-AUC weights are restored.
 
     ``max_seconds`` is a time budget checked at the end of each epoch: training ends like an
     early stop (best weights restored, ``history["out_of_time"]`` set), unlike should_stop,
-    which abandons the run."""
+    which abandons the run.
+
+    ``group_size``: consecutive training samples that stay in one batch (2 for a phantom and
+    its lesion-free twin: the batch's gradient then points at what tells them apart, the
+    lesion, rather than at anatomy; batch_size should be a multiple of it)."""
     import time
 
     import keras
@@ -100,7 +115,8 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
         class_weight = balanced_class_weight(y_train, n_classes)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
                   metrics=["accuracy"])
-    data = _make_sequence(np.asarray(x_train, np.float32), y_onehot, batch_size, augment, seed, flips)
+    data = _make_sequence(np.asarray(x_train, np.float32), y_onehot, batch_size, augment, seed, flips,
+                          group_size)
     n_batches = len(data)
     history: dict = {"epochs": [], "stopped": False, "out_of_time": False, "best_epoch": None,
                      "best_val_auc": None}
