@@ -117,7 +117,7 @@ def test_paired_batches_keep_a_phantom_with_its_twin(rng):
     x = np.arange(n, dtype=np.float32).reshape(n, 1, 1, 1, 1) * np.ones((1, 4, 4, 4, 1), np.float32)
     y = np.eye(2, dtype=np.float32)[np.arange(n) % 2]  # pairs (2k, 2k+1): lesion-free and lesion
     seq = _make_sequence(x, y, 4, False, 3, (0, 1, 2), group=2)
-    for epoch in range(3):
+    for _epoch in range(3):
         ids = [seq[i][0][:, 0, 0, 0, 0].astype(int).tolist() for i in range(len(seq))]
         assert sorted(sum(ids, [])) == list(range(n))
         for batch in ids:
