@@ -92,17 +92,34 @@ def pointing_game(bundle, seeds, contrast=1.0):
     return float(np.mean(hits)), float(np.mean(mass))
 
 
-@pytest.mark.slow
-def test_pointing_game_and_randomisation_on_the_bundled_phantom_model():
+# Known defect (issue 5 stays open): models/phantom-lesion v1 classifies well (test AUC 0.97)
+# but its Grad-CAM maximum sits on a fixed structure, not the lesion: pointing game 40%
+# (HiResCAM 75%). strict: the day a retrained model passes, this xfail fails and must go.
+POINTING_XFAIL = pytest.mark.xfail(strict=True, reason="bundled phantom model: pointing game 40% < 90%")
+
+
+def _bundled():
     if not PHANTOM_MODEL.exists():
         pytest.skip("models/phantom-lesion is not in the tree (train it with the README's command)")
-    bundle = load_bundle(PHANTOM_MODEL)
+    return load_bundle(PHANTOM_MODEL)
+
+
+@pytest.mark.slow
+@POINTING_XFAIL
+def test_pointing_game_on_the_bundled_phantom_model():
+    bundle = _bundled()
     seeds = np.random.default_rng(1234).integers(0, 2**31 - 1, 20)
     hit_rate, mass = pointing_game(bundle, seeds)
     assert hit_rate >= 0.9, f"pointing game {hit_rate:.0%} (mass inside {mass:.0%})"
+
+
+@pytest.mark.slow
+def test_randomised_weights_change_the_map():
     # Adebayo et al. 2018: with randomised weights the map must change
     import keras
 
+    bundle = _bundled()
+    seeds = np.random.default_rng(1234).integers(0, 2**31 - 1, 20)
     vol, _ = lesion_phantom(int(seeds[0]), True)
     trained = gradcam(bundle, vol, 1).data.ravel()
     keras.utils.set_random_seed(7)

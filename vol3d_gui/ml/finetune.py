@@ -88,8 +88,8 @@ def finetune_bundle(bundle: ModelBundle, volumes, labels, *, out_dir=None, held_
     folder = Path(out_dir) if out_dir is not None else Path(bundle.path).parent
     path = next_version_path(folder, base_name)
     card = dict(bundle.card)
-    card.pop("created", None)
-    card.pop("framework", None)
+    for key in ("created", "framework", "calibration", "metrics_before_calibration"):
+        card.pop(key, None)  # the parent's: they do not describe the new weights
     card.update({
         "name": path.stem,
         "version": path.stem.rsplit("-ft-", 1)[1],

@@ -183,6 +183,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_volume(volume, item=item)
         if mask is not None:
             self.add_overlay(mask, "lesion mask", colormap="green", opacity=0.35, threshold=0.5)
+            found = np.argwhere(mask.data > 0.5)
+            if len(found):  # an annotated finding: put the crosshair on it, as a reader would
+                self.set_cursor(mask.voxel_to_world(found.mean(axis=0)))
         return True
 
     def set_cursor(self, ras_mm) -> None:
