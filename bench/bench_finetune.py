@@ -88,27 +88,42 @@ def _responsiveness(seconds_max=240.0):
     from vol3d_gui.ui.app import make_app
     from vol3d_gui.ui.workers import MLWorker
 
+    class Receiver(QtCore.QObject):
+        """Slots that live in the GUI thread, so the worker's signals arrive queued there."""
+
+        def __init__(self):
+            super().__init__()
+            self.loaded, self.done = [], []
+
+        @QtCore.Slot(object)
+        def on_loaded(self, bundle):
+            self.loaded.append(bundle)
+
+        @QtCore.Slot(int)
+        def on_finished(self, job_id):
+            self.done.append(job_id)
+
     app = make_app()
     worker = MLWorker()
-    loaded = []
-    worker.modelLoaded.connect(lambda b: loaded.append(b))
+    rx = Receiver()
+    loaded = rx.loaded
+    worker.modelLoaded.connect(rx.on_loaded)
     worker.load_model(str(MODEL))
     while not loaded:
         app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
     vols = [lesion_phantom(1000 + i, bool(i % 2), contrast=0.4)[0] for i in range(16)]
-    done = []
     job = worker.submit("finetune", lambda ctx: ctx.call(
         "call", module="vol3d_gui.ml.finetune", function="run_in_service",
         kwargs={"volumes": vols, "labels": [i % 2 for i in range(16)], "out_dir": "/tmp/vol3d-bench-ft",
                 "epochs": 3}))
-    worker.finished.connect(lambda j: done.append(j) if j == job else None)
+    worker.finished.connect(rx.on_finished)
     ticks = []
     timer = QtCore.QTimer()
     timer.setInterval(10)
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start()
     t0 = time.perf_counter()
-    while not done and time.perf_counter() - t0 < seconds_max:
+    while job not in rx.done and time.perf_counter() - t0 < seconds_max:
         app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 5)
     timer.stop()
     worker.stop()

@@ -120,9 +120,15 @@ class ModelPanel(QtWidgets.QWidget):
         w.error.connect(self._on_error)
         w.progress.connect(self._on_progress)
         w.finished.connect(self._on_finished)
-        w.deviceReady.connect(lambda d: window.device_label.setText(f"Model runs on {d}"))
+        # a bound slot, not a lambda: a lambda has no thread affinity, so it would run (and touch
+        # a widget) in the worker thread; PySide 6.12 also aborts in none_dealloc on such calls
+        w.deviceReady.connect(self._on_device)
         window.volumeChanged.connect(self._on_volume)
         self.refresh_models()
+
+    @QtCore.Slot(str)
+    def _on_device(self, description: str) -> None:
+        self.window.device_label.setText(f"Model runs on {description}")
 
     # --- models -----------------------------------------------------------------------------
     def refresh_models(self, select: Path | None = None) -> None:
