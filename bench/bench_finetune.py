@@ -93,7 +93,11 @@ def _responsiveness(seconds_max=240.0):
 
         def __init__(self):
             super().__init__()
-            self.loaded, self.done = [], []
+            self.loaded, self.done, self.ticks = [], [], []
+
+        @QtCore.Slot()
+        def on_tick(self):
+            self.ticks.append(time.perf_counter())
 
         @QtCore.Slot(object)
         def on_loaded(self, bundle):
@@ -117,10 +121,10 @@ def _responsiveness(seconds_max=240.0):
         kwargs={"volumes": vols, "labels": [i % 2 for i in range(16)], "out_dir": "/tmp/vol3d-bench-ft",
                 "epochs": 3}))
     worker.finished.connect(rx.on_finished)
-    ticks = []
+    ticks = rx.ticks
     timer = QtCore.QTimer()
     timer.setInterval(10)
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.timeout.connect(rx.on_tick)
     timer.start()
     t0 = time.perf_counter()
     while job not in rx.done and time.perf_counter() - t0 < seconds_max:
