@@ -125,6 +125,8 @@ class ModelPanel(QtWidgets.QWidget):
         w.deviceReady.connect(self._on_device)
         window.volumeChanged.connect(self._on_volume)
         self.refresh_models()
+        if window.current_volume is not None:  # the panel can arrive after the volume (make run)
+            self._on_volume(window.current_volume)
 
     @QtCore.Slot(str)
     def _on_device(self, description: str) -> None:

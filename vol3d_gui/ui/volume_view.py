@@ -204,7 +204,7 @@ class VolumeView(QtWidgets.QWidget):
         """Render cheaply until the interaction pauses, then once at full quality."""
         if self.available:
             self.item.steps = INTERACTIVE_STEPS
-            self._settle.start()
+            self._start_settle()
 
     def _full_quality(self) -> None:
         if self._pending_cursor is not None and self.volume is not None:
@@ -212,6 +212,17 @@ class VolumeView(QtWidgets.QWidget):
             self._pending_cursor = None
         self.item.steps = FULL_STEPS
         self.item.update()
+
+    def _start_settle(self) -> None:
+        # a hidden view (closed window, results arriving late) starts no timer; showEvent
+        # catches up on what it missed
+        if self.isVisible():
+            self._settle.start()
+
+    def showEvent(self, ev):
+        super().showEvent(ev)
+        if self.available and (self._pending_cursor is not None or self.item.steps != FULL_STEPS):
+            self._settle.start()
 
     def hideEvent(self, ev):
         # nothing to render for a hidden view: no timer may fire into a closed window
@@ -229,7 +240,7 @@ class VolumeView(QtWidgets.QWidget):
         the slices, the slice views get the whole frame budget (software GL takes ~1 s)."""
         self._pending_cursor = np.asarray(ras_mm, float)
         if self.available and self.volume is not None:
-            self._settle.start()
+            self._start_settle()
 
     def _place_cursor(self, ras_mm) -> None:
         ijk = self.volume.world_to_voxel(np.asarray(ras_mm, float))

@@ -132,8 +132,13 @@ class WorklistFilter(QtCore.QSortFilterProxyModel):
         self.setSortRole(WorklistModel.SORT_ROLE)
 
     def set_mode(self, mode: str) -> None:
-        self.mode = mode
-        self.invalidateFilter()
+        if hasattr(self, "beginFilterChange"):  # Qt >= 6.10; invalidateFilter is deprecated there
+            self.beginFilterChange()
+            self.mode = mode
+            self.endFilterChange(QtCore.QSortFilterProxyModel.Direction.Rows)
+        else:
+            self.mode = mode
+            self.invalidateFilter()
 
     def filterAcceptsRow(self, row, parent):
         model: WorklistModel = self.sourceModel()
