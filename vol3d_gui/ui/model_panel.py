@@ -15,6 +15,7 @@ from vol3d_gui.ui.workers import MLWorker
 
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 DEFAULT_MODEL = "phantom-lesion"
+MODEL_DOCK_WIDTH = 380  # px at start: the probabilities and card fit, the slice views keep the rest
 
 
 def user_models_dir() -> Path:
@@ -173,7 +174,7 @@ class ModelPanel(QtWidgets.QWidget):
         self.bundle = bundle
         self._saliency_cache.clear()
         self.refresh_models(select=bundle.path)
-        self.summary.setText(bundle.summary())
+        self.summary.setText(_breakable(bundle.summary()))
         self.explain_combo.clear()
         self.explain_combo.addItem("predicted class", None)
         for i, name in enumerate(bundle.class_names):
@@ -272,7 +273,7 @@ class ModelPanel(QtWidgets.QWidget):
 
     def _on_error(self, job_id: int, kind: str, message: str) -> None:
         if kind == "load_model":
-            self.summary.setText(self.bundle.summary() if self.bundle else "No model loaded")
+            self.summary.setText(_breakable(self.bundle.summary()) if self.bundle else "No model loaded")
             self.refresh_models(select=self.bundle.path if self.bundle else None)
         self.result_label.setText("")
         self.window.show_error({"load_model": "Cannot load model"}.get(kind, f"Model job failed ({kind})"),
@@ -292,10 +293,18 @@ class ModelPanel(QtWidgets.QWidget):
             self.cancel_button.setEnabled(False)
 
 
+def _breakable(text: str) -> str:
+    """Let QLabel's word wrap break long data-source strings after their commas: an
+    unbreakable line sets the dock's minimum width (it took half the window)."""
+    return text.replace(",", ",\u200b")
+
+
 def attach_model_panel(window, default_model=None) -> ModelPanel:
     panel = ModelPanel(window)
     window.model_panel = panel
-    window.add_dock(panel, "Model", QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+    dock = window.add_dock(panel, "Model", QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+    # the slice views get the space; a saved layout (restoreState) overrides this
+    window.resizeDocks([dock], [MODEL_DOCK_WIDTH], QtCore.Qt.Orientation.Horizontal)
     path = default_model or panel.default_model_path()
     if path:
         panel.load_model(path)
