@@ -28,3 +28,25 @@ def test_binary_model_has_two_outputs_and_bad_arguments_are_refused():
         build_classifier((8, 8, 8), 2, stem_stride=3)
     with pytest.raises(ValueError):
         build_classifier((8, 8, 8), 2, pooling="median")
+
+
+def test_cam_head_scores_are_the_spatial_mean_of_the_gradcam_layer_evidence():
+    # what makes the cam head explainable: the class score difference is the average over
+    # the Grad-CAM grid of each location's weighted activations, with nothing in between
+    import keras
+
+    keras.utils.set_random_seed(3)
+    model = build_classifier((16, 16, 24), 2, width=2, head="cam", stem_stride=2)
+    layer = model.get_layer(GRADCAM_LAYER)
+    assert tuple(layer.output.shape[1:]) == (2, 2, 3, 8)  # the same 1/8 grid as the dense head
+    probe = keras.Model(model.inputs, [layer.output, model.output])
+    x = np.random.default_rng(0).random((3, 16, 16, 24, 1)).astype(np.float32)
+    acts, probs = (np.asarray(t, np.float64) for t in probe(x, training=False))
+    w, b = (np.asarray(v, np.float64) for v in model.get_layer("probabilities").get_weights())
+    evidence = np.einsum("ndhwc,c->ndhw", acts, w[:, 1] - w[:, 0])
+    np.testing.assert_allclose(np.log(probs[:, 1] / probs[:, 0]), evidence.mean(axis=(1, 2, 3)) + b[1] - b[0],
+                               rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError):
+        build_classifier((8, 8, 8), 2, head="cam", pooling="max")
+    with pytest.raises(ValueError):
+        build_classifier((8, 8, 8), 2, head="wide")

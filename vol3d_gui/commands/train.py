@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=16, help="filters of the first conv block")
     p.add_argument("--stem-stride", type=int, default=1, choices=[1, 2],
                    help="2: strided first convolution (about 4x less compute at 64^3)")
+    p.add_argument("--head", default="dense", choices=["dense", "cam"],
+                   help="cam: last block conv-BN-ReLU, global average, one linear layer: the "
+                        "network Grad-CAM explains faithfully (see vol3d_gui/ml/architecture.py)")
     p.add_argument("--pooling", default="avg", choices=["avg", "max"],
                    help="global pooling before the dense layer (max suits small focal findings)")
     p.add_argument("--bn-momentum", type=float, default=0.99,
@@ -107,7 +110,7 @@ def run(args) -> int:
 
     keras.utils.set_random_seed(args.seed)  # initial weights; train_model seeds the rest
     model = build_classifier(shape, len(ds.class_names), width=args.width, name=Path(args.out).name,
-                             stem_stride=args.stem_stride, pooling=args.pooling,
+                             stem_stride=args.stem_stride, pooling=args.pooling, head=args.head,
                              bn_momentum=args.bn_momentum)
     bar = tqdm(total=None, unit="batch", dynamic_ncols=True)
     planned = [args.epochs, ""]  # epochs and label of the current stage, for the bar
@@ -179,7 +182,7 @@ def run(args) -> int:
         "training": {"epochs_run": len(hist["epochs"]), "best_epoch": hist["best_epoch"],
                      "best_val_auc": hist["best_val_auc"], "batch_size": args.batch_size,
                      "learning_rate": args.lr, "width": args.width, "stem_stride": args.stem_stride,
-                     "pooling": args.pooling, "bn_momentum": args.bn_momentum,
+                     "pooling": args.pooling, "head": args.head, "bn_momentum": args.bn_momentum,
                      "augment": args.augment, "flips": list(flips), "patience": args.patience,
                      "seed": args.seed, "class_weight": "balanced", "device": device.description,
                      "out_of_time": hist["out_of_time"], "seconds": round(time.time() - t0, 1),

@@ -9,7 +9,7 @@ GRADCAM_LAYER = "gradcam_conv"
 
 def build_classifier(input_shape, n_classes: int, width: int = 16, dense: int | None = None,
                      dropout: float = 0.3, name: str = "vol3d_classifier", stem_stride: int = 1,
-                     pooling: str = "avg", bn_momentum: float = 0.99):
+                     pooling: str = "avg", bn_momentum: float = 0.99, head: str = "dense"):
     """Four conv blocks of widths (w, w, 2w, 4w); the last Conv3D is named GRADCAM_LAYER.
 
     The fourth block's convolution runs at 1/8 of the input resolution, which is the grid
@@ -26,7 +26,17 @@ def build_classifier(input_shape, n_classes: int, width: int = 16, dense: int | 
     is unaffected (it reads the last convolution's activations and gradients).
 
     ``bn_momentum`` below Keras' 0.99 lets the BatchNorm running statistics (used at
-    inference) settle within the few hundred steps of a small training set."""
+    inference) settle within the few hundred steps of a small training set.
+
+    ``head="cam"`` builds the network Grad-CAM can explain (Zhou et al. 2016, "Learning deep
+    features for discriminative localization"): the last block is Conv3D -> BatchNorm ->
+    ReLU with no pooling after it, and the class scores are a linear function of its global
+    average. Each location's activations then add to the score in proportion to the
+    class's weights, and nothing else; in the "dense" head a BatchNorm, a pool and a hidden
+    layer sit between the Grad-CAM layer and the score, so the map shows where the
+    activations are large (body walls, bone) rather than where the evidence is. The
+    phantom-lesion model's pointing game went from 40% (dense, max) to the figure in
+    models/README.md."""
     import keras
     from keras import layers
 
@@ -37,14 +47,28 @@ def build_classifier(input_shape, n_classes: int, width: int = 16, dense: int | 
     widths = (width, width, 2 * width, 4 * width)
     if stem_stride not in (1, 2):
         raise ValueError("stem_stride must be 1 or 2")
+    if head not in ("dense", "cam"):
+        raise ValueError(f"head must be 'dense' or 'cam', got {head!r}")
     for i, w in enumerate(widths):
         last = i == len(widths) - 1
+        if last and head == "cam":
+            x = layers.Conv3D(w, 3, padding="same", use_bias=False, name=f"conv{i + 1}")(x)
+            x = layers.BatchNormalization(momentum=bn_momentum, name=f"bn{i + 1}")(x)
+            x = layers.Activation("relu", name=GRADCAM_LAYER)(x)
+            break
         strided = i == 0 and stem_stride == 2
         x = layers.Conv3D(w, 3, strides=2 if strided else 1, padding="same", activation="relu",
                           name=GRADCAM_LAYER if last else f"conv{i + 1}")(x)
         if not strided:
             x = layers.MaxPool3D(2, padding="same", name=f"pool{i + 1}")(x)
         x = layers.BatchNormalization(momentum=bn_momentum, name=f"bn{i + 1}")(x)
+    if head == "cam":
+        if pooling != "avg":
+            raise ValueError("the cam head averages: pooling must be 'avg'")
+        x = layers.GlobalAveragePooling3D(name="gap")(x)
+        x = layers.Dropout(dropout, name="dropout")(x)
+        outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+        return keras.Model(inputs, outputs, name=name)
     if pooling == "avg":
         x = layers.GlobalAveragePooling3D(name="gap")(x)
     elif pooling == "max":
