@@ -86,7 +86,8 @@ def test_missing_card_and_mismatched_card(tmp_path, tiny_bundle_path):
     card = json.loads(tiny_bundle_path.with_suffix(".json").read_text())
     for change, match in (({"input_shape": [32, 32, 32]}, "input"),
                           ({"class_names": ["a", "b", "c"]}, "outputs"),
-                          ({"gradcam_layer": "nope"}, "gradcam_layer")):
+                          ({"gradcam_layer": "nope"}, "gradcam_layer"),
+                          ({"gradcam_layer": "probabilities"}, "not a 3-D feature map")):
         (tmp_path / "m.json").write_text(json.dumps({**card, **change}))
         with pytest.raises(ModelError, match=match):
             load_bundle(model)

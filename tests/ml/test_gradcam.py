@@ -92,12 +92,6 @@ def pointing_game(bundle, seeds, contrast=1.0):
     return float(np.mean(hits)), float(np.mean(mass))
 
 
-# Known defect (issue 5 stays open): models/phantom-lesion v1 classifies well (test AUC 0.97)
-# but its Grad-CAM maximum sits on a fixed structure, not the lesion: pointing game 40%
-# (HiResCAM 75%). strict: the day a retrained model passes, this xfail fails and must go.
-POINTING_XFAIL = pytest.mark.xfail(strict=True, reason="bundled phantom model: pointing game 40% < 90%")
-
-
 def _bundled():
     if not PHANTOM_MODEL.exists():
         pytest.skip("models/phantom-lesion is not in the tree (train it with the README's command)")
@@ -105,7 +99,6 @@ def _bundled():
 
 
 @pytest.mark.slow
-@POINTING_XFAIL
 def test_pointing_game_on_the_bundled_phantom_model():
     bundle = _bundled()
     seeds = np.random.default_rng(1234).integers(0, 2**31 - 1, 20)

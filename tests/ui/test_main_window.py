@@ -63,8 +63,9 @@ def test_dropping_a_file_opens_it(window, tmp_path):
     nib.save(nib.Nifti1Image(marker_volume(), np.eye(4)), path)
     mime = QtCore.QMimeData()
     mime.setUrls([QtCore.QUrl.fromLocalFile(str(path))])
-    pos = QtCore.QPointF(window.rect().center())
-    for cls in (QtGui.QDragEnterEvent, QtGui.QDropEvent):
+    centre = window.rect().center()
+    # Qt declares QDragEnterEvent with a QPoint and QDropEvent with a QPointF
+    for cls, pos in ((QtGui.QDragEnterEvent, centre), (QtGui.QDropEvent, QtCore.QPointF(centre))):
         ev = cls(pos, QtCore.Qt.DropAction.CopyAction, mime,
                  QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
         QtWidgets.QApplication.sendEvent(window, ev)

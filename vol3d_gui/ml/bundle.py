@@ -184,10 +184,13 @@ def load_bundle(path) -> ModelBundle:
         raise ModelError(model_path, f"model has {n_out} outputs but the card names "
                                      f"{len(card['class_names'])} classes")
     try:
-        model.get_layer(card["gradcam_layer"])
+        cam_layer = model.get_layer(card["gradcam_layer"])
     except ValueError as exc:
         raise ModelError(model_path, f"the card's gradcam_layer {card['gradcam_layer']!r} "
                                      "is not a layer of the model") from exc
+    if len(cam_layer.output.shape) != 5:
+        raise ModelError(model_path, f"the card's gradcam_layer {card['gradcam_layer']!r} is not a 3-D "
+                                     f"feature map (output shape {tuple(cam_layer.output.shape)})")
     return ModelBundle(model, card, model_path)
 
 
