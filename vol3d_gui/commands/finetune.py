@@ -9,18 +9,26 @@ import json
 from pathlib import Path
 
 
+def _augment(choice: str, bundle) -> bool:
+    if choice == "auto":
+        return bool((bundle.card.get("training") or {}).get("augment"))
+    return choice == "on"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="the base bundle (never modified)")
     p.add_argument("--study", required=True, help="the study the labels refer to (folder or .npz)")
     p.add_argument("--labels", required=True,
                    help="a label database (.db, from the GUI) or a CSV with columns item_id,label")
     p.add_argument("--out", default=None, help="folder for the new version (default: beside the base)")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=30,
+                   help="the epoch with the lowest held-out log-loss is kept (or the base, if none beats it)")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--held-out", type=float, default=0.3, help="stratified held-out share of the labels")
     p.add_argument("--freeze-base", action="store_true", help="train only the dense head")
-    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--augment", choices=["auto", "on", "off"], default="auto",
+                   help="rotations, intensity jitter and the base's flips; auto: as the base model was trained")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -92,7 +100,7 @@ def run(args) -> int:
 
     report = finetune_bundle(bundle, [it.load for it in items], y, out_dir=args.out, held_out=args.held_out,
                              epochs=args.epochs, learning_rate=args.lr, freeze_base=args.freeze_base,
-                             augment=not args.no_augment, batch_size=args.batch_size, seed=args.seed,
+                             augment=_augment(args.augment, bundle), batch_size=args.batch_size, seed=args.seed,
                              labelset_hash=digest, on_epoch=on_epoch)
     bar.close()
     b, a = report["before"], report["after"]

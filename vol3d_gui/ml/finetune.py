@@ -34,6 +34,17 @@ def stratified_split(y, held_out: float = 0.3, seed: int = 0) -> tuple[np.ndarra
     return np.array(sorted(train), int), np.array(sorted(test), int)
 
 
+def base_flips(bundle: ModelBundle) -> tuple[int, ...]:
+    """The flips fine-tuning may use: those the base model was trained with. A model trained
+    on upright anatomy (the phantom model: liver on the right, head up) has never seen a
+    flipped body; flipped copies would be new data it calls wrong with confidence (the first
+    fine-tuning epoch's loss was 13 with all three flips)."""
+    training = bundle.card.get("training") or {}
+    if not training.get("augment"):
+        return ()
+    return tuple(int(a) for a in training.get("flips", ()))
+
+
 def finetune_bundle(bundle: ModelBundle, volumes, labels, *, out_dir=None, held_out=0.3, val_volumes=None,
                     val_labels=None, epochs: int = 10, learning_rate: float = 1e-4, freeze_base: bool = False,
                     augment: bool = True, class_weight="balanced", batch_size: int = 4, seed: int = 0,
@@ -73,13 +84,19 @@ def finetune_bundle(bundle: ModelBundle, volumes, labels, *, out_dir=None, held_
     keras.utils.set_random_seed(seed)
     model = keras.models.clone_model(bundle.model)
     model.set_weights(bundle.model.get_weights())
-    if freeze_base:
-        for layer in model.layers:
-            if isinstance(layer, (keras.layers.Conv3D, keras.layers.BatchNormalization)):
-                layer.trainable = False
+    for layer in model.layers:
+        # BatchNorm stays in inference mode (a non-trainable BN layer in Keras 3 uses its moving
+        # statistics): batches of 4 of the reader's volumes would otherwise replace statistics
+        # learnt on hundreds, and the model collapses to one class (held-out accuracy 0.70 ->
+        # 0.50 on the low-contrast phantoms of bench finetune)
+        if isinstance(layer, keras.layers.BatchNormalization) or (
+                freeze_base and isinstance(layer, keras.layers.Conv3D)):
+            layer.trainable = False
     hist = train_model(model, x_tr, y_tr, x_val, y_val, epochs=epochs, batch_size=batch_size,
                        learning_rate=learning_rate, class_weight=class_weight, augment=augment, seed=seed,
-                       on_batch=on_batch, on_epoch=on_epoch, should_stop=should_stop, patience=epochs)
+                       flips=base_flips(bundle),
+                       on_batch=on_batch, on_epoch=on_epoch, should_stop=should_stop, patience=epochs,
+                       monitor="loss", keep_initial=True)
     if hist.get("stopped"):
         raise TrainingStopped()
     after = evaluate_probs(y_val, predict_arrays(model, x_val), bundle.class_names)
@@ -97,7 +114,9 @@ def finetune_bundle(bundle: ModelBundle, volumes, labels, *, out_dir=None, held_
         "parent_path": str(bundle.path) if bundle.path else None,
         "training_data": {"name": "reader labels", "labelset_sha256": labelset_hash,
                           "n_labelled": int(len(labels)), "n_train": int(len(y_tr)), "n_held_out": int(len(y_val))},
-        "finetune": {"epochs_run": len(hist["epochs"]), "learning_rate": learning_rate,
+        "finetune": {"epochs_run": len(hist["epochs"]), "best_epoch": hist["best_epoch"],
+                     "selected_by": "held-out log-loss; epoch 0 is the base's weights",
+                     "flips": list(base_flips(bundle)), "learning_rate": learning_rate,
                      "freeze_base": bool(freeze_base), "augment": bool(augment), "seed": seed,
                      "history": hist["epochs"]},
         "metrics_before": {**before, "split": "held-out"},

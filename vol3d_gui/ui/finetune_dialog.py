@@ -27,7 +27,7 @@ class FinetuneDialog(QtWidgets.QDialog):
         self.report = None
         self.epochs = QtWidgets.QSpinBox()
         self.epochs.setRange(1, 200)
-        self.epochs.setValue(10)
+        self.epochs.setValue(30)  # best epoch by held-out log-loss: extra epochs cost time, not quality
         self.lr = QtWidgets.QDoubleSpinBox()
         self.lr.setDecimals(5)
         self.lr.setRange(1e-5, 1e-1)
@@ -38,8 +38,11 @@ class FinetuneDialog(QtWidgets.QDialog):
         self.held_out.setSingleStep(0.05)
         self.held_out.setValue(0.3)
         self.freeze = QtWidgets.QCheckBox("freeze the convolutional base (train the head only)")
-        self.augment = QtWidgets.QCheckBox("augmentation (flips, small rotations, intensity jitter)")
-        self.augment.setChecked(True)
+        self.augment = QtWidgets.QCheckBox("augmentation (small rotations, intensity jitter, and the "
+                                           "flips the base model was trained with)")
+        # on by default where the base model was trained with it: a model that never saw a
+        # rotated or rescaled volume learns the augmentation instead of the reader's labels
+        self.augment.setChecked(bool((panel.bundle.card.get("training") or {}).get("augment")))
         self.weighting = QtWidgets.QCheckBox("class weighting for imbalance")
         self.weighting.setChecked(True)
         counts = np.bincount([c for _, c in self.labelled], minlength=len(panel.bundle.class_names))
@@ -165,7 +168,13 @@ class FinetuneDialog(QtWidgets.QDialog):
                        for k in ("accuracy", "auc", "balanced_accuracy") if isinstance(b.get(k), float))
         self.result.setText(f"New version <b>{Path(payload['path']).stem}</b> is now the active model "
                             f"(earlier versions stay in the model list).<br>Held-out part ({b['n']} items):"
-                            f"<table><tr><th></th><th>before</th><th>after</th></tr>{rows}</table>")
+                            f"<table><tr><th></th><th>before</th><th>after</th></tr>{rows}</table>"
+                            + ("<br>No epoch beat the base model on the held-out part: the new version "
+                               "keeps the base's weights." if self._best_epoch(payload) == 0 else ""))
+
+    @staticmethod
+    def _best_epoch(payload):
+        return ((payload.get("card") or {}).get("finetune") or {}).get("best_epoch")
 
     def _on_error(self, job_id, kind, message) -> None:
         if job_id == self.job:
