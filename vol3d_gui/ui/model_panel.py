@@ -15,6 +15,9 @@ from vol3d_gui.ui.workers import MLWorker
 
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 DEFAULT_MODEL = "phantom-lesion"
+# the map is coarse (6^3 cells for a 48^3 model) and interpolated: below half its peak it washes
+# over half the body and hides where it peaks; the reader can lower it in the Overlays panel
+SALIENCY_THRESHOLD = 0.5
 MODEL_DOCK_WIDTH = 380  # px at start: the probabilities and card fit, the slice views keep the rest
 
 
@@ -241,7 +244,7 @@ class ModelPanel(QtWidgets.QWidget):
     def _show_saliency(self, saliency) -> None:
         previous = self.window.overlays.get("saliency")
         style = ({"colormap": previous.colormap, "opacity": previous.opacity, "threshold": previous.threshold}
-                 if previous is not None else {"colormap": "hot", "opacity": 0.5, "threshold": 0.2})
+                 if previous is not None else {"colormap": "hot", "opacity": 0.5, "threshold": SALIENCY_THRESHOLD})
         self.window.add_overlay(saliency, "saliency", vmin=0.0, vmax=1.0, order=1, **style)
         self.window.current_saliency = saliency
 
