@@ -167,7 +167,8 @@ class FinetuneDialog(QtWidgets.QDialog):
         rows = "".join(f"<tr><td>{k}</td><td>{b[k]:.3f}</td><td><b>{a[k]:.3f}</b></td></tr>"
                        for k in ("accuracy", "auc", "balanced_accuracy") if isinstance(b.get(k), float))
         self.result.setText(f"New version <b>{Path(payload['path']).stem}</b> is now the active model "
-                            f"(earlier versions stay in the model list).<br>Held-out part ({b['n']} items):"
+                            f"(earlier versions stay in the model list).<br>Held-out part ({b['n']} items; it also "
+                            f"picked the epoch, so 'after' is optimistic):"
                             f"<table><tr><th></th><th>before</th><th>after</th></tr>{rows}</table>"
                             + ("<br>No epoch beat the base model on the held-out part: the new version "
                                "keeps the base's weights." if self._best_epoch(payload) == 0 else ""))
