@@ -68,3 +68,21 @@ def test_explaining_the_other_class_redraws_the_overlay(explained, qtbot):
     assert not np.array_equal(window.current_saliency.data, before.data)
     second, _ = _overlay_pixels(window, qtbot)
     assert np.abs(first - second).sum() > 0, "the drawn overlay did not change"
+
+
+def test_the_3d_view_draws_the_saliency_in_the_maps_colour(explained):
+    window, panel, vol, mask = explained
+    view = window.volume_view
+    if not getattr(view, "available", False):
+        pytest.skip("no OpenGL 3-D view here")
+    from tests.ui.conftest import qimage_rgb
+
+    def warm(frame):  # orange to yellow: what "hot" gives a strong value, unlike bone or soft tissue
+        r, g, b = (frame[..., i].astype(int) for i in range(3))
+        return (r > 150) & (r - b > 90) & (g - b > 40)
+
+    on = warm(qimage_rgb(view.grab_frame()))
+    window.update_overlay("saliency", visible=False)
+    off = warm(qimage_rgb(view.grab_frame()))  # the yellow crosshair is warm too
+    window.update_overlay("saliency", visible=True)
+    assert (on & ~off).sum() > 200, (on.sum(), off.sum())

@@ -323,7 +323,9 @@ class MainWindow(QtWidgets.QMainWindow):
             if top is None:
                 self.volume_view.set_overlay(None)
             else:
-                rgb = COLORMAPS[top.colormap][-1] / 255.0
+                # the 3-D view draws an overlay in one colour: the map's colour for a strong
+                # value (its top is near white for hot and inferno, and read as bone in 3-D)
+                rgb = COLORMAPS[top.colormap][int(0.6 * 255)] / 255.0
                 self.volume_view.set_overlay(top.volume, color=tuple(rgb), opacity=top.opacity,
                                              threshold=top.threshold)
         self._refresh_overlay_panel()
