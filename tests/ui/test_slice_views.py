@@ -173,3 +173,22 @@ def test_maximise_and_restore(window):
     assert not window.slice_views["axial"].isVisible() and window.slice_views["coronal"].isVisible()
     window.toggle_maximise("coronal")
     assert window.slice_views["axial"].isVisible()
+
+
+def test_colour_bar_shows_the_overlays_map_range_and_threshold(window):
+    shape = (20, 20, 10)
+    vol = Volume(np.zeros(shape, np.int16), centered_affine(shape, (1.0, 1.0, 2.0)))
+    window.open_volume(vol)
+    ramp = np.broadcast_to(np.linspace(0, 1, 20, dtype=np.float32)[:, None, None], shape).copy()
+    window.add_overlay(Volume(ramp, vol.affine), "map", colormap="hot", threshold=0.5, vmin=0.0, vmax=1.0)
+    window.overlay_combo.setCurrentText("map")
+    bar = window.colour_bar
+    row = grab(bar)[bar.BAR_HEIGHT // 2 + 2].astype(int)
+    w = bar.width()
+    left, right = row[8 : w // 2 - 8], row[w // 2 + 8 : w - 8]
+    # below the threshold: grey and hatched, no colour; above it: hot, rising to near white
+    assert (np.abs(left[:, 0] - left[:, 2]) < 30).all()
+    assert (right[:, 0] - right[:, 2] > 60).mean() > 0.8 and right[-1].min() > 200
+    window.overlay_cmap.setCurrentText("jet")  # the reader picks another map: the bar follows
+    row = grab(bar)[bar.BAR_HEIGHT // 2 + 2].astype(int)
+    assert row[w - 8, 0] > 150 and row[w - 8, 1] < 60  # jet ends in dark red

@@ -368,6 +368,10 @@ class MainWindow(QtWidgets.QMainWindow):
         form.addRow("Colour map", self.overlay_cmap)
         form.addRow("Opacity", self.overlay_opacity)
         form.addRow("Threshold", self.overlay_threshold)
+        from vol3d_gui.ui.colour_bar import ColourBar
+
+        self.colour_bar = ColourBar()
+        form.addRow("", self.colour_bar)
         self.overlay_combo.currentTextChanged.connect(lambda _: self._refresh_overlay_panel(select=False))
         self.overlay_visible.toggled.connect(lambda v: self._edit_overlay(visible=v))
         self.overlay_cmap.currentTextChanged.connect(lambda v: self._edit_overlay(colormap=v))
@@ -402,6 +406,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.overlay_threshold.setValue(layer.threshold)
         for w in widgets:
             w.blockSignals(False)
+        self.colour_bar.set_layer(layer)
 
     def _edit_overlay(self, **changes) -> None:
         name = self.overlay_combo.currentText()
