@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vol3d_gui.ml.evaluation import log_loss
+
 _EPS = 1e-30
 
 
@@ -87,11 +89,8 @@ def calibrate_binary(model, x_val, y_val, predict) -> dict:
     fold_into_model(model, a, b)
     after = np.asarray(predict(model, x_val))
     return {"method": "platt", "split": "val", "n": int(len(y)), "slope": a, "intercept": b,
-            "val_log_loss_before": _log_loss(y, before), "val_log_loss_after": _log_loss(y, after),
+            "val_log_loss_before": log_loss(y, before, _EPS),
+            "val_log_loss_after": log_loss(y, after, _EPS),
             "val_accuracy_before": float((before.argmax(1) == y).mean()),
             "val_accuracy_after": float((after.argmax(1) == y).mean())}
 
-
-def _log_loss(y, probs) -> float:
-    p = np.clip(np.asarray(probs, np.float64)[np.arange(len(y)), y], _EPS, 1.0)
-    return float(-np.log(p).mean())

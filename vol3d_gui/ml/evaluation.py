@@ -17,6 +17,13 @@ def binary_auc(y_true, score) -> float:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def log_loss(y_true, probs, eps: float = 1e-7) -> float:
+    """Mean negative log-probability of the true class (cross-entropy, nats)."""
+    y = np.asarray(y_true).astype(int).reshape(-1)
+    p = np.clip(np.asarray(probs, np.float64)[np.arange(len(y)), y], eps, 1.0)
+    return float(-np.log(p).mean()) if len(y) else float("nan")
+
+
 def evaluate_probs(y_true, probs, class_names=None) -> dict:
     y = np.asarray(y_true).astype(int).reshape(-1)
     p = np.asarray(probs, dtype=np.float64)
@@ -36,6 +43,7 @@ def evaluate_probs(y_true, probs, class_names=None) -> dict:
         "auc": auc,
         "accuracy": float((pred == y).mean()) if len(y) else float("nan"),
         "balanced_accuracy": float(np.nanmean(recall)),
+        "log_loss": log_loss(y, p),
         "per_class_recall": dict(zip(names, recall)),
         "confusion": conf.tolist(),  # rows: truth, columns: predicted
         "confusion_matrix": conf.tolist(),  # the same, under the name the first cards used

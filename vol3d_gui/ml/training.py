@@ -134,8 +134,6 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
     def val_score(model) -> tuple[float, dict]:
         probs = predict_arrays(model, x_val, batch_size)
         m = evaluate_probs(y_val, probs)
-        p_true = np.clip(probs[np.arange(len(y_val)), np.asarray(y_val, int)], 1e-7, 1.0)
-        m["log_loss"] = float(-np.mean(np.log(p_true)))
         if monitor == "loss":
             return -m["log_loss"], m
         return (m["auc"] if np.isfinite(m["auc"]) else m["accuracy"]), m
