@@ -164,7 +164,13 @@ class WorklistPanel(QtWidgets.QWidget):
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(True)
+        # columns follow their contents as labels and predictions arrive ("lesi..." otherwise);
+        # measured on the first rows only, so a study of thousands stays cheap to update
+        header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        header.setResizeContentsPrecision(200)
+        self.table.setWordWrap(False)
         self.table.setAlternatingRowColors(True)
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
         self.header = QtWidgets.QLabel("No study open")
