@@ -73,8 +73,8 @@ def auto_window(
 def apply_window(data: np.ndarray, window: Window, out_max: int = 255) -> np.ndarray:
     """Map values through a linear window to uint8 [0, out_max]. NaN maps to 0, +Inf to max."""
     arr = np.asarray(data, dtype=np.float32)
-    scale = np.float32(out_max / window.width)
-    with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf voxels are mapped below
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf voxels and a vanishing width are mapped below
+        scale = np.float32(out_max / window.width)
         out = (arr - np.float32(window.low)) * scale
     np.clip(out, 0, out_max, out=out)
     out = np.nan_to_num(out, nan=0.0, posinf=out_max, neginf=0.0)
