@@ -306,7 +306,7 @@ def attach_model_panel(window, default_model=None) -> ModelPanel:
     panel = ModelPanel(window)
     window.model_panel = panel
     dock = window.add_dock(panel, "Model", QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
-    # the slice views get the space; a saved layout (restoreState) overrides this
+    # the slice views get the space (the saved layout is restored before this dock exists)
     window.resizeDocks([dock], [MODEL_DOCK_WIDTH], QtCore.Qt.Orientation.Horizontal)
     path = default_model or panel.default_model_path()
     if path:
