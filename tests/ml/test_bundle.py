@@ -7,6 +7,7 @@ import pytest
 from vol3d_gui.core.phantom import lesion_phantom
 from vol3d_gui.core.volume import Volume, centered_affine
 from vol3d_gui.ml.bundle import (
+    ModelBundle,
     ModelError,
     list_bundles,
     load_bundle,
@@ -133,3 +134,11 @@ def test_load_by_stem_and_card_fields(tiny_bundle_path):
     assert bundle.preprocess(vol).shape == (16, 16, 12, 1)
     aff = bundle.grid_affine(vol)
     np.testing.assert_allclose(aff, grid_affine(vol, (16, 16, 12)))
+
+
+def test_training_flips_come_from_the_card():
+    card = {"name": "m", "class_names": ["a", "b"], "input_shape": [8, 8, 8], "gradcam_layer": "g",
+            "preprocessing": {"type": "unit"}}
+    assert ModelBundle(None, {**card, "training": {"augment": False, "flips": [0, 1, 2]}}).training_flips is None
+    assert ModelBundle(None, {**card, "training": {"augment": True, "flips": [0]}}).training_flips == (0,)
+    assert ModelBundle(None, card).training_flips is None  # no training record: no augmentation

@@ -11,7 +11,7 @@ from pathlib import Path
 
 def _augment(choice: str, bundle) -> bool:
     if choice == "auto":
-        return bool((bundle.card.get("training") or {}).get("augment"))
+        return bundle.training_flips is not None
     return choice == "on"
 
 

@@ -98,6 +98,15 @@ class ModelBundle:
     def preprocessing(self) -> dict:
         return dict(self.card["preprocessing"])
 
+    @property
+    def training_flips(self) -> tuple[int, ...] | None:
+        """The flip axes the model was trained with, or None when it was trained without
+        augmentation (then fine-tuning should not augment by default either)."""
+        training = self.card.get("training") or {}
+        if not training.get("augment"):
+            return None
+        return tuple(int(a) for a in training.get("flips", ()))
+
     def preprocess(self, volume: Volume) -> np.ndarray:
         return preprocess_volume(volume, self.input_shape, self.preprocessing)
 

@@ -39,10 +39,7 @@ def base_flips(bundle: ModelBundle) -> tuple[int, ...]:
     on upright anatomy (the phantom model: liver on the right, head up) has never seen a
     flipped body; flipped copies would be new data it calls wrong with confidence (the first
     fine-tuning epoch's loss was 13 with all three flips)."""
-    training = bundle.card.get("training") or {}
-    if not training.get("augment"):
-        return ()
-    return tuple(int(a) for a in training.get("flips", ()))
+    return bundle.training_flips or ()
 
 
 def finetune_bundle(bundle: ModelBundle, volumes, labels, *, out_dir=None, held_out=0.3, val_volumes=None,

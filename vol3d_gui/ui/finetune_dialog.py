@@ -42,7 +42,7 @@ class FinetuneDialog(QtWidgets.QDialog):
                                            "flips the base model was trained with)")
         # on by default where the base model was trained with it: a model that never saw a
         # rotated or rescaled volume learns the augmentation instead of the reader's labels
-        self.augment.setChecked(bool((panel.bundle.card.get("training") or {}).get("augment")))
+        self.augment.setChecked(panel.bundle.training_flips is not None)
         self.weighting = QtWidgets.QCheckBox("class weighting for imbalance")
         self.weighting.setChecked(True)
         counts = np.bincount([c for _, c in self.labelled], minlength=len(panel.bundle.class_names))
