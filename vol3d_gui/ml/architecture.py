@@ -49,6 +49,10 @@ def build_classifier(input_shape, n_classes: int, width: int = 16, dense: int | 
         raise ValueError("stem_stride must be 1 or 2")
     if head not in ("dense", "cam"):
         raise ValueError(f"head must be 'dense' or 'cam', got {head!r}")
+    if pooling not in ("avg", "max"):
+        raise ValueError(f"pooling must be 'avg' or 'max', got {pooling!r}")
+    if head == "cam" and pooling != "avg":
+        raise ValueError("the cam head averages: pooling must be 'avg'")
     for i, w in enumerate(widths):
         last = i == len(widths) - 1
         if last and head == "cam":
@@ -62,20 +66,12 @@ def build_classifier(input_shape, n_classes: int, width: int = 16, dense: int | 
         if not strided:
             x = layers.MaxPool3D(2, padding="same", name=f"pool{i + 1}")(x)
         x = layers.BatchNormalization(momentum=bn_momentum, name=f"bn{i + 1}")(x)
-    if head == "cam":
-        if pooling != "avg":
-            raise ValueError("the cam head averages: pooling must be 'avg'")
-        x = layers.GlobalAveragePooling3D(name="gap")(x)
-        x = layers.Dropout(dropout, name="dropout")(x)
-        outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities")(x)
-        return keras.Model(inputs, outputs, name=name)
     if pooling == "avg":
         x = layers.GlobalAveragePooling3D(name="gap")(x)
-    elif pooling == "max":
-        x = layers.GlobalMaxPooling3D(name="gmp")(x)
     else:
-        raise ValueError(f"pooling must be 'avg' or 'max', got {pooling!r}")
-    x = layers.Dense(dense or 8 * width, activation="relu", name="dense")(x)
+        x = layers.GlobalMaxPooling3D(name="gmp")(x)
+    if head == "dense":
+        x = layers.Dense(dense or 8 * width, activation="relu", name="dense")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     # float32 output even under a mixed-precision policy, so probabilities stay exact
     outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities")(x)
