@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,20 +83,15 @@ def test_cli_with_a_csv_of_labels(tiny_bundle_path, tmp_path, monkeypatch):
     assert card["parent"] == "tiny v1"
 
 
-PHANTOM_MODEL = Path(__file__).resolve().parents[2] / "models" / "phantom-lesion.keras"
-
-
 @pytest.mark.slow
-def test_finetuning_recovers_accuracy_on_a_shifted_scanner(tmp_path):
+def test_finetuning_recovers_accuracy_on_a_shifted_scanner(phantom_bundle, tmp_path):
     # the bundled phantom model on low-dose phantoms (40 HU noise instead of 12): it calls
     # nearly everything one class; 40 labelled cases must lift accuracy on 60 new ones by
     # 15 points or more (bench finetune measures this on 200, and the lower-contrast case)
-    if not PHANTOM_MODEL.exists():
-        pytest.skip("models/phantom-lesion is not in this checkout")
     from vol3d_gui.ml.evaluation import evaluate_probs
     from vol3d_gui.ml.training import predict_arrays
 
-    base = load_bundle(PHANTOM_MODEL)
+    base = phantom_bundle
     seeds = np.random.default_rng(42).integers(0, 2**31 - 1, 100)
     labels = np.arange(100) % 2
     vols = [lesion_phantom(int(s), bool(lab), noise_hu=40.0)[0] for s, lab in zip(seeds, labels)]

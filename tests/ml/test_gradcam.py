@@ -1,7 +1,6 @@
 """Grad-CAM: geometry (a Volume in the source's world space), export, class switching, and
 whether it is right: the pointing game and the weight-randomisation sanity check."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from vol3d_gui.ml.bundle import ModelBundle, load_bundle
 from vol3d_gui.ml.gradcam import gradcam, gradcam_batch
 
 SMALL = (48, 48, 36)
-PHANTOM_MODEL = Path(__file__).resolve().parents[2] / "models" / "phantom-lesion.keras"
 
 
 def test_map_is_a_small_volume_over_the_source(tiny_bundle_path):
@@ -92,26 +90,20 @@ def pointing_game(bundle, seeds, contrast=1.0):
     return float(np.mean(hits)), float(np.mean(mass))
 
 
-def _bundled():
-    if not PHANTOM_MODEL.exists():
-        pytest.skip("models/phantom-lesion is not in the tree (train it with the README's command)")
-    return load_bundle(PHANTOM_MODEL)
-
-
 @pytest.mark.slow
-def test_pointing_game_on_the_bundled_phantom_model():
-    bundle = _bundled()
+def test_pointing_game_on_the_bundled_phantom_model(phantom_bundle):
+    bundle = phantom_bundle
     seeds = np.random.default_rng(1234).integers(0, 2**31 - 1, 20)
     hit_rate, mass = pointing_game(bundle, seeds)
     assert hit_rate >= 0.9, f"pointing game {hit_rate:.0%} (mass inside {mass:.0%})"
 
 
 @pytest.mark.slow
-def test_randomised_weights_change_the_map():
+def test_randomised_weights_change_the_map(phantom_bundle):
     # Adebayo et al. 2018: with randomised weights the map must change
     import keras
 
-    bundle = _bundled()
+    bundle = phantom_bundle
     seeds = np.random.default_rng(1234).integers(0, 2**31 - 1, 20)
     vol, _ = lesion_phantom(int(seeds[0]), True)
     trained = gradcam(bundle, vol, 1).data.ravel()
