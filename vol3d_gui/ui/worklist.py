@@ -196,7 +196,6 @@ class WorklistPanel(QtWidgets.QWidget):
     def set_study(self, study: Study | None) -> None:
         self.model.set_study(study)
         self.header.setText(f"{study.name}: {len(study)} items" if study else "No study open")
-        self.table.resizeColumnsToContents()
 
     def set_prediction(self, item_id: str, class_index: int, probabilities) -> None:
         self.model.set_prediction(item_id, class_index, probabilities)
