@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import report
+from bench.common import interleaved, report
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "phantom-lesion.keras"
 
 
-def _throughput(n=64, batch=8, epochs=3, repeat=2):
+def _throughput(n=64, batch=8, epochs=3, repeat=5):
     """Volumes per second of a whole fine-tuning run (compile, trace, fit) both ways, from the
     same initial weights, interleaved so machine drift hits both; best of ``repeat``."""
     import keras
@@ -50,14 +50,9 @@ def _throughput(n=64, batch=8, epochs=3, repeat=2):
         m.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
         m.fit(x, np.eye(2)[y], batch_size=batch, epochs=epochs, verbose=0)
 
-    ours()  # TensorFlow's one-time start-up costs fall on neither side
-    times = {"ours": [], "plain": []}
-    for _ in range(repeat):
-        for name, fn in (("plain", plain), ("ours", ours)):
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    t_ours, t_plain = min(times["ours"]), min(times["plain"])
+    # one warm-up run each: TensorFlow's one-time start-up costs fall on neither side
+    t = interleaved({"plain": plain, "ours": ours}, repeat=repeat, warmup=1)
+    t_ours, t_plain = t["ours"]["best_s"], t["plain"]["best_s"]
     return {"n": n, "batch_size": batch, "epochs": epochs,
             "vol3d_volumes_per_s": n * epochs / t_ours, "plain_fit_volumes_per_s": n * epochs / t_plain,
             "throughput_ratio": t_plain / t_ours}
