@@ -16,6 +16,7 @@ import numpy as np
 from vol3d_gui.core.errors import Vol3dError
 from vol3d_gui.ml.bundle import ModelBundle, next_version_path, save_bundle
 from vol3d_gui.ml.evaluation import evaluate_probs
+from vol3d_gui.ml.tasks import finetune_tensors, training_progress
 from vol3d_gui.ml.training import TrainingStopped, predict_arrays, train_model
 
 
@@ -43,39 +44,58 @@ def base_flips(bundle: ModelBundle) -> tuple[int, ...]:
 
 
 def finetune_bundle(bundle: ModelBundle, volumes, labels, *, out_dir=None, held_out=0.3, val_volumes=None,
-                    val_labels=None, epochs: int = 10, learning_rate: float = 1e-4, freeze_base: bool = False,
-                    augment: bool = True, class_weight="balanced", batch_size: int = 4, seed: int = 0,
-                    labelset_hash: str = "", on_batch=None, on_epoch=None, should_stop=None,
-                    progress=None) -> dict:
+                    val_labels=None, should_stop=None, progress=None, **kwargs) -> dict:
     """Fine-tune a copy of ``bundle`` on labelled volumes; returns a report with the new path.
 
-    ``volumes`` are Volumes or zero-argument loaders. Raises TrainingStopped when stopped."""
-    import keras
+    ``volumes`` are Volumes or zero-argument loaders; ``progress(Progress)`` is called per
+    prepared volume and then as ``finetune_arrays`` reports. Raises TrainingStopped when stopped."""
+    _check_labels(bundle, labels)
 
+    def prep(vols):
+        x = finetune_tensors(bundle, vols, should_stop=should_stop, progress=progress)
+        if x is None:
+            raise TrainingStopped()
+        return x
+
+    x = prep(list(volumes))
+    x_val = None if val_volumes is None else prep(list(val_volumes))
+    return finetune_arrays(bundle, x, labels, out_dir=out_dir, held_out=held_out, x_val=x_val, val_labels=val_labels,
+                           should_stop=should_stop, progress=progress, **kwargs)
+
+
+def _check_labels(bundle, labels) -> np.ndarray:
     labels = np.asarray(labels, int)
     n_classes = len(bundle.class_names)
     if len(labels) < 4 or len(np.unique(labels)) < 2:
         raise Vol3dError("fine-tuning needs at least 4 labelled items of at least two classes")
     if labels.min() < 0 or labels.max() >= n_classes:
         raise Vol3dError(f"labels must be class indices 0..{n_classes - 1} of {bundle.label}")
+    return labels
 
-    def prep(vols):
-        out = []
-        for i, v in enumerate(vols):
-            if should_stop is not None and should_stop():
-                raise TrainingStopped()
-            out.append(bundle.preprocess(v() if callable(v) else v))
-            if progress is not None:
-                progress(i + 1, len(vols), "preparing volumes")
-        return np.stack(out).astype(np.float32)
 
-    x = prep(list(volumes))
-    if val_volumes is not None:
-        tr_idx, x_val, y_val = np.arange(len(labels)), prep(list(val_volumes)), np.asarray(val_labels, int)
+def finetune_arrays(bundle: ModelBundle, x, labels, *, out_dir=None, held_out=0.3, x_val=None, val_labels=None,
+                    epochs: int = 10, learning_rate: float = 1e-4, freeze_base: bool = False,
+                    augment: bool = True, class_weight="balanced", batch_size: int = 4, seed: int = 0,
+                    labelset_hash: str = "", on_batch=None, on_epoch=None, should_stop=None,
+                    progress=None) -> dict:
+    """Fine-tune on preprocessed model-grid tensors ``x`` (N, d, h, w, 1), as the GUI sends them.
+
+    ``progress(Progress)`` after every batch (epoch, batch, loss, metrics, ETA from the time per
+    batch so far) and at every epoch's end (with the held-out metrics)."""
+    import keras
+
+    labels = _check_labels(bundle, labels)
+    x = np.asarray(x, np.float32)
+    if x.shape[1:] != (*bundle.input_shape, 1) or len(x) != len(labels):
+        raise Vol3dError(f"fine-tuning tensors {x.shape} do not fit {len(labels)} labels and {bundle.label}'s "
+                         f"input {bundle.input_shape}")
+    if x_val is not None:
+        tr_idx, x_val, y_val = np.arange(len(labels)), np.asarray(x_val, np.float32), np.asarray(val_labels, int)
     else:
         tr_idx, te_idx = stratified_split(labels, held_out, seed)
         x_val, y_val = x[te_idx], labels[te_idx]
     x_tr, y_tr = x[tr_idx], labels[tr_idx]
+    on_batch, on_epoch = training_progress(progress, epochs, on_batch, on_epoch)
 
     before = evaluate_probs(y_val, predict_arrays(bundle.model, x_val), bundle.class_names)
     keras.utils.set_random_seed(seed)
@@ -126,10 +146,7 @@ def finetune_bundle(bundle: ModelBundle, volumes, labels, *, out_dir=None, held_
     return {"path": str(path), "before": before, "after": after, "card": card}
 
 
-def run_in_service(service, *, volumes, labels, **kwargs) -> dict:
-    """Entry point for the ML service process: fine-tune the loaded bundle."""
-    bundle = service.need_bundle()
-    return finetune_bundle(bundle, volumes, labels, should_stop=service.should_stop,
-                           on_batch=lambda e, b, n, logs: service.progress(b + 1, n, f"epoch {e + 1}"
-                                                                          f" loss {logs.get('loss', 0):.3f}"),
+def run_in_service(service, *, x, labels, **kwargs) -> dict:
+    """Entry point for the ML service process: fine-tune the loaded bundle on tensors ``x``."""
+    return finetune_arrays(service.need_bundle(), x, labels, should_stop=service.should_stop,
                            progress=service.progress, **kwargs)

@@ -54,40 +54,63 @@ def _weights(acts: np.ndarray, grads: np.ndarray, plus: bool) -> np.ndarray:
     return (alpha * np.maximum(grads, 0.0)).sum(axis=axes)
 
 
-def cam_grid_affine(bundle, volume: Volume, cam_shape) -> np.ndarray:
-    """Affine of the Grad-CAM grid in the source volume's world space (edge-aligned)."""
-    f = np.asarray(bundle.input_shape, float) / np.asarray(cam_shape, float)
+def cam_affine(input_shape, grid_affine: np.ndarray, cam_shape) -> np.ndarray:
+    """Affine of a Grad-CAM grid given the model grid's affine (edge-aligned)."""
+    f = np.asarray(input_shape, float) / np.asarray(cam_shape, float)
     m = np.eye(4)
     m[:3, :3] = np.diag(f)
     m[:3, 3] = 0.5 * f - 0.5
-    return bundle.grid_affine(volume) @ m
+    return np.asarray(grid_affine, float) @ m
+
+
+def cam_grid_affine(bundle, volume: Volume, cam_shape) -> np.ndarray:
+    """Affine of the Grad-CAM grid in the source volume's world space (edge-aligned)."""
+    return cam_affine(bundle.input_shape, bundle.grid_affine(volume), cam_shape)
+
+
+def gradcam_tensors(bundle, x: np.ndarray, class_indices=None, plus: bool = False):
+    """Grad-CAM on preprocessed tensors (N, D, H, W, 1): (maps (N, d, h, w) float32 in [0, 1]
+    on the layer's grid, class indices (N,), probabilities (N, n_classes))."""
+    x = np.asarray(x, dtype=np.float32)
+    fn = _cam_function(bundle)
+    if class_indices is None:
+        class_indices = bundle.forward(x).argmax(axis=1)
+    ci = np.asarray(class_indices, dtype=np.int32).reshape(-1)
+    acts, probs, grads = (np.asarray(t, dtype=np.float64) for t in fn(x, ci))
+    w = _weights(acts, grads, plus)
+    cams = np.maximum(np.einsum("ndhwc,nc->ndhw", acts, w), 0.0)
+    top = cams.max(axis=(1, 2, 3), keepdims=True)
+    cams = np.where(top > 0, cams / np.where(top > 0, top, 1.0), cams).astype(np.float32)
+    return cams, ci, probs
+
+
+def saliency_meta(bundle, class_index: int, probs, plus: bool) -> dict:
+    return {"kind": "saliency", "method": "Grad-CAM++" if plus else "Grad-CAM", "class_index": int(class_index),
+            "class_name": bundle.class_names[int(class_index)], "model": bundle.label,
+            "layer": bundle.gradcam_layer, "probabilities": np.asarray(probs).tolist()}
+
+
+def gradcam_grid(bundle, x: np.ndarray, grid_affine: np.ndarray, class_index: int | None = None,
+                 plus: bool = False) -> dict:
+    """What the ML service returns for one tensor: the small map, its affine and its meta."""
+    cams, ci, probs = gradcam_tensors(bundle, x, None if class_index is None else [class_index], plus)
+    return {"cam": cams[0], "affine": cam_affine(bundle.input_shape, grid_affine, cams[0].shape),
+            "meta": saliency_meta(bundle, int(ci[0]), probs[0], plus)}
+
+
+def saliency_volume(cam: np.ndarray, affine: np.ndarray, meta: dict, source=None) -> Volume:
+    """The map as a Volume over the scan (built on the GUI side from what the service sent)."""
+    return Volume(cam, affine, name=f"Grad-CAM: {meta['class_name']}", source=source, meta=meta)
 
 
 def gradcam_batch(bundle, volumes, class_indices=None, plus: bool = False):
     """Grad-CAM maps for several volumes in one compiled pass: list of (Volume, probs)."""
     volumes = list(volumes)
     x = np.stack([bundle.preprocess(v) for v in volumes]).astype(np.float32)
-    fn = _cam_function(bundle)
-    if class_indices is None:
-        probs = bundle.forward(x)
-        class_indices = probs.argmax(axis=1)
-    ci = np.asarray(class_indices, dtype=np.int32).reshape(-1)
-    acts, probs, grads = (np.asarray(t, dtype=np.float64) for t in fn(x, ci))
-    w = _weights(acts, grads, plus)
-    cams = np.maximum(np.einsum("ndhwc,nc->ndhw", acts, w), 0.0)
-    out = []
-    for i, vol in enumerate(volumes):
-        cam = cams[i]
-        top = cam.max()
-        cam = (cam / top if top > 0 else cam).astype(np.float32)
-        k = int(ci[i])
-        name = bundle.class_names[k]
-        meta = {"kind": "saliency", "method": "Grad-CAM++" if plus else "Grad-CAM", "class_index": k,
-                "class_name": name, "model": bundle.label, "layer": bundle.gradcam_layer,
-                "probabilities": probs[i].tolist()}
-        out.append((Volume(cam, cam_grid_affine(bundle, vol, cam.shape), name=f"Grad-CAM: {name}",
-                           source=vol.source, meta=meta), probs[i]))
-    return out
+    cams, ci, probs = gradcam_tensors(bundle, x, class_indices, plus)
+    return [(saliency_volume(cams[i], cam_grid_affine(bundle, vol, cams[i].shape),
+                             saliency_meta(bundle, int(ci[i]), probs[i], plus), vol.source), probs[i])
+            for i, vol in enumerate(volumes)]
 
 
 def gradcam(bundle, volume: Volume, class_index: int | None = None, plus: bool = False) -> Volume:

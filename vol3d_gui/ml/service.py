@@ -8,9 +8,14 @@ clash, and a TensorFlow crash can no longer take the viewer (and unsaved work) w
 The GUI's single ML worker thread talks to this process, one request at a time.
 
 Protocol over a multiprocessing Connection: the parent sends ``(kind, kwargs)``; the child
-answers with any number of ``("progress", done, total, text)`` then one ``("result",
-payload)`` or ``("error", error_type, message)``. A shared Event asks the running request
-to stop (polled per volume / per batch).
+answers with any number of ``("progress", Progress)`` (vol3d_gui.ml.tasks: data, not text)
+then one ``("result", payload)`` or ``("error", error_type, message)``. A shared Event asks
+the running request to stop (polled per batch; a stopped request answers
+``("error", "TrainingStopped", ...)``).
+
+Requests carry the preprocessed model-grid tensor (float32 (1, d, h, w, 1)), never a Volume:
+the GUI process preprocesses on its worker thread (numpy/scipy, no TensorFlow), so a 150 MB
+CT is not pickled across the pipe twice per opened case.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ class Service:
         self.device = None
 
     # --- helpers passed to handlers ------------------------------------------------------------
-    def progress(self, done, total, text=""):
-        self.conn.send(("progress", int(done), int(total), str(text)))
+    def progress(self, progress) -> None:
+        """Relay one ``Progress`` to the GUI's worker."""
+        self.conn.send(("progress", progress))
 
     def should_stop(self) -> bool:
         return self.stop_event.is_set()
@@ -57,13 +63,16 @@ class Service:
         self.bundle = bundle
         return {"card": bundle.card, "path": str(bundle.path)}
 
-    def do_predict(self, volume):
-        return self.need_bundle().predict(volume)
+    def do_predict(self, x):
+        """Probabilities (n_classes,) for one preprocessed tensor (1, d, h, w, 1)."""
+        return self.need_bundle().forward(_tensor(x, self.need_bundle()))[0]
 
-    def do_gradcam(self, volume, class_index=None, plus=False):
-        from vol3d_gui.ml.gradcam import gradcam
+    def do_gradcam(self, x, grid_affine, class_index=None, plus=False):
+        """The map on its small grid, its affine in the scan's world space and its meta."""
+        from vol3d_gui.ml.gradcam import gradcam_grid
 
-        return gradcam(self.need_bundle(), volume, class_index, plus=plus)
+        bundle = self.need_bundle()
+        return gradcam_grid(bundle, _tensor(x, bundle), grid_affine, class_index, plus=plus)
 
     def do_call(self, module, function, kwargs):
         """Run ``module.function(service, **kwargs)`` (Qt-free ML code such as fine-tuning)."""
@@ -87,9 +96,29 @@ class Service:
                 self.conn.send(("result", payload))
             except Vol3dError as exc:
                 self.conn.send(("error", "Vol3dError", str(exc)))
+            except _stopped() as exc:
+                self.conn.send(("error", "TrainingStopped", str(exc) or "stopped"))
             except Exception as exc:
                 self.conn.send(("error", type(exc).__name__,
                                 f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"))
+
+
+def _stopped():
+    from vol3d_gui.ml.training import TrainingStopped
+
+    return TrainingStopped
+
+
+def _tensor(x, bundle):
+    """Check a request's tensor against the loaded model's grid (a stale request made for
+    another bundle must fail clearly, not inside TensorFlow)."""
+    import numpy as np
+
+    x = np.asarray(x, dtype=np.float32)
+    want = (1, *bundle.input_shape, 1)
+    if x.ndim != 5 or x.shape[1:] != want[1:]:
+        raise Vol3dError(f"the request's tensor {x.shape} does not fit {bundle.label} (expects {want})")
+    return x
 
 
 def bundle_dummy(bundle):

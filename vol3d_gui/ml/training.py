@@ -206,3 +206,35 @@ def predict_arrays(model, x, batch_size: int = 16) -> np.ndarray:
 
 __all__ = ["TrainingStopped", "augment_volume", "balanced_class_weight", "binary_auc", "predict_arrays",
            "train_model"]
+
+
+def train_in_service(service, *, x, labels, card: dict, out_path, held_out: float = 0.3, epochs: int = 10,
+                     batch_size: int = 8, learning_rate: float = 1e-3, augment: bool = False, width: int = 8,
+                     seed: int = 0) -> dict:
+    """Entry point for the ML service process: train a new bundle from scratch on model-grid
+    tensors ``x`` (preprocessed in the GUI process by the card's rules) and write it at
+    ``out_path`` (never over an existing bundle). Raises TrainingStopped when stopped."""
+    import keras
+
+    from vol3d_gui.ml.architecture import GRADCAM_LAYER, build_classifier
+    from vol3d_gui.ml.bundle import save_bundle
+    from vol3d_gui.ml.finetune import stratified_split
+    from vol3d_gui.ml.tasks import training_progress
+
+    y = np.asarray(labels, int)
+    tr, te = stratified_split(y, held_out, seed)
+    keras.utils.set_random_seed(seed)
+    model = build_classifier(tuple(card["input_shape"]), len(card["class_names"]), width=width, name=card["name"])
+    on_batch, on_epoch = training_progress(service.progress, epochs)
+    hist = train_model(model, x[tr], y[tr], x[te], y[te], epochs=epochs, batch_size=batch_size,
+                       learning_rate=learning_rate, augment=augment, seed=seed, on_batch=on_batch,
+                       on_epoch=on_epoch, should_stop=service.should_stop, patience=epochs)
+    if hist["stopped"]:
+        raise TrainingStopped()
+    metrics = evaluate_probs(y[te], predict_arrays(model, x[te]), card["class_names"])
+    card = {**card, "gradcam_layer": GRADCAM_LAYER,
+            "training": {"epochs_run": len(hist["epochs"]), "best_epoch": hist["best_epoch"],
+                         "augment": bool(augment), "seed": seed, "history": hist["epochs"]},
+            "metrics": {**metrics, "split": "held-out"}}
+    path = save_bundle(model, card, out_path)
+    return {"path": str(path), "metrics": metrics, "card": card}
