@@ -1,7 +1,11 @@
 """Fine-tuning from the GUI: a new version becomes active, the old one stays; Cancel writes nothing."""
 
 import os
+import re
 from pathlib import Path
+
+import numpy as np
+from PySide6 import QtCore
 
 from vol3d_gui.core.phantom import phantom_study
 from vol3d_gui.ui.finetune_dialog import FinetuneDialog
@@ -25,8 +29,10 @@ def test_finetune_makes_a_new_active_version(qtbot, window, tiny_bundle_path):
     base = panel.bundle
     dlg = FinetuneDialog(window, panel, window.review.labelled_items())
     qtbot.addWidget(dlg)
-    dlg.epochs.setValue(1)
+    dlg.epochs.setValue(2)
     dlg.lr.setValue(1e-3)
+    seen = []  # every Progress, as the worker emits it
+    panel.ml.submitted.connect(lambda task: task.progress.connect(seen.append, QtCore.Qt.ConnectionType.DirectConnection))
     dlg.start()
     qtbot.waitUntil(lambda: dlg.report is not None, timeout=180000)
     new = Path(dlg.report["path"])
@@ -36,7 +42,19 @@ def test_finetune_makes_a_new_active_version(qtbot, window, tiny_bundle_path):
     items = [panel.combo.itemText(i) for i in range(panel.combo.count())]
     assert "tiny-ft-1" in items
     assert "before" in dlg.result.text() and "after" in dlg.result.text()
-    assert len(dlg.losses) >= 1
+    # structured progress: the volumes, then every batch of both epochs with its loss and ETA
+    prep = [p for p in seen if p.stage == "preparing volumes"]
+    batches = [p for p in seen if p.stage == "training"]
+    assert [p.done for p in prep] == list(range(1, 9))
+    n = batches[0].n_batches
+    assert [(p.epoch, p.batch, p.n_epochs) for p in batches] == [(e, b, 2) for e in (1, 2) for b in range(1, n + 1)]
+    assert [p.done for p in batches] == list(range(1, 2 * n + 1)) and batches[-1].total == 2 * n
+    assert all(p.eta_s is not None and p.eta_s >= 0 for p in batches[1:]) and batches[-1].eta_s == 0
+    assert [p.epoch for p in seen if p.stage == "epoch done"] == [1, 2]
+    # the dialog's curve is exactly those losses (no text parsed)
+    assert dlg.losses == [p.loss for p in batches]
+    xs, ys = dlg.curve.getData()
+    np.testing.assert_allclose(ys, [p.loss for p in batches])
 
 
 def test_cancel_writes_nothing(qtbot, window, tiny_bundle_path):
@@ -45,7 +63,9 @@ def test_cancel_writes_nothing(qtbot, window, tiny_bundle_path):
     qtbot.addWidget(dlg)
     dlg.epochs.setValue(50)
     dlg.start()
-    qtbot.waitUntil(lambda: len(dlg.losses) >= 1, timeout=180000)
+    qtbot.waitUntil(lambda: len(dlg.losses) >= 2, timeout=180000)
+    assert "s left" in dlg.eta.text()
+    assert dlg.progress.maximum() % 50 == 0 and re.search(r"epoch \d+/50", dlg.progress.format())
     dlg.cancel()
     qtbot.waitUntil(lambda: dlg.job is None, timeout=60000)
     assert "nothing was written" in dlg.result.text()

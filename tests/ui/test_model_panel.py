@@ -7,38 +7,44 @@ from PySide6 import QtCore, QtWidgets
 
 from tests.ui.conftest import grab
 from vol3d_gui.core.phantom import lesion_phantom, phantom_study
+from vol3d_gui.ml.tasks import Progress
+from vol3d_gui.ui.ml_tasks import FunctionTask
 from vol3d_gui.ui.workers import MLWorker
 
 SMALL = (48, 48, 36)
 
 
-def test_worker_runs_jobs_in_order_and_reports(qtbot):
+def test_worker_runs_tasks_in_order_and_reports(qtbot):
     worker = MLWorker()
     try:
         order, progress = [], []
-        worker.result.connect(lambda jid, kind, payload: order.append(payload))
-        worker.progress.connect(lambda jid, d, t, txt: progress.append((d, t)))
 
         def job(n):
             def fn(ctx):
-                ctx.progress(n, 3)
+                ctx.progress(Progress(n, 3))
                 return n
             return fn
 
-        with qtbot.waitSignal(worker.finished, check_params_cb=lambda j: j == 3, timeout=30000):
-            ids = [worker.submit("t", job(n)) for n in (1, 2, 3)]
-        assert ids == [1, 2, 3]
+        tasks = [FunctionTask("t", job(n)) for n in (1, 2, 3)]
+        for t in tasks:
+            t.result.connect(order.append)
+            t.progress.connect(lambda p: progress.append((p.done, p.total)))
+        with qtbot.waitSignal(tasks[-1].finished, timeout=30000):
+            for t in tasks:
+                worker.submit(t)
         assert order == [1, 2, 3] and progress == [(1, 3), (2, 3), (3, 3)]
+        assert [t.state for t in tasks] == ["done"] * 3
         errors = []
-        worker.error.connect(lambda jid, kind, msg: errors.append(msg))
-        with qtbot.waitSignal(worker.finished, timeout=5000):
-            worker.submit("boom", lambda ctx: 1 / 0)
-        assert errors and "ZeroDivisionError" in errors[0]
+        boom = FunctionTask("boom", lambda ctx: 1 / 0)
+        boom.failed.connect(errors.append)
+        with qtbot.waitSignal(boom.finished, timeout=5000):
+            worker.submit(boom)
+        assert errors and "ZeroDivisionError" in errors[0] and boom.state == "failed"
     finally:
         worker.stop()
 
 
-def test_cancel_stops_a_running_job_within_one_step(qtbot):
+def test_cancel_stops_a_running_task_within_one_step(qtbot):
     worker = MLWorker()
     try:
         steps = []
@@ -48,18 +54,20 @@ def test_cancel_stops_a_running_job_within_one_step(qtbot):
                 if ctx.should_stop():
                     return i
                 steps.append(i)
-                ctx.progress(i + 1, 1000)
+                ctx.progress(Progress(i + 1, 1000))
                 time.sleep(0.01)
             return 1000
 
-        cancelled = []
-        worker.cancelled.connect(lambda jid, kind: cancelled.append(jid))
-        jid = worker.submit("long", long_job)
+        cancelled, results = [], []
+        task = FunctionTask("long", long_job)
+        task.cancelled.connect(lambda: cancelled.append(1))
+        task.result.connect(results.append)
+        worker.submit(task)
         qtbot.waitUntil(lambda: len(steps) >= 3, timeout=20000)
-        with qtbot.waitSignal(worker.finished, timeout=5000):
-            worker.cancel(jid)
+        with qtbot.waitSignal(task.finished, timeout=5000):
+            task.cancel()
             n_at_cancel = len(steps)
-        assert cancelled == [jid]
+        assert cancelled == [1] and results == [] and task.state == "cancelled"
         assert len(steps) <= n_at_cancel + 1
     finally:
         worker.stop()
@@ -96,7 +104,7 @@ def test_bad_model_shows_a_dialog_and_keeps_the_previous(qtbot, window, tiny_bun
     panel.load_model(str(bad))
     qtbot.waitUntil(lambda: bool(shown), timeout=30000)
     assert "broken.keras" in shown[0]
-    assert panel.bundle is good and panel.worker.bundle is good
+    assert panel.bundle is good and panel.ml.bundle is good
 
 
 def test_classify_all_fills_the_worklist_and_cancel_stops_it(qtbot, window, tiny_bundle_path):
@@ -110,15 +118,19 @@ def test_classify_all_fills_the_worklist_and_cancel_stops_it(qtbot, window, tiny
     window.worklist.model.predictions.clear()
     done, at_cancel = [], []
 
-    def cancel_after_first(jid, d, t, txt):
-        done.append(d)
-        if d == 1:
+    def cancel_after_first(p):
+        done.append(p.done)
+        if p.done == 1:
             panel.cancel_all()
             at_cancel.append(len(done))
 
-    # direct: the cancel lands while the worker is between volumes, as a click would
-    panel.worker.progress.connect(cancel_after_first, QtCore.Qt.ConnectionType.DirectConnection)
+    def on_submitted(task):  # before it is queued: no progress can be missed
+        # direct: the cancel lands while the worker is between volumes, as a click would
+        task.progress.connect(cancel_after_first, QtCore.Qt.ConnectionType.DirectConnection)
+
+    panel.ml.submitted.connect(on_submitted)
     panel.classify_all()
+    panel.ml.submitted.disconnect(on_submitted)
     qtbot.waitUntil(lambda: panel._all_job is None, timeout=30000)
     qtbot.wait(100)
     # at most the volume already in progress when Cancel was pressed finishes

@@ -1,20 +1,19 @@
 """The fine-tune dialog: options, a per-batch progress bar with ETA, a live loss plot,
-Cancel (stops within one batch, writes nothing), and before/after metrics side by side."""
+Cancel (stops within one batch, writes nothing), and before/after metrics side by side.
+
+Progress arrives as data (vol3d_gui.ml.tasks.Progress: epoch, batch, loss, metrics, ETA)
+from the FinetuneTask's own signal; nothing here parses text."""
 
 from __future__ import annotations
 
-import re
-import time
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from vol3d_gui.store.labels import labelset_hash
 from vol3d_gui.ui.model_panel import user_models_dir
-
-_LOSS = re.compile(r"loss ([0-9.eE+-]+)")
 
 
 class FinetuneDialog(QtWidgets.QDialog):
@@ -22,7 +21,7 @@ class FinetuneDialog(QtWidgets.QDialog):
         super().__init__(window)
         self.setWindowTitle(f"Fine-tune {panel.bundle.label}")
         self.window, self.panel, self.labelled = window, panel, list(labelled)
-        self.job = None
+        self.job = None  # the running FinetuneTask
         self.losses: list[float] = []
         self.report = None
         self.epochs = QtWidgets.QSpinBox()
@@ -85,11 +84,6 @@ class FinetuneDialog(QtWidgets.QDialog):
         lay.addWidget(self.plot)
         lay.addWidget(self.result)
         lay.addLayout(buttons)
-        w = panel.worker
-        w.progress.connect(self._on_progress)
-        w.result.connect(self._on_result)
-        w.error.connect(self._on_error)
-        w.cancelled.connect(self._on_cancelled)
         self.resize(520, 620)
 
     def start(self) -> None:
@@ -99,56 +93,36 @@ class FinetuneDialog(QtWidgets.QDialog):
             self.window.show_error("Cannot fine-tune", "Label at least 4 items of at least two classes first.")
             return
         keys = {it.id: c for it, c in self.labelled}
-        kwargs = {"labels": labels, "out_dir": str(user_models_dir()), "held_out": self.held_out.value(),
-                  "epochs": self.epochs.value(), "learning_rate": self.lr.value(),
-                  "freeze_base": self.freeze.isChecked(), "augment": self.augment.isChecked(),
-                  "class_weight": "balanced" if self.weighting.isChecked() else None,
-                  "labelset_hash": labelset_hash(keys)}
-        worker = self.panel.worker
-
-        def fn(ctx):
-            from vol3d_gui.ml.bundle import ModelBundle
-
-            vols = []
-            for i, it in enumerate(items):
-                if ctx.should_stop():
-                    return None
-                vols.append(it.load())
-                ctx.progress(i + 1, len(items), "loading labelled volumes")
-            rep = ctx.call("call", module="vol3d_gui.ml.finetune", function="run_in_service",
-                           kwargs={"volumes": vols, **kwargs})
-            info = ctx.call("load_model", path=rep["path"])  # the new version becomes active
-            worker.bundle = ModelBundle(None, info["card"], Path(info["path"]))
-            worker._model_path = info["path"]
-            worker.modelLoaded.emit(worker.bundle)
-            return rep
-
+        options = {"out_dir": str(user_models_dir()), "held_out": self.held_out.value(),
+                   "epochs": self.epochs.value(), "learning_rate": self.lr.value(),
+                   "freeze_base": self.freeze.isChecked(), "augment": self.augment.isChecked(),
+                   "class_weight": "balanced" if self.weighting.isChecked() else None,
+                   "labelset_hash": labelset_hash(keys)}
         self.losses = []
-        self.t0 = time.monotonic()
-        self.job = worker.submit("finetune", fn)
+        task = self.job = self.panel.ml.finetune(items, labels, options)
+        task.progress.connect(self._on_progress)
+        task.result.connect(self._on_result)
+        task.failed.connect(self._on_error)
+        task.cancelled.connect(self._on_cancelled)
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.result.setText("Training…")
 
     def cancel(self) -> None:
         if self.job is not None:
-            self.panel.worker.cancel(self.job)
+            self.job.cancel()
             self.result.setText("Stopping after the current batch…")
 
-    def _on_progress(self, job_id, done, total, text) -> None:
-        if job_id != self.job:
-            return
-        self.progress.setRange(0, total)
-        self.progress.setValue(done)
-        self.progress.setFormat(f"%v / %m  {text}")
-        m = _LOSS.search(text)
-        if m:
-            self.losses.append(float(m.group(1)))
+    @QtCore.Slot(object)
+    def _on_progress(self, p) -> None:
+        self.progress.setRange(0, p.total)
+        self.progress.setValue(p.done)
+        self.progress.setFormat(f"%v / %m  {p.text()}")
+        if p.stage == "training" and p.loss is not None:
+            self.losses.append(p.loss)
             self.curve.setData(np.arange(len(self.losses)), np.array(self.losses))
-            per_batch = (time.monotonic() - self.t0) / len(self.losses)
-            epochs_left = self.epochs.value() - int(text.split()[1]) if text.startswith("epoch") else 0
-            left = per_batch * ((total - done) + epochs_left * total)
-            self.eta.setText(f"about {left:.0f} s left")
+        if p.eta_s is not None:
+            self.eta.setText(f"{p.stage}: about {p.eta_s:.0f} s left")
 
     def _finish(self) -> None:
         self.job = None
@@ -156,9 +130,8 @@ class FinetuneDialog(QtWidgets.QDialog):
         self.cancel_button.setEnabled(False)
         self.eta.setText("")
 
-    def _on_result(self, job_id, kind, payload) -> None:
-        if job_id != self.job:
-            return
+    @QtCore.Slot(object)
+    def _on_result(self, payload) -> None:
         self._finish()
         if payload is None:
             return
@@ -177,13 +150,13 @@ class FinetuneDialog(QtWidgets.QDialog):
     def _best_epoch(payload):
         return ((payload.get("card") or {}).get("finetune") or {}).get("best_epoch")
 
-    def _on_error(self, job_id, kind, message) -> None:
-        if job_id == self.job:
-            self._finish()
-            self.result.setText("")
-            self.window.show_error("Fine-tuning failed", message)
+    @QtCore.Slot(str)
+    def _on_error(self, message) -> None:
+        self._finish()
+        self.result.setText("")
+        self.window.show_error("Fine-tuning failed", message)
 
-    def _on_cancelled(self, job_id, kind) -> None:
-        if job_id == self.job:
-            self._finish()
-            self.result.setText("Cancelled: nothing was written.")
+    @QtCore.Slot()
+    def _on_cancelled(self) -> None:
+        self._finish()
+        self.result.setText("Cancelled: nothing was written.")

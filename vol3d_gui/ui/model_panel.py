@@ -11,7 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from vol3d_gui.ui.workers import MLWorker
+from vol3d_gui.ui.ml_controller import MLController
 
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 DEFAULT_MODEL = "phantom-lesion"
@@ -63,16 +63,16 @@ class ProbabilityChart(pg.PlotWidget):
 
 
 class ModelPanel(QtWidgets.QWidget):
-    def __init__(self, window, worker: MLWorker | None = None):
+    def __init__(self, window, ml: MLController | None = None):
         super().__init__()
         self.window = window
-        self.worker = worker or MLWorker(self)
+        self.ml = ml or MLController(self)
         self.bundle = None
         self.probs = None
-        self._token = 0  # which volume a reply belongs to
+        self._token = 0  # which volume a saliency reply belongs to
         self._volume = None
         self._item_id = None
-        self._all_job = None
+        self._all_job = None  # the running ClassifyAllTask
         self._saliency_cache: dict = {}
 
         self.combo = QtWidgets.QComboBox()
@@ -118,19 +118,20 @@ class ModelPanel(QtWidgets.QWidget):
         self.cancel_button.clicked.connect(self.cancel_all)
         self.saliency_box.toggled.connect(lambda _: self._refresh_saliency())
         self.explain_combo.activated.connect(lambda _: self._refresh_saliency())
-        w = self.worker
-        w.modelLoaded.connect(self._on_model_loaded)
-        w.result.connect(self._on_result)
-        w.error.connect(self._on_error)
-        w.progress.connect(self._on_progress)
-        w.finished.connect(self._on_finished)
-        # a bound slot, not a lambda: a lambda has no thread affinity, so it would run (and touch
-        # a widget) in the worker thread; PySide 6.12 also aborts in none_dealloc on such calls
-        w.deviceReady.connect(self._on_device)
+        self.ml.modelLoaded.connect(self._on_model_loaded)
+        # bound slots, not lambdas, for every ML signal: a lambda has no thread affinity, so it
+        # would run (and touch a widget) in the worker thread; PySide 6.12 also aborts in
+        # none_dealloc on such calls
+        self.ml.deviceReady.connect(self._on_device)
         window.volumeChanged.connect(self._on_volume)
         self.refresh_models()
         if window.current_volume is not None:  # the panel can arrive after the volume (make run)
             self._on_volume(window.current_volume)
+
+    @property
+    def worker(self) -> MLController:
+        """The ML controller under its old name (the window stops it on close)."""
+        return self.ml
 
     @QtCore.Slot(str)
     def _on_device(self, description: str) -> None:
@@ -152,11 +153,13 @@ class ModelPanel(QtWidgets.QWidget):
             self.combo.setCurrentIndex(i)
         self.combo.blockSignals(False)
 
-    def load_model(self, path) -> int | None:
+    def load_model(self, path):
         if not path:
             return None
         self.summary.setText(f"Loading {Path(path).name}…")
-        return self.worker.load_model(path)
+        task = self.ml.load_model(path)
+        task.failed.connect(self._on_load_failed)
+        return task
 
     def default_model_path(self) -> Path | None:
         from vol3d_gui.ml.bundle import list_bundles
@@ -199,17 +202,21 @@ class ModelPanel(QtWidgets.QWidget):
             self._predict_current()
 
     def _predict_current(self) -> None:
-        token = self._token
         self.result_label.setText("Classifying…")
-        job = self.worker.predict(self._volume, item_id=self._item_id)
-        self._pending = {job: token}
+        task = self.ml.predict(self._volume, item_id=self._item_id)  # cancels the previous volume's
+        task.result.connect(self._on_predicted)
+        task.failed.connect(self._on_task_failed)
 
     def classify_all(self) -> None:
         study = self.window.study
         if study is None or self.bundle is None:
             self.window.show_error("Cannot classify", "Open a study and a model first.")
             return
-        self._all_job = self.worker.predict_items(study.items)
+        task = self._all_job = self.ml.classify_all(study.items)
+        task.itemResult.connect(self._on_item_predicted)
+        task.progress.connect(self._on_progress)
+        task.failed.connect(self._on_task_failed)
+        task.finished.connect(self._on_all_finished)
         self.progress.setRange(0, len(study))
         self.progress.setValue(0)
         self.progress.setVisible(True)
@@ -217,8 +224,8 @@ class ModelPanel(QtWidgets.QWidget):
         self.cancel_button.setEnabled(True)
 
     def cancel_all(self) -> None:
-        # by kind, not id: the click may come before this thread has seen the job id
-        self.worker.cancel_kind("predict_all")
+        if self._all_job is not None:
+            self._all_job.cancel()
 
     # --- saliency -----------------------------------------------------------------------------
     def explained_class(self) -> int | None:
@@ -239,7 +246,9 @@ class ModelPanel(QtWidgets.QWidget):
         if cached is not None:
             self._show_saliency(cached)
             return
-        self.worker.gradcam(self._volume, cls, key=key)
+        task = self.ml.gradcam(self._volume, cls, key=key)
+        task.result.connect(self._on_saliency)
+        task.failed.connect(self._on_task_failed)
 
     def _show_saliency(self, saliency) -> None:
         previous = self.window.overlays.get("saliency")
@@ -248,24 +257,28 @@ class ModelPanel(QtWidgets.QWidget):
         self.window.add_overlay(saliency, "saliency", vmin=0.0, vmax=1.0, order=1, **style)
         self.window.current_saliency = saliency
 
-    # --- worker replies ---------------------------------------------------------------------------
-    def _on_result(self, job_id: int, kind: str, payload) -> None:
-        if kind == "predict":
-            if getattr(self, "_pending", {}).get(job_id) != self._token:
-                return  # an older volume's answer
-            self._show_probs(payload["probabilities"])
-            if payload["item_id"] is not None:
-                self.window.worklist.set_prediction(payload["item_id"], int(np.argmax(payload["probabilities"])),
-                                                    payload["probabilities"])
-            self._refresh_saliency()
-        elif kind == "predict_item":
-            probs = payload["probabilities"]
-            self.window.worklist.set_prediction(payload["item_id"], int(np.argmax(probs)), probs)
-        elif kind == "gradcam":
-            key = payload["key"]
-            self._saliency_cache[key] = payload["saliency"]
-            if key == (self._token, self.bundle.label if self.bundle else None, self.explained_class()):
-                self._show_saliency(payload["saliency"])
+    # --- task replies (bound slots: queued to this thread) ----------------------------------------
+    @QtCore.Slot(object)
+    def _on_predicted(self, payload) -> None:
+        if payload["volume"] is not self._volume:
+            return  # an older volume's answer that left the worker before the cancel
+        self._show_probs(payload["probabilities"])
+        if payload["item_id"] is not None:
+            self.window.worklist.set_prediction(payload["item_id"], int(np.argmax(payload["probabilities"])),
+                                                payload["probabilities"])
+        self._refresh_saliency()
+
+    @QtCore.Slot(object)
+    def _on_item_predicted(self, payload) -> None:
+        probs = payload["probabilities"]
+        self.window.worklist.set_prediction(payload["item_id"], int(np.argmax(probs)), probs)
+
+    @QtCore.Slot(object)
+    def _on_saliency(self, payload) -> None:
+        key = payload["key"]
+        self._saliency_cache[key] = payload["saliency"]
+        if key == (self._token, self.bundle.label if self.bundle else None, self.explained_class()):
+            self._show_saliency(payload["saliency"])
 
     def _show_probs(self, probs) -> None:
         self.probs = np.asarray(probs, float)
@@ -274,26 +287,30 @@ class ModelPanel(QtWidgets.QWidget):
         k = int(self.probs.argmax())
         self.result_label.setText(f"<b>{names[k]}</b> ({self.probs[k]:.1%}) — {self.bundle.label}")
 
-    def _on_error(self, job_id: int, kind: str, message: str) -> None:
-        if kind == "load_model":
-            self.summary.setText(_breakable(self.bundle.summary()) if self.bundle else "No model loaded")
-            self.refresh_models(select=self.bundle.path if self.bundle else None)
+    @QtCore.Slot(str)
+    def _on_load_failed(self, message: str) -> None:
+        self.summary.setText(_breakable(self.bundle.summary()) if self.bundle else "No model loaded")
+        self.refresh_models(select=self.bundle.path if self.bundle else None)
         self.result_label.setText("")
-        self.window.show_error({"load_model": "Cannot load model"}.get(kind, f"Model job failed ({kind})"),
-                               message)
+        self.window.show_error("Cannot load model", message)
 
-    def _on_progress(self, job_id: int, done: int, total: int, text: str) -> None:
-        if job_id == self._all_job:
-            self.progress.setRange(0, total)
-            self.progress.setValue(done)
-            self.progress.setFormat(f"%v / %m  {text}")
+    @QtCore.Slot(str)
+    def _on_task_failed(self, message: str) -> None:
+        self.result_label.setText("")
+        self.window.show_error("Model job failed", message)
 
-    def _on_finished(self, job_id: int) -> None:
-        if job_id == self._all_job:
-            self._all_job = None
-            self.progress.setVisible(False)
-            self.all_button.setEnabled(True)
-            self.cancel_button.setEnabled(False)
+    @QtCore.Slot(object)
+    def _on_progress(self, p) -> None:
+        self.progress.setRange(0, p.total)
+        self.progress.setValue(p.done)
+        self.progress.setFormat(f"%v / %m  {p.item or ''}")
+
+    @QtCore.Slot()
+    def _on_all_finished(self) -> None:
+        self._all_job = None
+        self.progress.setVisible(False)
+        self.all_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
 
 
 def _breakable(text: str) -> str:

@@ -1,54 +1,30 @@
-"""The one ML worker: a single thread runs jobs in order and talks to the ML service.
+"""The one ML worker: a thread that runs typed tasks (vol3d_gui.ui.ml_tasks) by priority and
+talks to the ML service process (see vol3d_gui.ml.service for why TensorFlow lives there).
 
-Jobs are callables ``fn(ctx)`` that report progress with ``ctx.progress(done, total, text)``,
-poll ``ctx.should_stop()`` and send model work to the ML service process with
-``ctx.call(kind, **kwargs)`` (see vol3d_gui.ml.service for why TensorFlow lives in its own
-process). ``ctx.bundle`` is the loaded bundle's card (a ModelBundle without weights on this
-side). Results and errors come back to the GUI thread as Qt signals. The service starts
-with the first job, after the window is up.
+Tasks of equal priority run in submission order; a lower priority number runs first, and a
+long batch task lets queued on-screen tasks run between its volumes (``run_urgent``). Only
+this thread uses the service's pipe. ``bundle`` is the loaded bundle's card (a ModelBundle
+without weights on this side). The service starts with the first request, after the window
+is up.
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import multiprocessing
-import queue
 import threading
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6 import QtCore
 
 from vol3d_gui.core.errors import Vol3dError
+from vol3d_gui.ui.ml_tasks import MLTask, TaskContext
 
 
-@dataclass
-class Job:
-    id: int
-    kind: str
-    fn: object
-    cancelled: threading.Event = field(default_factory=threading.Event)
-
-
-class JobContext:
-    def __init__(self, worker: MLWorker, job: Job):
-        self._worker = worker
-        self._job = job
-
-    @property
-    def bundle(self):
-        return self._worker.bundle
-
-    def progress(self, done: int, total: int, text: str = "") -> None:
-        self._worker.progress.emit(self._job.id, int(done), int(total), text)
-
-    def should_stop(self) -> bool:
-        return self._job.cancelled.is_set()
-
-    def call(self, kind: str, **kwargs):
-        """Run one request in the ML service; relays its progress; returns its payload."""
-        return self._worker._call(self._job, kind, kwargs)
+class TaskStopped(Exception):
+    """The service ended a request because its stop event was set."""
 
 
 class _Thread(QtCore.QThread):
@@ -62,13 +38,7 @@ class _Thread(QtCore.QThread):
 
 
 class MLWorker(QtCore.QObject):
-    jobStarted = QtCore.Signal(int, str)
-    progress = QtCore.Signal(int, int, int, str)  # job id, done, total, text
-    result = QtCore.Signal(int, str, object)  # job id, kind, payload
-    error = QtCore.Signal(int, str, str)  # job id, kind, message
-    cancelled = QtCore.Signal(int, str)
-    finished = QtCore.Signal(int)
-    modelLoaded = QtCore.Signal(object)  # the ModelBundle
+    modelLoaded = QtCore.Signal(object)  # the ModelBundle (card only)
     deviceReady = QtCore.Signal(str)
 
     def __init__(self, parent=None, mixed_precision: bool = False):
@@ -76,10 +46,11 @@ class MLWorker(QtCore.QObject):
         self.bundle = None
         self.device = None
         self._mixed = mixed_precision
-        self._queue: queue.Queue[Job | None] = queue.Queue()
-        self._ids = itertools.count(1)
-        self._current: Job | None = None
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._heap: list[tuple[int, int, MLTask]] = []
+        self._seq = itertools.count()
+        self._running: list[MLTask] = []  # a stack: a batch task with an on-screen task run inside it
+        self._stopping = False
         self._proc = None
         self._conn = None
         self._remote_stop = None
@@ -87,108 +58,113 @@ class MLWorker(QtCore.QObject):
         self._thread = _Thread(self)
         self._thread.start()
 
-    # --- submitting ------------------------------------------------------------------------------
-    def submit(self, kind: str, fn) -> int:
-        job = Job(next(self._ids), kind, fn)
-        self._queue.put(job)
-        return job.id
+    # --- submitting and cancelling (any thread) -------------------------------------------------------
+    def submit(self, task: MLTask) -> MLTask:
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("the ML worker has stopped")
+            task._worker = self
+            task.state = "queued"
+            heapq.heappush(self._heap, (task.priority, next(self._seq), task))
+            self._cond.notify()
+        return task
 
-    def load_model(self, path) -> int:
-        def fn(ctx):
-            from vol3d_gui.ml.bundle import ModelBundle
-
-            info = ctx.call("load_model", path=str(path))
-            self.bundle = ModelBundle(None, info["card"], Path(info["path"]))
-            self._model_path = info["path"]
-            self.modelLoaded.emit(self.bundle)
-            return self.bundle
-
-        return self.submit("load_model", fn)
-
-    def predict(self, volume, item_id=None) -> int:
-        def fn(ctx):
-            self._need_bundle()
-            return {"item_id": item_id, "probabilities": ctx.call("predict", volume=volume),
-                    "model": ctx.bundle.label}
-
-        return self.submit("predict", fn)
-
-    def predict_items(self, items) -> int:
-        """Classify study items one by one (each loaded on this thread), stopping within one volume."""
-        items = list(items)
-
-        def fn(ctx):
-            self._need_bundle()
-            n = 0
-            for i, item in enumerate(items):
-                if ctx.should_stop():
-                    break
-                probs = ctx.call("predict", volume=item.load())
-                n += 1
-                self.result.emit(self._current.id, "predict_item",
-                                 {"item_id": item.id, "probabilities": probs, "model": ctx.bundle.label})
-                ctx.progress(i + 1, len(items), item.name)
-            return {"n": n, "of": len(items)}
-
-        return self.submit("predict_all", fn)
-
-    def gradcam(self, volume, class_index=None, key=None, plus=False) -> int:
-        def fn(ctx):
-            self._need_bundle()
-            return {"key": key, "saliency": ctx.call("gradcam", volume=volume, class_index=class_index,
-                                                     plus=plus)}
-
-        return self.submit("gradcam", fn)
-
-    # --- control ---------------------------------------------------------------------------------------
-    def cancel(self, job_id: int) -> None:
-        with self._lock:
-            if self._current is not None and self._current.id == job_id:
-                self._current.cancelled.set()
-                if self._remote_stop is not None:
-                    self._remote_stop.set()
-        for job in list(self._queue.queue):
-            if job is not None and job.id == job_id:
-                job.cancelled.set()
-
-    def cancel_kind(self, kind: str) -> None:
-        """Cancel the running and queued jobs of one kind (e.g. the GUI's "Classify all")."""
-        for job in list(self._queue.queue):
-            if job is not None and job.kind == kind:
-                job.cancelled.set()
-        with self._lock:
-            if self._current is not None and self._current.kind == kind:
-                self._current.cancelled.set()
-                if self._remote_stop is not None:
-                    self._remote_stop.set()
+    def cancel(self, task: MLTask) -> None:
+        with self._cond:
+            task._stop.set()
+            dropped = task.state == "queued"
+            if dropped:  # stays in the heap; the loop skips it
+                task.state = "cancelled"
+            elif task.state == "running" and self._running and self._running[-1] is task \
+                    and self._remote_stop is not None:
+                self._remote_stop.set()  # the service request running now is this task's
+        if dropped:
+            task.cancelled.emit()
+            task.finished.emit()
 
     def cancel_all(self) -> None:
-        for job in list(self._queue.queue):
-            if job is not None:
-                job.cancelled.set()
-        with self._lock:
-            if self._current is not None:
-                self._current.cancelled.set()
-                if self._remote_stop is not None:
-                    self._remote_stop.set()
+        with self._cond:
+            tasks = [t for _, _, t in self._heap] + list(self._running)
+        for t in tasks:
+            self.cancel(t)
 
     @property
     def busy(self) -> bool:
-        return self._current is not None or not self._queue.empty()
+        with self._cond:
+            return bool(self._running) or any(t.state == "queued" for _, _, t in self._heap)
 
     def stop(self, timeout_ms: int = 30000) -> None:
         """Cancel everything, end the thread and wait for it (no leaked QThreads)."""
         if not self._thread.isRunning():
             return
         self.cancel_all()
-        self._queue.put(None)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
         self._thread.wait(timeout_ms)
         self._stop_service()
 
-    # --- the thread ----------------------------------------------------------------------------------
-    def _need_bundle(self) -> None:
-        if self.bundle is None:
-            raise Vol3dError("no model is loaded")
+    # --- on the worker thread -------------------------------------------------------------------------
+    def _next(self, below: int | None = None) -> MLTask | None:
+        """The next queued task (waits for one unless ``below`` is given: then only a task of a
+        priority number below it, without waiting). None: stop, or nothing urgent."""
+        with self._cond:
+            while True:
+                while self._heap and self._heap[0][2].state != "queued":
+                    heapq.heappop(self._heap)  # cancelled while queued
+                if self._heap and (below is None or self._heap[0][0] < below):
+                    task = heapq.heappop(self._heap)[2]
+                    task.state = "running"
+                    self._running.append(task)
+                    return task
+                if below is not None or self._stopping:
+                    return None
+                self._cond.wait()
+
+    def _loop(self) -> None:
+        while (task := self._next()) is not None:
+            self._run(task)
+
+    def run_urgent(self, priority: int) -> None:
+        while (task := self._next(below=priority)) is not None:
+            self._run(task)
+
+    def _run(self, task: MLTask) -> None:
+        task.started.emit()
+        outcome, payload = "cancelled", None
+        try:
+            payload = task.run(TaskContext(self, task))
+            outcome = "done"
+        except TaskStopped:
+            pass
+        except Exception as exc:  # a bug or TF failure must not kill the worker
+            outcome = "failed"
+            payload = str(exc) if isinstance(exc, Vol3dError) else \
+                f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+        with self._cond:  # cancel() sets the flag under this lock: a cancelled task never delivers
+            if task.is_cancelled:
+                outcome = "cancelled"  # a stop request may also surface as an error in the task
+            self._running.remove(task)
+            task.state = outcome
+        if outcome == "done":
+            task.result.emit(payload)
+        elif outcome == "failed":
+            task.failed.emit(payload)
+        else:
+            task.cancelled.emit()
+        task.finished.emit()
+
+    def adopt_model(self, info: dict):
+        from vol3d_gui.ml.bundle import ModelBundle
+
+        self.bundle = ModelBundle(None, info["card"], Path(info["path"]))
+        self._model_path = info["path"]
+        self.modelLoaded.emit(self.bundle)
+        return self.bundle
+
+    def call(self, task: MLTask | None, kind: str, kwargs: dict):
+        self._ensure_service()
+        return self._request(kind, kwargs, task)
 
     def _ensure_service(self) -> None:
         if self._proc is not None and self._proc.is_alive():
@@ -209,29 +185,27 @@ class MLWorker(QtCore.QObject):
         if restarted and self._model_path:  # the service died: bring the model back
             self._request("load_model", {"path": self._model_path}, None)
 
-    def _request(self, kind: str, kwargs: dict, job: Job | None):
+    def _request(self, kind: str, kwargs: dict, task: MLTask | None):
         self._remote_stop.clear()
-        if job is not None and job.cancelled.is_set():
+        if task is not None and task.is_cancelled:  # cancel() may have come before the clear
             self._remote_stop.set()
         try:
             self._conn.send((kind, kwargs))
             while True:
                 msg = self._conn.recv()
                 if msg[0] == "progress":
-                    if job is not None:
-                        self.progress.emit(job.id, msg[1], msg[2], msg[3])
+                    if task is not None:
+                        task.progress.emit(msg[1])
                     continue
                 if msg[0] == "result":
                     return msg[1]
+                if msg[1] == "TrainingStopped":
+                    raise TaskStopped(msg[2])
                 raise Vol3dError(msg[2]) if msg[1] == "Vol3dError" else RuntimeError(msg[2])
         except (EOFError, OSError, BrokenPipeError) as exc:
             code = self._proc.exitcode if self._proc is not None else None
             self._proc = None
             raise RuntimeError(f"the ML service stopped unexpectedly (exit code {code})") from exc
-
-    def _call(self, job: Job, kind: str, kwargs: dict):
-        self._ensure_service()
-        return self._request(kind, kwargs, job)
 
     def _stop_service(self) -> None:
         if self._proc is None:
@@ -245,34 +219,3 @@ class MLWorker(QtCore.QObject):
             self._proc.kill()
             self._proc.join(5)
         self._proc = None
-
-    def _loop(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            if job.cancelled.is_set():
-                self.cancelled.emit(job.id, job.kind)
-                self.finished.emit(job.id)
-                continue
-            with self._lock:
-                self._current = job
-            self.jobStarted.emit(job.id, job.kind)
-            try:
-                payload = job.fn(JobContext(self, job))
-                if job.cancelled.is_set():
-                    self.cancelled.emit(job.id, job.kind)
-                else:
-                    self.result.emit(job.id, job.kind, payload)
-            except Exception as exc:  # a bug or TF failure must not kill the worker
-                if job.cancelled.is_set():  # a stop request surfaces as an exception in the job
-                    self.cancelled.emit(job.id, job.kind)
-                elif isinstance(exc, Vol3dError):
-                    self.error.emit(job.id, job.kind, str(exc))
-                else:
-                    self.error.emit(job.id, job.kind,
-                                    f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
-            finally:
-                with self._lock:
-                    self._current = None
-                self.finished.emit(job.id)

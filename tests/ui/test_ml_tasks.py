@@ -1,0 +1,156 @@
+"""Typed ML tasks through the ML controller and the real service: priority, supersede-cancel,
+cancel of every kind, training a bundle."""
+
+import threading
+
+import pytest
+from PySide6 import QtCore
+
+from vol3d_gui.core.phantom import lesion_phantom, phantom_study
+from vol3d_gui.ml.tasks import Priority
+from vol3d_gui.ui.ml_controller import MLController
+from vol3d_gui.ui.ml_tasks import FunctionTask
+
+SMALL = (32, 32, 24)
+DIRECT = QtCore.Qt.ConnectionType.DirectConnection  # runs in the worker thread, in emission order
+
+
+@pytest.fixture
+def ml(qtbot, tiny_bundle_path):
+    ctl = MLController()
+    with qtbot.waitSignal(ctl.modelLoaded, timeout=90000):
+        ctl.load_model(tiny_bundle_path)
+    yield ctl
+    ctl.stop()
+
+
+def _record(task):
+    """Every outcome signal of a task, in order."""
+    log = []
+    task.result.connect(lambda r: log.append(("result", r)), DIRECT)
+    task.failed.connect(lambda m: log.append(("failed", m)), DIRECT)
+    task.cancelled.connect(lambda: log.append(("cancelled",)), DIRECT)
+    return log
+
+
+def _blocker(ml):
+    """A training-priority task that holds the worker until released."""
+    gate = threading.Event()
+    task = ml.submit(FunctionTask("block", lambda ctx: gate.wait(60), priority=Priority.TRAINING))
+    return task, gate
+
+
+def test_an_on_screen_predict_overtakes_classify_all(qtbot, ml):
+    study = phantom_study(n=4, seed=3, shape=SMALL)
+    vol, _ = lesion_phantom(7, True, SMALL)
+    blocker, gate = _blocker(ml)
+    qtbot.waitUntil(lambda: blocker.state == "running", timeout=10000)
+    order = []
+    batch = ml.classify_all(study.items)
+    batch.started.connect(lambda: order.append("classify_all"), DIRECT)
+    pred = ml.predict(vol)
+    pred.started.connect(lambda: order.append("predict"), DIRECT)
+    with qtbot.waitSignal(batch.finished, timeout=60000):
+        gate.set()
+    assert order == ["predict", "classify_all"]
+
+    # a running classify-all lets an on-screen predict in between two volumes
+    log, first_done, go = [], threading.Event(), threading.Event()
+
+    def on_item(payload):
+        log.append(payload["item_id"])
+        if len(log) == 1:
+            first_done.set()
+            go.wait(30)  # hold the batch here until the predict is queued
+
+    batch = ml.classify_all(study.items)
+    batch.itemResult.connect(on_item, DIRECT)
+    qtbot.waitUntil(first_done.is_set, timeout=60000)
+    pred = ml.predict(vol)
+    pred.started.connect(lambda: log.append("predict"), DIRECT)
+    outcome = _record(pred)
+    with qtbot.waitSignal(batch.finished, timeout=60000):
+        go.set()
+    ids = [it.id for it in study.items]
+    assert log == [ids[0], "predict", *ids[1:]]
+    assert outcome[0][0] == "result" and outcome[0][1]["volume"] is vol
+
+
+def test_a_superseded_predict_is_cancelled_and_never_delivers(qtbot, ml):
+    a_vol, _ = lesion_phantom(1, True, SMALL)
+    b_vol, _ = lesion_phantom(2, False, SMALL)
+    # queued: dropped at once
+    blocker, gate = _blocker(ml)
+    a = ml.predict(a_vol)
+    a_log = _record(a)
+    b = ml.predict(b_vol)
+    b_log = _record(b)
+    assert a.state == "cancelled" and a_log == [("cancelled",)]
+    with qtbot.waitSignal(b.finished, timeout=60000):
+        gate.set()
+    assert a_log == [("cancelled",)]
+    assert b_log[0][0] == "result" and b_log[0][1]["volume"] is b_vol
+
+    # running: stopped, its answer never delivered
+    hold, go = threading.Event(), threading.Event()
+    a = ml.predict(a_vol)
+    a_log = _record(a)
+    a.started.connect(lambda: (hold.set(), go.wait(30)), DIRECT)
+    qtbot.waitUntil(hold.is_set, timeout=30000)
+    assert a.state == "running"
+    b = ml.predict(b_vol)
+    b_log = _record(b)
+    with qtbot.waitSignal(b.finished, timeout=60000):
+        go.set()
+    qtbot.wait(50)
+    assert a_log == [("cancelled",)] and a.state == "cancelled"
+    assert b_log[0][0] == "result" and b_log[0][1]["volume"] is b_vol
+
+
+def test_every_task_kind_cancels_while_queued(qtbot, ml, tiny_bundle_path, tmp_path):
+    study = phantom_study(n=6, seed=4, shape=SMALL)
+    vol, _ = lesion_phantom(3, True, SMALL)
+    labels = [it.label for it in study.items]
+    blocker, gate = _blocker(ml)
+    tasks = [ml.load_model(tiny_bundle_path), ml.predict(vol), ml.gradcam(vol, 1, key="k"),
+             ml.classify_all(study.items), ml.finetune(study.items, labels, {"out_dir": str(tmp_path), "epochs": 1}),
+             ml.train(study.items, labels, ml.bundle.card, {"out_path": str(tmp_path / "new.keras"), "epochs": 1})]
+    logs = [_record(t) for t in tasks]
+    assert [t.kind for t in tasks] == ["load_model", "predict", "gradcam", "classify_all", "finetune", "train"]
+    for t in tasks:
+        t.cancel()
+    assert all(t.state == "cancelled" for t in tasks) and logs == [[("cancelled",)]] * 6
+    with qtbot.waitSignal(blocker.finished, timeout=10000):
+        gate.set()
+    qtbot.waitUntil(lambda: not ml.worker.busy, timeout=10000)
+    qtbot.wait(50)
+    assert logs == [[("cancelled",)]] * 6
+    assert not list(tmp_path.iterdir())
+
+
+def test_train_writes_a_new_bundle_and_cancel_writes_nothing(qtbot, ml, tmp_path):
+    from vol3d_gui.ml.bundle import load_bundle
+
+    study = phantom_study(n=8, seed=5, shape=SMALL, spacing=(4.0, 4.0, 6.0))
+    labels = [it.label for it in study.items]
+    card = {"name": "fresh", "class_names": ["no lesion", "lesion"], "input_shape": [16, 16, 12],
+            "preprocessing": {"type": "hu_window", "low": -200.0, "high": 250.0}}
+    stages = []
+    task = ml.train(study.items, labels, card, {"out_path": str(tmp_path / "fresh.keras"), "epochs": 2,
+                                                "batch_size": 2, "width": 4})
+    task.progress.connect(lambda p: stages.append((p.stage, p.epoch)), DIRECT)
+    log = _record(task)
+    with qtbot.waitSignal(task.finished, timeout=180000):
+        pass
+    assert log[0][0] == "result", log
+    assert ("training", 2) in stages and stages[0] == ("preparing volumes", None)
+    assert load_bundle(log[0][1]["path"]).card["training"]["epochs_run"] == 2
+
+    task = ml.train(study.items, labels, {**card, "name": "stopped"},
+                    {"out_path": str(tmp_path / "stopped.keras"), "epochs": 50, "batch_size": 2, "width": 4})
+    task.progress.connect(lambda p: task.cancel() if p.stage == "training" else None, DIRECT)
+    log = _record(task)
+    with qtbot.waitSignal(task.finished, timeout=180000):
+        pass
+    assert log == [("cancelled",)]
+    assert not (tmp_path / "stopped.keras").exists()
