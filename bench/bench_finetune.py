@@ -111,17 +111,18 @@ print(json.dumps({"throughput": _throughput(),
 
 def _responsiveness(seconds_max=240.0):
     """Timer gaps in a GUI process while the worker fine-tunes in its service process
-    (40 volumes sent to the service, 10 epochs)."""
+    (40 volumes preprocessed on the worker thread, their model-grid tensors sent, 10 epochs)."""
     import tempfile
+    from types import SimpleNamespace
 
     from PySide6 import QtCore
 
     from vol3d_gui.core.phantom import lesion_phantom
     from vol3d_gui.ui.app import make_app
-    from vol3d_gui.ui.workers import MLWorker
+    from vol3d_gui.ui.ml_controller import MLController
 
     class Receiver(QtCore.QObject):
-        """Slots that live in the GUI thread, so the worker's signals arrive queued there."""
+        """Slots that live in the GUI thread, so the tasks' signals arrive queued there."""
 
         def __init__(self):
             super().__init__()
@@ -135,35 +136,33 @@ def _responsiveness(seconds_max=240.0):
         def on_loaded(self, bundle):
             self.loaded.append(bundle)
 
-        @QtCore.Slot(int)
-        def on_finished(self, job_id):
-            self.done.append(job_id)
+        @QtCore.Slot()
+        def on_finished(self):
+            self.done.append(True)
 
     app = make_app()
-    worker = MLWorker()
+    ml = MLController()
     rx = Receiver()
     loaded = rx.loaded
-    worker.modelLoaded.connect(rx.on_loaded)
-    worker.load_model(str(MODEL))
+    ml.modelLoaded.connect(rx.on_loaded)
+    ml.load_model(str(MODEL))
     while not loaded:
         app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
     vols = [lesion_phantom(1000 + i, bool(i % 2), contrast=0.4)[0] for i in range(40)]
+    items = [SimpleNamespace(load=lambda v=v: v) for v in vols]
     out_dir = tempfile.mkdtemp(prefix="vol3d-bench-ft-")
-    job = worker.submit("finetune", lambda ctx: ctx.call(
-        "call", module="vol3d_gui.ml.finetune", function="run_in_service",
-        kwargs={"volumes": vols, "labels": [i % 2 for i in range(40)], "out_dir": out_dir,
-                "epochs": 10}))
-    worker.finished.connect(rx.on_finished)
+    task = ml.finetune(items, [i % 2 for i in range(40)], {"out_dir": out_dir, "epochs": 10})
+    task.finished.connect(rx.on_finished)
     ticks = rx.ticks
     timer = QtCore.QTimer()
     timer.setInterval(10)
     timer.timeout.connect(rx.on_tick)
     timer.start()
     t0 = time.perf_counter()
-    while job not in rx.done and time.perf_counter() - t0 < seconds_max:
+    while not rx.done and time.perf_counter() - t0 < seconds_max:
         app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 5)
     timer.stop()
-    worker.stop()
+    ml.stop()
     import shutil
 
     shutil.rmtree(out_dir, ignore_errors=True)
