@@ -129,7 +129,7 @@ def test_every_task_kind_cancels_while_queued(qtbot, ml, tiny_bundle_path, tmp_p
 
 
 def test_train_writes_a_new_bundle_and_cancel_writes_nothing(qtbot, ml, tmp_path):
-    from vol3d_gui.ml.bundle import load_bundle
+    from vol3d_gui.ml.bundle import read_card  # not load_bundle: TensorFlow stays out of the GUI process
 
     study = phantom_study(n=8, seed=5, shape=SMALL, spacing=(4.0, 4.0, 6.0))
     labels = [it.label for it in study.items]
@@ -144,7 +144,7 @@ def test_train_writes_a_new_bundle_and_cancel_writes_nothing(qtbot, ml, tmp_path
         pass
     assert log[0][0] == "result", log
     assert ("training", 2) in stages and stages[0] == ("preparing volumes", None)
-    assert load_bundle(log[0][1]["path"]).card["training"]["epochs_run"] == 2
+    assert read_card(log[0][1]["path"])["training"]["epochs_run"] == 2
 
     task = ml.train(study.items, labels, {**card, "name": "stopped"},
                     {"out_path": str(tmp_path / "stopped.keras"), "epochs": 50, "batch_size": 2, "width": 4})
