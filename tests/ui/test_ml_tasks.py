@@ -129,7 +129,8 @@ def test_every_task_kind_cancels_while_queued(qtbot, ml, tiny_bundle_path, tmp_p
 
 
 def test_train_writes_a_new_bundle_and_cancel_writes_nothing(qtbot, ml, tmp_path):
-    from vol3d_gui.ml.bundle import read_card  # not load_bundle: TensorFlow stays out of the GUI process
+    # read_card, not load_bundle: TensorFlow stays out of the GUI process
+    from vol3d_gui.ml.bundle import read_card
 
     study = phantom_study(n=8, seed=5, shape=SMALL, spacing=(4.0, 4.0, 6.0))
     labels = [it.label for it in study.items]
