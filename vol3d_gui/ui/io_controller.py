@@ -30,6 +30,7 @@ class IOController(QtCore.QObject):
     idle = QtCore.Signal()  # nothing is loading any more (opened, failed or cancelled)
     _done = QtCore.Signal(int, object, object)  # token, kind, result or exception (worker -> GUI)
     _step = QtCore.Signal(int, str)
+    _prefetched = QtCore.Signal(str, object)  # item id, PreparedCase or exception
 
     def __init__(self, model: ViewerModel, worklist: Worklist, max_texture=lambda: None, parent=None):
         super().__init__(parent)
@@ -41,7 +42,15 @@ class IOController(QtCore.QObject):
         self._threads: list[threading.Thread] = []
         self.pending: str | None = None  # description of the request in flight
         self.pending_item: str | None = None  # the item id being opened
+        self._start_item: str | None = None  # the case a study opens on (session restore)
+        # the next case in the worklist's order, read and prepared while the reader looks at this
+        # one; only the neighbours of the case on screen are kept (memory stays bounded)
+        self.prefetch_enabled = True
+        self._ready: dict[str, PreparedCase] = {}
+        self._prefetching: dict[str, threading.Event] = {}
+        self._awaiting: tuple[int, str] | None = None  # (token, item id) shown when its prefetch lands
         self._done.connect(self._finish)
+        self._prefetched.connect(self._on_prefetched)
         self._step.connect(lambda token, text: self.requests.is_current("open", token)
                            and self.progress.emit(text))
 
@@ -77,9 +86,12 @@ class IOController(QtCore.QObject):
 
         self._start(str(path), "file", lambda ev, step: self._prepare(load, None, ev, step))
 
-    def open_study(self, source) -> None:
+    def open_study(self, source, item_id: str | None = None) -> None:
+        """A Study, or a path to list as one off the GUI thread; then ``item_id`` (or the first
+        case shown) opens."""
         from vol3d_gui.core.study import Study, open_study
 
+        self._start_item = item_id
         if isinstance(source, Study):
             self._set_study(source)
             return
@@ -102,6 +114,22 @@ class IOController(QtCore.QObject):
             item = study.by_id(item_id)
         except KeyError:
             return
+        ready = self._ready.pop(item.id, None)
+        if ready is not None:  # read while the reader looked at the previous case: show it now
+            if self._cancel is not None:
+                self._cancel.set()
+            self.requests.issue("open")
+            self._settle()
+            self._show(ready)
+            return
+        if item.id in self._prefetching:  # on its way: show it when it lands, read nothing twice
+            if self._cancel is not None:
+                self._cancel.set()
+            token = self.requests.issue("open")
+            self.pending, self.pending_item = item.name, item.id
+            self._awaiting = (token, item.id)
+            self.started.emit(item.name)
+            return
         self.pending_item = item.id
         self._start(item.name, "item", lambda ev, step: self._prepare(item.load, item, ev, step))
 
@@ -121,6 +149,9 @@ class IOController(QtCore.QObject):
 
     def shutdown(self) -> None:
         self.cancel()
+        for ev in self._prefetching.values():
+            ev.set()
+        self._ready.clear()
         for t in self._threads:
             t.join(10)
         self._threads.clear()
@@ -177,12 +208,69 @@ class IOController(QtCore.QObject):
             self._set_study(result)
             self.opened.emit(what)
             return
-        case: PreparedCase = result
         if kind == "file":
             self.opened.emit(what)
-        self.model.set_case(case.volume, case.item, window=case.window, mask=case.mask, grid=case.grid)
+        self._show(result)
+
+    def _show(self, case: PreparedCase) -> None:
+        item_id = case.item.id if case.item is not None else None
+        # the mask is the truth: hidden in blind reading until the case is labelled
+        self.model.set_case(case.volume, case.item, window=case.window, mask=case.mask, grid=case.grid,
+                            mask_visible=self.worklist.answer_visible(item_id))
+        if item_id is not None:
+            self.prefetch_neighbours()
+
+    # --- prefetching the next case --------------------------------------------------------------
+    def prefetch_neighbours(self) -> None:
+        """Read the case after the one on screen (in the order shown) in the background; drop
+        what is no longer a neighbour."""
+        item = self.model.item
+        if item is None or self.model.study is None:
+            return
+        wanted = {i for i in (self.worklist.step_from(item.id, 1), self.worklist.step_from(item.id, -1))
+                  if i is not None}
+        for item_id in list(self._ready):
+            if item_id not in wanted:
+                del self._ready[item_id]
+        for item_id, ev in list(self._prefetching.items()):
+            if item_id not in wanted and (self._awaiting is None or self._awaiting[1] != item_id):
+                ev.set()
+                del self._prefetching[item_id]
+        nxt = self.worklist.step_from(item.id, 1)
+        if not self.prefetch_enabled or nxt is None or nxt in self._ready or nxt in self._prefetching:
+            return
+        target = self.model.study.by_id(nxt)
+        ev = self._prefetching[nxt] = threading.Event()
+        limit = self.max_texture()
+
+        def run():
+            try:
+                mask = target.load_mask if target.extras.get("mask_loader") else None
+                result = prepare_case(target.load, item=target, load_mask=mask, max_texture=limit, cancel=ev)
+            except BaseException as exc:  # a failure is reported if and when the reader opens it
+                result = exc
+            self._prefetched.emit(target.id, result)
+
+        self._threads = [t for t in self._threads if t.is_alive()]
+        thread = threading.Thread(target=run, name="vol3d-prefetch", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    @QtCore.Slot(str, object)
+    def _on_prefetched(self, item_id: str, result) -> None:
+        ev = self._prefetching.pop(item_id, None)
+        if ev is None or ev.is_set():
+            return  # no longer wanted
+        awaiting = self._awaiting
+        if awaiting is not None and awaiting[1] == item_id:
+            # the reader asked for it while it was being read: it answers that request
+            self._awaiting = None
+            self._finish(awaiting[0], "item", result)
+        elif isinstance(result, PreparedCase):
+            self._ready[item_id] = result
 
     def _settle(self) -> None:
+        self._awaiting = None
         was_busy = self.pending is not None
         self.pending = None
         self.pending_item = None
@@ -191,8 +279,11 @@ class IOController(QtCore.QObject):
             self.idle.emit()
 
     def _set_study(self, study) -> None:
+        self.worklist.set_study(study)  # first: observers of the study (labels) fill it
         self.model.study = study
-        self.worklist.set_study(study)
         ids = self.worklist.shown_ids()
-        if ids:
+        start, self._start_item = self._start_item, None
+        if start is not None and any(it.id == start for it in study):
+            self.open_item(start)
+        elif ids:
             self.open_item(ids[0])

@@ -8,23 +8,30 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from vol3d_gui.core.errors import Vol3dError
-from vol3d_gui.core.windowing import CT_PRESETS, Window
+from vol3d_gui.core.windowing import Window
 from vol3d_gui.ui.io_controller import IOController
+from vol3d_gui.ui.menus import (
+    add_action,
+    add_recent,
+    build_menus,
+    recent_files,
+    refresh_recent_menu,
+)
 from vol3d_gui.ui.overlay_panel import OverlayPanel
 from vol3d_gui.ui.review import ReviewController, ReviewPanel
 from vol3d_gui.ui.settings import app_settings
+from vol3d_gui.ui.shortcuts import Shortcuts
 from vol3d_gui.ui.slice_view import SliceView
 from vol3d_gui.ui.status import NoticeBar
+from vol3d_gui.ui.toast import Toast
 from vol3d_gui.ui.worklist import WorklistPanel
 from vol3d_gui.viewer.model import ViewerModel
 from vol3d_gui.viewer.review import ReviewSession
+from vol3d_gui.viewer.session import SessionState, reopen_study
 from vol3d_gui.viewer.worklist import Worklist
-
-MAX_RECENT = 10
-VOLUME_FILTER = "Volumes (*.nii *.nii.gz *.nrrd *.nhdr *.dcm *.npz);;All files (*)"
 
 
 def _make_volume_view(model):
@@ -77,6 +84,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.io = IOController(self.viewer, self.worklist_state, self._max_texture, self)
         self.io.failed.connect(self._on_open_failed)
         self.io.opened.connect(self._add_recent)
+        self._last_opened: str | None = None
+        self.io.opened.connect(lambda path: setattr(self, "_last_opened", path))
         self.io.started.connect(self._on_open_started)
         self.io.progress.connect(lambda text: self.statusBar().showMessage(f"Opening {self.io.pending}: {text}…"))
         self.io.idle.connect(self._on_open_idle)
@@ -88,9 +97,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.review_controller = ReviewController(ReviewSession(self.viewer, self.worklist_state), self.io, self)
         self.review_controller.failed.connect(self.show_error)
         self.review = ReviewPanel(self.review_controller)
-        self.review.install_shortcuts(self)
+        self.toast = Toast(self.centralWidget())
+        self.review_controller.labelled.connect(self._confirm_label)
         self.review.finetune_button.clicked.connect(self._finetune)
         self.review_dock = self.add_dock(self.review, "Review", QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.shortcuts = Shortcuts(self, self._key_handlers())
         self._build_menus()
         self.cursor_label = QtWidgets.QLabel("")
         self.device_label = QtWidgets.QLabel("")
@@ -257,6 +268,54 @@ class MainWindow(QtWidgets.QMainWindow):
         return path
 
     # --- internals -----------------------------------------------------------------------
+    def save_session(self) -> None:
+        state = SessionState.capture(self.viewer, self.worklist_state, self._last_opened)
+        app_settings().setValue("session", state.to_json())
+
+    def restore_session(self) -> bool:
+        """Back to the study, case, filter and order of the last session (the layout is restored
+        at start). False when there was none or its study is gone."""
+        state = SessionState.from_json(app_settings().value("session", "") or "")
+        self.act_blind.setChecked(state.blind)
+        self.review_controller.set_blind(state.blind)
+        self.worklist.set_filter(state.filter)
+        self.worklist.sort_by_uncertainty(state.sort == "uncertainty")
+        if state.study_source:
+            try:
+                study = reopen_study(state.study_source)
+            except Vol3dError as exc:
+                self.statusBar().showMessage(f"The last study cannot be reopened: {exc}", 10000)
+                return False
+            if study is None:
+                return False
+            self.io.open_study(study, item_id=state.item_id)
+            return True
+        if state.volume_path and Path(state.volume_path).exists():
+            self.io.open_path(state.volume_path)
+            return True
+        return False
+
+    def _key_handlers(self) -> dict:
+        rc = self.review_controller
+        handlers = {f"class_{i}": (lambda i=i: rc.assign(i - 1)) for i in range(1, 10)}
+        handlers.update({
+            "next": lambda: rc.step(1), "previous": lambda: rc.step(-1),
+            "next_unlabelled": lambda: rc.step(1, unlabelled_only=True),
+            "undo": rc.undo, "clear": rc.clear, "help": lambda: self.shortcuts.show_overview(),
+            "preset_auto": lambda: self.apply_preset("auto"),
+        })
+        for name in ("brain", "lung", "bone", "abdomen"):
+            handlers[f"preset_{name}"] = lambda n=name: self.apply_preset(n)
+        return handlers
+
+    def _confirm_label(self, done) -> None:
+        from html import escape
+
+        text = f"<b>{escape(done.item_name)}</b>: {escape(done.class_name)}"
+        if done.model_answer and done.class_index is not None:
+            text += f"<br>model: {escape(done.model_answer)}"
+        self.toast.show_text(text)
+
     def _max_texture(self):
         view = self.volume_view
         return view.max_texture_size() if getattr(view, "available", False) else None
@@ -299,64 +358,10 @@ class MainWindow(QtWidgets.QMainWindow):
         FinetuneDialog(self, panel, self.review_controller.session.labelled_items()).open()
 
     def _build_menus(self) -> None:
-        mb = self.menuBar()
-        file_menu = mb.addMenu("&File")
-        self._action(file_menu, "&Open file...", self._open_file_dialog, QtGui.QKeySequence.StandardKey.Open)
-        self._action(file_menu, "Open &folder (DICOM series or study)...", self._open_folder_dialog, "Ctrl+Shift+O")
-        self.recent_menu = file_menu.addMenu("Open &recent")
-        file_menu.addSeparator()
-        export = file_menu.addMenu("&Export screenshot")
-        for key, label in (("axial", "Axial view"), ("coronal", "Coronal view"), ("sagittal", "Sagittal view"),
-                           ("3d", "3-D view"), ("window", "Whole window")):
-            self._action(export, label + "...", lambda k=key: self._export_dialog(k))
-        self._action(file_menu, "Export &saliency (NIfTI)...", self._export_saliency_dialog)
-        self.file_menu = file_menu
-        file_menu.addSeparator()
-        self._action(file_menu, "&Quit", self.close, QtGui.QKeySequence.StandardKey.Quit)
-
-        view = mb.addMenu("&View")
-        self.view_menu = view
-        self.act_radiological = self._action(view, "&Radiological display (patient right on screen left)",
-                                             lambda checked: self.set_radiological(checked))
-        self.act_radiological.setCheckable(True)
-        self.act_radiological.setChecked(True)
-        wl = view.addMenu("&Window / level")
-        for name, w in CT_PRESETS.items():
-            if name == "soft tissue":
-                continue
-            self._action(wl, f"{name.capitalize()} (W {w.width:g} / L {w.center:g})",
-                         lambda n=name: self.apply_preset(n))
-        self._action(wl, "&Auto (robust percentiles)", lambda: self.apply_preset("auto"), "Ctrl+A")
-        self._action(view, "&Fit slices to their views (undo zoom and pan)",
-                     lambda: [v.reset_zoom() for v in self.slice_views.values()], "Ctrl+0")
-        if getattr(self.volume_view, "available", False):
-            modes = view.addMenu("3-D &mode")
-            for mode, label in (("mip", "Maximum intensity projection"), ("translucent", "Translucent"),
-                                ("iso", "Isosurface")):
-                self._action(modes, label, lambda m=mode: self.volume_view.set_mode(m))
-            self._action(view, "Reset 3-D &camera", self.volume_view.reset_camera)
-        view.addSeparator()
-        for dock in self.findChildren(QtWidgets.QDockWidget):
-            view.addAction(dock.toggleViewAction())
-        self._refresh_recent_menu()
+        build_menus(self)
 
     def _action(self, menu, text, slot, shortcut=None):
-        act = QtGui.QAction(text, self)
-        if shortcut is not None:
-            act.setShortcut(QtGui.QKeySequence(shortcut))
-        act.triggered.connect(slot)
-        menu.addAction(act)
-        return act
-
-    def _open_file_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open volume or study", "", VOLUME_FILTER)
-        if path:
-            self.open_path(path, wait=False)
-
-    def _open_folder_dialog(self) -> None:
-        path = QtWidgets.QFileDialog.getExistingDirectory(self, "Open DICOM series or study folder")
-        if path:
-            self.open_path(path, wait=False)
+        return add_action(self, menu, text, slot, shortcut)
 
     def _export_dialog(self, key: str) -> None:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export screenshot", f"vol3d-{key}.png", "PNG (*.png)")
@@ -367,20 +372,14 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.show_error("Cannot export screenshot", exc)
 
     def _add_recent(self, path: str) -> None:
-        s = app_settings()
-        recent = [p for p in (s.value("recent", []) or []) if p != path]
-        s.setValue("recent", [path, *recent][:MAX_RECENT])
+        add_recent(path)
         self._refresh_recent_menu()
 
     def recent_files(self) -> list[str]:
-        value = app_settings().value("recent", []) or []
-        return [value] if isinstance(value, str) else list(value)
+        return recent_files()
 
     def _refresh_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        for p in self.recent_files():
-            self._action(self.recent_menu, p, lambda p=p: self.open_path(p, wait=False))
-        self.recent_menu.setEnabled(bool(self.recent_files()))
+        refresh_recent_menu(self)
 
     def _restore_settings(self) -> None:
         s = app_settings()
@@ -396,8 +395,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, ev):
         if self.model_panel is not None:
             self.model_panel.worker.stop()
+        self.save_session()
         self.io.shutdown()
         self.review_controller.stop()
+        self.toast.hide()
         s = app_settings()
         s.setValue("geometry", self.saveGeometry())
         s.setValue("state", self.saveState())
@@ -407,14 +408,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def keyPressEvent(self, ev):
         # the review keys also work where the window-level shortcuts are not active
         # (no window manager, or focus in a child that passed the key on)
-        key = ev.key()
-        if QtCore.Qt.Key.Key_1 <= key <= QtCore.Qt.Key.Key_9 and not ev.modifiers():
-            self.review_controller.assign(key - QtCore.Qt.Key.Key_1)
-        elif key == QtCore.Qt.Key.Key_N:
-            self.review_controller.step(1)
-        elif key == QtCore.Qt.Key.Key_B:
-            self.review_controller.step(-1)
-        else:
+        if not self.shortcuts.dispatch(ev):
             super().keyPressEvent(ev)
 
     def dragEnterEvent(self, ev):

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import os
 
-from PySide6 import QtCore, QtGui, QtWidgets
+import numpy as np
+from PySide6 import QtCore, QtWidgets
 
 from vol3d_gui.store.labels import LabelStore, LabelStoreError
+from vol3d_gui.store.predictions import PredictionStore, predictions_path
 from vol3d_gui.ui.io_controller import IOController
 from vol3d_gui.ui.settings import app_settings, labels_db_path
-from vol3d_gui.viewer.review import Assignment, ReviewError, ReviewSession
+from vol3d_gui.viewer.review import Assignment, ReviewError, ReviewSession, study_key
+from vol3d_gui.viewer.worklist import Prediction
 
 STORE_POLL_MS = 2000  # labels written by another window or process show up within this
 
@@ -23,6 +26,7 @@ STORE_POLL_MS = 2000  # labels written by another window or process show up with
 class ReviewController(QtCore.QObject):
     labelled = QtCore.Signal(object)  # Assignment
     message = QtCore.Signal(str)  # a short confirmation or refusal, shown without taking focus
+    blindChanged = QtCore.Signal(bool)
     failed = QtCore.Signal(str, str)  # dialog title, message
 
     def __init__(self, session: ReviewSession, io: IOController, parent=None):
@@ -30,8 +34,9 @@ class ReviewController(QtCore.QObject):
         self.session = session
         self.io = io
         self.store_status = ""
+        self.predictions: PredictionStore | None = None
         self._open_store()
-        session.model.events.study.connect(lambda _s: self.session.load_labels())
+        session.model.events.study.connect(self._on_study)
         self._poll = QtCore.QTimer(self)
         self._poll.setInterval(STORE_POLL_MS)
         self._poll.timeout.connect(self.refresh_labels)
@@ -44,6 +49,52 @@ class ReviewController(QtCore.QObject):
         except LabelStoreError as exc:
             self.session.store = None
             self.store_status = f"Labels cannot be saved: {exc}"
+        try:
+            self.predictions = PredictionStore(predictions_path(path))
+        except LabelStoreError as exc:
+            self.predictions = None
+            self.store_status += f"\nPredictions are not kept: {exc}"
+
+    def _on_study(self, study) -> None:
+        self.refresh_labels()
+        if study is None or self.predictions is None:
+            return
+        try:
+            kept = self.predictions.latest(study_key(study))
+        except LabelStoreError as exc:
+            self.message.emit(f"Kept predictions could not be read: {exc}")
+            return
+        wl = self.session.worklist
+        known = {it.id for it in study}
+        wl.set_predictions({
+            item_id: Prediction(p.class_index, wl.class_name(p.class_index), np.asarray(p.probabilities, float),
+                                model=p.model, uncertainty_value=p.uncertainty, in_domain=p.in_domain)
+            for item_id, p in kept.items() if item_id in known})
+
+    @QtCore.Slot(str, str, int, object, object)
+    def record_prediction(self, item_id: str, model: str, class_index: int, probabilities, extra) -> None:
+        """A prediction for a study item: into the worklist, and kept where the labels are."""
+        extra = dict(extra or {})
+        self.session.worklist.set_prediction(item_id, class_index, probabilities, model=model,
+                                             uncertainty_value=extra.get("uncertainty"),
+                                             in_domain=extra.get("in_domain"))
+        study = self.session.model.study
+        if self.predictions is not None and study is not None:
+            try:
+                self.predictions.record(study_key(study), item_id, model, class_index, probabilities,
+                                        uncertainty=extra.get("uncertainty"), in_domain=extra.get("in_domain"))
+            except LabelStoreError as exc:
+                self.message.emit(str(exc))
+
+    def export(self, path, with_predictions: bool = False) -> None:
+        """Labels (full history) as CSV; or current labels beside the kept predictions."""
+        store, study = self.session.store, self.session.model.study
+        if store is None:
+            raise LabelStoreError(labels_db_path(), "the label database is not open")
+        if with_predictions and self.predictions is not None and study is not None:
+            self.predictions.export_with_labels(path, store.study_labels(study_key(study)), study_key(study))
+        else:
+            store.export_csv(path)
 
     @QtCore.Slot(str)
     def set_model_version(self, label: str) -> None:
@@ -57,6 +108,9 @@ class ReviewController(QtCore.QObject):
         if self.session.store is not None:
             self.session.store.close()
             self.session.store = None
+        if self.predictions is not None:
+            self.predictions.close()
+            self.predictions = None
 
     def refresh_labels(self) -> None:
         try:
@@ -76,11 +130,41 @@ class ReviewController(QtCore.QObject):
             else:
                 self.message.emit(str(exc))
             return None
-        self.message.emit(f"{done.item_name}: {done.class_name}  ({done.labelled} of {done.total} labelled)")
+        answer = f" — model: {done.model_answer}" if done.model_answer else ""
+        self.message.emit(f"{done.item_name}: {done.class_name}{answer}  ({done.labelled} of {done.total} labelled)")
         self.labelled.emit(done)
         if done.next_id is not None:
             self.io.open_item(done.next_id)
         return done
+
+    def undo(self) -> Assignment | None:
+        """Ctrl+Z: the last label or clear is reverted (a new event) and its case opens again."""
+        try:
+            done = self.session.undo()
+        except ReviewError as exc:
+            self.message.emit(str(exc))
+            return None
+        self.message.emit(f"Undone: {done.item_name} is back to {done.class_name}")
+        self.labelled.emit(done)
+        item = self.session.model.item
+        if item is None or item.id != done.item_id:
+            self.io.open_item(done.item_id)
+        return done
+
+    def clear(self) -> Assignment | None:
+        try:
+            done = self.session.clear()
+        except ReviewError as exc:
+            self.message.emit(str(exc))
+            return None
+        self.message.emit(f"{done.item_name}: label cleared")
+        self.labelled.emit(done)
+        return done
+
+    def set_blind(self, on: bool) -> None:
+        if self.session.blind != bool(on):
+            self.session.blind = bool(on)
+            self.blindChanged.emit(bool(on))
 
     def step(self, delta: int, unlabelled_only: bool = False) -> bool:
         item = self.session.model.item
@@ -111,7 +195,9 @@ class ReviewPanel(QtWidgets.QWidget):
         self.status = QtWidgets.QLabel(controller.store_status)
         self.status.setWordWrap(True)
         self.export_button = QtWidgets.QPushButton("Export labels (CSV)…")
-        self.export_button.clicked.connect(self._export)
+        self.export_button.clicked.connect(lambda: self._export(False))
+        self.export_all_button = QtWidgets.QPushButton("Export labels with predictions (CSV)…")
+        self.export_all_button.clicked.connect(lambda: self._export(True))
         self.finetune_button = QtWidgets.QPushButton("Fine-tune on these labels…")
         form = QtWidgets.QFormLayout()
         form.addRow("Reviewer", self.reviewer)
@@ -124,23 +210,11 @@ class ReviewPanel(QtWidgets.QWidget):
         lay.addLayout(nav)
         lay.addWidget(self.status)
         lay.addWidget(self.export_button)
+        lay.addWidget(self.export_all_button)
         lay.addWidget(self.finetune_button)
         lay.addStretch(1)
         controller.message.connect(self.status.setText)
         session.model.events.study.connect(self._on_study)
-
-    def install_shortcuts(self, window: QtWidgets.QWidget) -> None:
-        """Class keys 1..9 and N/B on the whole window (whatever child has the focus, except
-        text fields, which keep their keys)."""
-        self._shortcuts = []
-        for n in range(1, 10):
-            sc = QtGui.QShortcut(QtGui.QKeySequence(str(n)), window)
-            sc.activated.connect(lambda n=n: self.controller.assign(n - 1))
-            self._shortcuts.append(sc)
-        for key, delta in ((QtCore.Qt.Key.Key_N, 1), (QtCore.Qt.Key.Key_B, -1)):
-            sc = QtGui.QShortcut(QtGui.QKeySequence(key), window)
-            sc.activated.connect(lambda d=delta: self.controller.step(d))
-            self._shortcuts.append(sc)
 
     def _reviewer_changed(self) -> None:
         self.controller.session.reviewer = self.reviewer.text().strip()
@@ -160,13 +234,11 @@ class ReviewPanel(QtWidgets.QWidget):
             self.buttons_box.addWidget(b)
             self.class_buttons.append(b)
 
-    def _export(self) -> None:
-        store = self.controller.session.store
-        if store is None:
-            return
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export labels", "labels.csv", "CSV (*.csv)")
+    def _export(self, with_predictions: bool) -> None:
+        name = "labels-and-predictions.csv" if with_predictions else "labels.csv"
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export labels", name, "CSV (*.csv)")
         if path:
             try:
-                store.export_csv(path)
+                self.controller.export(path, with_predictions)
             except LabelStoreError as exc:
                 self.controller.failed.emit("Cannot export labels", str(exc))

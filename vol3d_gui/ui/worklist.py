@@ -50,6 +50,10 @@ class WorklistTableModel(QtCore.QAbstractTableModel):
             return None
         wl, col = self.worklist, index.column()
         pred = wl.predictions.get(item.id)
+        if not wl.answer_visible(item.id):  # blind reading: only the name until it is labelled
+            if role == QtCore.Qt.ItemDataRole.DisplayRole:
+                return item.name if col == 0 else ("hidden" if col in (1, 3) else "")
+            return None
         if role == QtCore.Qt.ItemDataRole.DisplayRole:
             if col == 0:
                 return item.name

@@ -69,7 +69,7 @@ class ViewerModel(Evented):
 
     # --- the case on screen ------------------------------------------------------------------
     def set_case(self, volume: Volume, item=None, *, window: Window | None = None,
-                 cursor=None, mask: Volume | None = None, grid=None) -> None:
+                 cursor=None, mask: Volume | None = None, grid=None, mask_visible: bool = True) -> None:
         """Show a new volume (and the study item it came from). Overlays belong to the previous
         image and go; the window is the file's own, a CT preset or robust percentiles
         (``window`` when the caller computed it off the GUI thread)."""
@@ -84,7 +84,8 @@ class ViewerModel(Evented):
                           cursor=cursor if cursor is not None else self.initial_cursor(volume, mask))
         self.layers.append(ImageLayer(volume, volume.name or "image"))
         if mask is not None:
-            self.add_overlay(mask, "lesion mask", colormap="green", opacity=0.35, threshold=0.5)
+            self.add_overlay(mask, "lesion mask", colormap="green", opacity=0.35, threshold=0.5,
+                             visible=mask_visible)
         self.caseChanged.emit(volume, item)
         for name in ("volume", "item", "window", "cursor", "notices"):
             getattr(self.events, name).emit(getattr(self, name))

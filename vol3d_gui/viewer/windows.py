@@ -15,20 +15,16 @@ def initial_window(volume: Volume) -> Window:
 
 
 def window_presets(volume: Volume) -> dict[str, Window]:
-    """Named windows for the volume: the file's own (in order), then CT's for a CT."""
+    """Named windows for the volume: the file's own (in order), then the CT presets (a reader
+    may pick one for any volume; only the opening window is chosen by modality)."""
     presets: dict[str, Window] = {}
     for i, (center, width) in enumerate(volume.meta.get("window_presets") or []):
         try:
             presets[f"file {i + 1}"] = Window(float(center), float(width))
         except (TypeError, ValueError):
             continue
-    if str(volume.meta.get("modality", "")).upper() == "CT" or _looks_ct(volume):
-        presets.update({k: v for k, v in CT_PRESETS.items() if k != "soft tissue"})
+    presets.update(CT_PRESETS)
     return presets
-
-
-def _looks_ct(volume: Volume) -> bool:
-    return volume.meta.get("modality") is None and volume.meta.get("looks_ct", False)
 
 
 def dragged_window(start: Window, dx: float, dy: float) -> Window:

@@ -56,7 +56,17 @@ class Worklist:
         self.predictions: dict[str, Prediction] = {}
         self.filter = "all"
         self.sort = "study"
+        # blind reading: truth, prediction and agreement of a case stay hidden until it is labelled
+        self.blind = False
         self._order: list[int] | None = None
+
+    def set_blind(self, on: bool) -> None:
+        self.blind = bool(on)
+        self._invalidate()
+
+    def answer_visible(self, item_id: str | None) -> bool:
+        """May the model's answer and the truth be shown for this case now?"""
+        return not self.blind or (item_id is not None and item_id in self.labels)
 
     # --- content -------------------------------------------------------------------------------
     def set_study(self, study) -> None:
@@ -88,6 +98,11 @@ class Worklist:
         self.predictions[item_id] = Prediction(int(class_index), self.class_name(int(class_index)),
                                                probs, **extra)
         self._item_changed(item_id)
+
+    def set_predictions(self, predictions: dict[str, Prediction]) -> None:
+        """Many at once (kept results shown again after a restart): one reorder."""
+        self.predictions.update(predictions)
+        self._invalidate()
 
     def agreement(self, item_id: str) -> bool | None:
         """Does the model agree with the reader's label (or, without one, the ground truth)?"""
