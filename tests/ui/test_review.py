@@ -69,14 +69,14 @@ def test_a_reading_pass_over_12_cases_labels_each_once_in_order(qtbot, window, f
 
 def test_a_case_that_fails_to_open_leaves_the_case_on_screen_and_the_selection(qtbot, window, monkeypatch):
     study = phantom_study(n=4, seed=2, shape=SMALL)
-    window.open_study(study)
     first, broken = study[0], study[1]
     from vol3d_gui.core.errors import VolumeReadError
 
     def fail():
         raise VolumeReadError("case-2.nii.gz", "the file was removed")
 
-    monkeypatch.setattr(broken, "loader", fail)
+    monkeypatch.setattr(broken, "loader", fail)  # its prefetch fails too: the click reads it again
+    window.open_study(study)
     errors = []
     monkeypatch.setattr(QtWidgets.QMessageBox, "critical", lambda *a: errors.append(a[2]))
     pixels = grab(window.slice_views["axial"])
