@@ -68,14 +68,10 @@ class MainWindow(QtWidgets.QMainWindow):
         grid.setContentsMargins(0, 0, 0, 0)
         for (r, c), key in zip(((0, 0), (0, 1), (1, 0), (1, 1)), self._cells):
             grid.addWidget(self._cells[key], r, c)
-        self.notice_bar = NoticeBar(self.viewer)
         central = QtWidgets.QWidget()
-        outer = QtWidgets.QVBoxLayout(central)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.setSpacing(0)
-        outer.addWidget(self.notice_bar)
-        outer.addLayout(grid, 1)
+        central.setLayout(grid)
         central.setStyleSheet("background: #202020;")
+        self.notice_bar = NoticeBar(self.viewer, central)
         self.setCentralWidget(central)
         for view in self.slice_views.values():
             view.hovered.connect(self._show_hover)
@@ -108,6 +104,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.cancel_button = QtWidgets.QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop opening; the case on screen stays")
         self.cancel_button.clicked.connect(self.io.cancel)
+        # hidden, it keeps its place: a status bar that changes height resizes the GL view,
+        # which then renders a frame on the spot
+        policy = self.cancel_button.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.cancel_button.setSizePolicy(policy)
         self.cancel_button.setVisible(False)
         self.statusBar().addPermanentWidget(self.cursor_label, 1)
         self.statusBar().addPermanentWidget(self.cancel_button)
