@@ -24,8 +24,8 @@ def main(moves: int = 40) -> dict:
     app = make_app()
     from vol3d_gui.core.phantom import lesion_phantom
     from vol3d_gui.core.volume import Volume
-    from vol3d_gui.ui.colormaps import windowed
     from vol3d_gui.ui.main_window import MainWindow
+    from vol3d_gui.viewer.colormaps import windowed
 
     vol, mask = lesion_phantom(0, True, shape=(512, 512, 300), spacing=(0.7, 0.7, 1.0))
     sal = Volume(np.random.default_rng(0).random((8, 8, 6)).astype(np.float32),

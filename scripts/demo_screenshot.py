@@ -22,7 +22,7 @@ def main(out: str, wait_ms: int = 40000) -> int:
         window.grab().save(out)
         app.quit()
 
-    QtCore.QTimer.singleShot(wait_ms // 2, lambda: window.worklist.step(1))
+    QtCore.QTimer.singleShot(wait_ms // 2, lambda: window.review_controller.step(1))
     QtCore.QTimer.singleShot(wait_ms, shoot)
     app.exec()
     window.close()

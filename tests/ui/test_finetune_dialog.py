@@ -19,15 +19,16 @@ def _labelled_window(qtbot, window, tiny_bundle_path, n=8):
     study = phantom_study(n=n, seed=9, shape=SMALL, spacing=(4.0, 4.0, 6.0))
     window.open_study(study)
     for it in study:
-        window.worklist.select_row(window.worklist.model.row_of(it.id))
-        window.review.assign(it.label)
+        assert window.current_item.id == it.id
+        window.review_controller.assign(it.label)
+        window.io.wait()
     return panel
 
 
 def test_finetune_makes_a_new_active_version(qtbot, window, tiny_bundle_path):
     panel = _labelled_window(qtbot, window, tiny_bundle_path)
     base = panel.bundle
-    dlg = FinetuneDialog(window, panel, window.review.labelled_items())
+    dlg = FinetuneDialog(window, panel, window.review_controller.session.labelled_items())
     qtbot.addWidget(dlg)
     dlg.epochs.setValue(2)
     dlg.lr.setValue(1e-3)
@@ -59,7 +60,7 @@ def test_finetune_makes_a_new_active_version(qtbot, window, tiny_bundle_path):
 
 def test_cancel_writes_nothing(qtbot, window, tiny_bundle_path):
     panel = _labelled_window(qtbot, window, tiny_bundle_path)
-    dlg = FinetuneDialog(window, panel, window.review.labelled_items())
+    dlg = FinetuneDialog(window, panel, window.review_controller.session.labelled_items())
     qtbot.addWidget(dlg)
     dlg.epochs.setValue(50)
     dlg.start()

@@ -70,6 +70,7 @@ def test_dropping_a_file_opens_it(window, tmp_path):
                  QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
         QtWidgets.QApplication.sendEvent(window, ev)
         assert ev.isAccepted()
+    window.io.wait()
     assert window.current_volume is not None and window.current_volume.shape == marker_volume().shape
 
 
@@ -91,7 +92,7 @@ def test_run_gui_demo_shows_the_window_before_loading(qtbot, monkeypatch):
     if not tf_before:
         assert "tensorflow" not in sys.modules
     qtbot.waitUntil(lambda: w.current_volume is not None, timeout=30000)
-    assert len(w.study) == 12 and w.worklist.current_row() == 0
+    assert len(w.study) == 12 and w.worklist.current_id() == w.study[0].id
     assert w.current_item.name
     w.resize(1200, 900)
     axial = grab(w.slice_views["axial"]).astype(float).mean(axis=2)

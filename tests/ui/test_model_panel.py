@@ -113,9 +113,9 @@ def test_classify_all_fills_the_worklist_and_cancel_stops_it(qtbot, window, tiny
     window.open_study(study)
     panel.classify_all()
     qtbot.waitUntil(lambda: panel._all_job is None, timeout=60000)
-    assert len(window.worklist.model.predictions) == 6
+    assert len(window.worklist_state.predictions) == 6
     # again, cancelled as soon as the first volume is done: stops within one volume
-    window.worklist.model.predictions.clear()
+    window.worklist_state.predictions.clear()
     done, at_cancel = [], []
 
     def cancel_after_first(p):
@@ -135,4 +135,4 @@ def test_classify_all_fills_the_worklist_and_cancel_stops_it(qtbot, window, tiny
     qtbot.wait(100)
     # at most the volume already in progress when Cancel was pressed finishes
     assert len(done) <= at_cancel[0] + 1
-    assert len(window.worklist.model.predictions) == len(done) < 6
+    assert len(window.worklist_state.predictions) == len(done) < 6

@@ -161,10 +161,12 @@ def test_demo_study_loads_items_with_lesion_masks(window):
 
     study = phantom_study(n=4, seed=0, shape=(48, 48, 32))
     window.open_study(study)
-    assert window.worklist.model.rowCount() == 4
+    assert window.worklist.table_model.rowCount() == 4
     row = next(i for i, it in enumerate(study) if it.label == 1)
-    window.worklist.select_row(row)
+    window.worklist.table.setCurrentIndex(window.worklist.table_model.index(row, 0))  # a click
+    window.io.wait()
     assert window.current_item is study[row]
+    assert window.worklist.current_id() == study[row].id
     assert "lesion mask" in window.overlays
 
 
@@ -181,14 +183,14 @@ def test_colour_bar_shows_the_overlays_map_range_and_threshold(window):
     window.open_volume(vol)
     ramp = np.broadcast_to(np.linspace(0, 1, 20, dtype=np.float32)[:, None, None], shape).copy()
     window.add_overlay(Volume(ramp, vol.affine), "map", colormap="hot", threshold=0.5, vmin=0.0, vmax=1.0)
-    window.overlay_combo.setCurrentText("map")
-    bar = window.colour_bar
+    window.overlay_panel.combo.setCurrentText("map")
+    bar = window.overlay_panel.colour_bar
     row = grab(bar)[bar.BAR_HEIGHT // 2 + 2].astype(int)
     w = bar.width()
     left, right = row[8 : w // 2 - 8], row[w // 2 + 8 : w - 8]
     # below the threshold: grey and hatched, no colour; above it: hot, rising to near white
     assert (np.abs(left[:, 0] - left[:, 2]) < 30).all()
     assert (right[:, 0] - right[:, 2] > 60).mean() > 0.8 and right[-1].min() > 200
-    window.overlay_cmap.setCurrentText("jet")  # the reader picks another map: the bar follows
+    window.overlay_panel.cmap.setCurrentText("jet")  # the reader picks another map: the bar follows
     row = grab(bar)[bar.BAR_HEIGHT // 2 + 2].astype(int)
     assert row[w - 8, 0] > 150 and row[w - 8, 1] < 60  # jet ends in dark red

@@ -6,7 +6,9 @@ import pytest
 from tests.ui.conftest import qimage_rgb
 from vol3d_gui.core.volume import Volume, centered_affine
 from vol3d_gui.core.windowing import Window
-from vol3d_gui.ui.volume_view import VolumeView, display_grid
+from vol3d_gui.ui.volume_view import VolumeView
+from vol3d_gui.viewer.model import ViewerModel
+from vol3d_gui.viewer.prepare import display_grid
 
 
 def _sphere(shape=(48, 40, 32), spacing=(1.0, 1.2, 1.5)):
@@ -22,16 +24,14 @@ def _sphere(shape=(48, 40, 32), spacing=(1.0, 1.2, 1.5)):
 
 @pytest.fixture
 def view(qtbot):
-    v = VolumeView()
+    v = VolumeView(ViewerModel())
     qtbot.addWidget(v)
     v.resize(320, 320)
     v.show()
     qtbot.waitExposed(v)
     if not v.available:
         pytest.skip(f"no GL here: {v.status_text}")
-    vol = _sphere()
-    v.set_volume(vol)
-    v.set_window(Window(450, 900))
+    v.model.set_case(_sphere(), window=Window(450, 900))
     return v
 
 
@@ -55,7 +55,7 @@ def test_each_mode_draws_and_modes_differ(view, qtbot):
 def test_window_change_changes_pixels_without_reupload(view, qtbot):
     a = _frame(view, qtbot)
     uploads = view.item.upload_count
-    view.set_window(Window(800, 300))
+    view.model.window = Window(800, 300)
     view.set_colormap("hot")
     b = _frame(view, qtbot)
     assert np.abs(a - b).mean() > 2
@@ -69,7 +69,7 @@ def test_overlay_colour_appears_where_the_overlay_is(view, qtbot):
     ov = np.zeros((12, 10, 8), np.float32)
     ov[6:, :, :] = 1.0
     overlay = Volume(ov, centered_affine(ov.shape, (4.0, 4.8, 6.0)))
-    view.set_overlay(overlay, color=(0.0, 1.0, 0.0), opacity=0.9, threshold=0.5)
+    view.model.add_overlay(overlay, "half", colormap="green", opacity=0.9, threshold=0.5)
     f = _frame(view, qtbot)
     green = (f[..., 1] > f[..., 0] + 60) & (f[..., 1] > f[..., 2] + 60)
     assert green.sum() > 100
@@ -80,7 +80,7 @@ def test_overlay_colour_appears_where_the_overlay_is(view, qtbot):
 
 
 def test_crosshair_lines_follow_the_cursor(view, qtbot):
-    view.set_cursor([5.0, -3.0, 2.0])
+    view.model.cursor = [5.0, -3.0, 2.0]
     qtbot.waitUntil(lambda: view._pending_cursor is None, timeout=3000)  # placed once settled
     line = view.cross[0].pos
     np.testing.assert_allclose(line[:, 1:], [[-3.0, 2.0], [-3.0, 2.0]], atol=0.8)
@@ -88,12 +88,13 @@ def test_crosshair_lines_follow_the_cursor(view, qtbot):
 
 def test_large_volumes_are_downsampled_for_3d_only():
     vol = Volume(np.zeros((600, 300, 200), np.int16), np.eye(4))
-    data, affine, f = display_grid(vol, max_size=2048, budget=16 << 20)
-    assert f >= 2 and data.size * 2 <= 16 << 20
+    grid = display_grid(vol, max_size=2048, budget=16 << 20)
+    assert grid.factor >= 2 and grid.texture.nbytes <= 16 << 20
     # the downsampled grid still covers the same world box (block centres)
-    np.testing.assert_allclose(affine[:3, :3] @ [0, 0, 0] + affine[:3, 3], [(f - 1) / 2] * 3)
-    data, _, f = display_grid(vol, max_size=256)
-    assert f == 3 and max(data.shape) <= 256
+    f = grid.factor
+    np.testing.assert_allclose(grid.affine[:3, :3] @ [0, 0, 0] + grid.affine[:3, 3], [(f - 1) / 2] * 3)
+    grid = display_grid(vol, max_size=256)
+    assert grid.factor == 3 and max(grid.shape) <= 256
 
 
 def test_fallback_without_gl(qtbot, monkeypatch):
@@ -115,20 +116,20 @@ def test_shader_failure_falls_back_to_a_message(qtbot, monkeypatch):
         raise RuntimeError("shader compile failed: GLSL 1.20 not supported")
 
     monkeypatch.setattr(gl_volume_item.GLRayVolumeItem, "_build_program", broken)
-    v = VolumeView()
+    v = VolumeView(ViewerModel())
     qtbot.addWidget(v)
     v.resize(200, 200)
     v.show()
     qtbot.waitExposed(v)
     if not v.available:
         pytest.skip(f"no GL here: {v.status_text}")
-    v.set_volume(_sphere())
+    v.model.set_case(_sphere())
     v.grab_frame()  # paints, the shader build fails inside paint()
     qtbot.waitUntil(lambda: not v.available, timeout=3000)
     assert "shader compile failed" in v.status_text
     assert v._stack.currentWidget() is v._message
     # the rest of the API stays callable and harmless
-    v.set_window(Window(100, 200))
+    v.model.window = Window(100, 200)
     v.set_mode("iso")
-    v.set_cursor([0.0, 0.0, 0.0])
+    v.model.cursor = [0.0, 0.0, 0.0]
     assert not v.grab_frame().isNull()

@@ -47,9 +47,11 @@ def start_gui(path=None, demo: bool = False, model=None):
         if demo:
             from vol3d_gui.core.phantom import phantom_study
 
-            window.open_study(phantom_study(n=12, seed=0))
+            window.open_study(phantom_study(n=12, seed=0), wait=False)
         elif path:
-            window.open_path(path)
+            window.open_path(path, wait=False)
+        else:  # a plain start returns to where the reader left off
+            window.restore_session()
         attach = getattr(window, "attach_model", None)
         if attach is not None:
             attach(model)

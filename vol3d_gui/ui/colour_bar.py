@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from vol3d_gui.ui.colormaps import lut
+from vol3d_gui.viewer.colormaps import lut
 
 
 class ColourBar(QtWidgets.QWidget):

@@ -13,14 +13,14 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from vol3d_gui.store.labels import labelset_hash
-from vol3d_gui.ui.model_panel import user_models_dir
+from vol3d_gui.ui.settings import user_models_dir
 
 
 class FinetuneDialog(QtWidgets.QDialog):
     def __init__(self, window, panel, labelled):
         super().__init__(window)
         self.setWindowTitle(f"Fine-tune {panel.bundle.label}")
-        self.window, self.panel, self.labelled = window, panel, list(labelled)
+        self.host, self.panel, self.labelled = window, panel, list(labelled)
         self.job = None  # the running FinetuneTask
         self.losses: list[float] = []
         self.report = None
@@ -90,7 +90,7 @@ class FinetuneDialog(QtWidgets.QDialog):
         items = [it for it, _ in self.labelled]
         labels = [c for _, c in self.labelled]
         if len(labels) < 4 or len(set(labels)) < 2:
-            self.window.show_error("Cannot fine-tune", "Label at least 4 items of at least two classes first.")
+            self.host.show_error("Cannot fine-tune", "Label at least 4 items of at least two classes first.")
             return
         keys = {it.id: c for it, c in self.labelled}
         options = {"out_dir": str(user_models_dir()), "held_out": self.held_out.value(),
@@ -154,7 +154,7 @@ class FinetuneDialog(QtWidgets.QDialog):
     def _on_error(self, message) -> None:
         self._finish()
         self.result.setText("")
-        self.window.show_error("Fine-tuning failed", message)
+        self.host.show_error("Fine-tuning failed", message)
 
     @QtCore.Slot()
     def _on_cancelled(self) -> None:

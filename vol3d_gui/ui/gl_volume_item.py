@@ -184,6 +184,13 @@ class GLRayVolumeItem(GLGraphicsItem.GLGraphicsItem):
         self._pending["volume"] = self._to_u16(norm)
         self.update()
 
+    def set_volume_u16(self, texture_zyx: np.ndarray) -> None:
+        """A texture prepared off the GUI thread (viewer.prepare.display_grid): uint16, (z, y, x)."""
+        z, y, x = texture_zyx.shape
+        self.shape = (int(x), int(y), int(z))
+        self._pending["volume"] = np.ascontiguousarray(texture_zyx, dtype=np.uint16)
+        self.update()
+
     def set_overlay_texture(self, norm: np.ndarray | None, matrix: np.ndarray | None = None) -> None:
         self.has_overlay = norm is not None
         if norm is not None:

@@ -4,7 +4,6 @@ Grad-CAM saliency for the predicted or a chosen class."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,26 +11,15 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from vol3d_gui.ui.ml_controller import MLController
+from vol3d_gui.ui.settings import REPO_MODELS, model_dirs
+from vol3d_gui.viewer.model import ViewerModel
+from vol3d_gui.viewer.worklist import Worklist
 
-REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 DEFAULT_MODEL = "phantom-lesion"
 # the map is coarse (6^3 cells for a 48^3 model) and interpolated: below half its peak it washes
 # over half the body and hides where it peaks; the reader can lower it in the Overlays panel
 SALIENCY_THRESHOLD = 0.5
 MODEL_DOCK_WIDTH = 380  # px at start: the probabilities and card fit, the slice views keep the rest
-
-
-def user_models_dir() -> Path:
-    env = os.environ.get("VOL3D_MODELS_DIR")
-    if env:
-        return Path(env)
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("vol3d")) / "models"
-
-
-def model_dirs() -> list[Path]:
-    return [REPO_MODELS, user_models_dir()]
 
 
 class ProbabilityChart(pg.PlotWidget):
@@ -63,9 +51,19 @@ class ProbabilityChart(pg.PlotWidget):
 
 
 class ModelPanel(QtWidgets.QWidget):
-    def __init__(self, window, ml: MLController | None = None):
+    """Observes the viewer model (the case on screen) and writes predictions to the worklist and
+    the saliency layer to the viewer model; the window shows its errors and messages. Model
+    work goes through the ML controller's typed tasks."""
+
+    errorRaised = QtCore.Signal(str, str)  # dialog title, message
+    message = QtCore.Signal(str)  # a status-bar line
+    deviceChanged = QtCore.Signal(str)
+    modelChanged = QtCore.Signal(str)  # the active bundle's label (recorded with each label)
+
+    def __init__(self, viewer: ViewerModel, worklist: Worklist, ml: MLController | None = None):
         super().__init__()
-        self.window = window
+        self.viewer = viewer
+        self.worklist = worklist
         self.ml = ml or MLController(self)
         self.bundle = None
         self.probs = None
@@ -123,10 +121,10 @@ class ModelPanel(QtWidgets.QWidget):
         # would run (and touch a widget) in the worker thread; PySide 6.12 also aborts in
         # none_dealloc on such calls
         self.ml.deviceReady.connect(self._on_device)
-        window.volumeChanged.connect(self._on_volume)
+        viewer.caseChanged.connect(self._on_case)
         self.refresh_models()
-        if window.current_volume is not None:  # the panel can arrive after the volume (make run)
-            self._on_volume(window.current_volume)
+        if viewer.volume is not None:  # the panel can arrive after the volume (make run)
+            self._on_case(viewer.volume, viewer.item)
 
     @property
     def worker(self) -> MLController:
@@ -135,7 +133,7 @@ class ModelPanel(QtWidgets.QWidget):
 
     @QtCore.Slot(str)
     def _on_device(self, description: str) -> None:
-        self.window.device_label.setText(f"Model runs on {description}")
+        self.deviceChanged.emit(f"Model runs on {description}")
 
     # --- models -----------------------------------------------------------------------------
     def refresh_models(self, select: Path | None = None) -> None:
@@ -185,20 +183,20 @@ class ModelPanel(QtWidgets.QWidget):
         self.explain_combo.addItem("predicted class", None)
         for i, name in enumerate(bundle.class_names):
             self.explain_combo.addItem(name, i)
-        self.window.statusBar().showMessage(f"Model {bundle.label} loaded", 5000)
+        self.message.emit(f"Model {bundle.label} loaded")
+        self.modelChanged.emit(bundle.label)
         if self._volume is not None:
             self._predict_current()
 
     # --- prediction -------------------------------------------------------------------------
-    def _on_volume(self, volume) -> None:
+    def _on_case(self, volume, item) -> None:
         self._token += 1
         self._volume = volume
-        item = self.window.current_item
         self._item_id = item.id if item is not None else None
         self.probs = None
         self.chart.clear_bars()
         self.result_label.setText("")
-        if self.bundle is not None:
+        if self.bundle is not None and volume is not None:
             self._predict_current()
 
     def _predict_current(self) -> None:
@@ -208,9 +206,9 @@ class ModelPanel(QtWidgets.QWidget):
         task.failed.connect(self._on_task_failed)
 
     def classify_all(self) -> None:
-        study = self.window.study
+        study = self.viewer.study
         if study is None or self.bundle is None:
-            self.window.show_error("Cannot classify", "Open a study and a model first.")
+            self.errorRaised.emit("Cannot classify", "Open a study and a model first.")
             return
         task = self._all_job = self.ml.classify_all(study.items)
         task.itemResult.connect(self._on_item_predicted)
@@ -236,7 +234,7 @@ class ModelPanel(QtWidgets.QWidget):
 
     def _refresh_saliency(self) -> None:
         if not self.saliency_box.isChecked() or self.bundle is None or self._volume is None:
-            self.window.remove_overlay("saliency")
+            self.viewer.remove_overlay("saliency")
             return
         cls = self.explained_class()
         if cls is None:
@@ -251,11 +249,11 @@ class ModelPanel(QtWidgets.QWidget):
         task.failed.connect(self._on_task_failed)
 
     def _show_saliency(self, saliency) -> None:
-        previous = self.window.overlays.get("saliency")
+        previous = self.viewer.overlays.get("saliency")
         style = ({"colormap": previous.colormap, "opacity": previous.opacity, "threshold": previous.threshold}
                  if previous is not None else {"colormap": "hot", "opacity": 0.5, "threshold": SALIENCY_THRESHOLD})
-        self.window.add_overlay(saliency, "saliency", vmin=0.0, vmax=1.0, order=1, **style)
-        self.window.current_saliency = saliency
+        self.viewer.add_overlay(saliency, "saliency", vmin=0.0, vmax=1.0, order=1, **style)
+        self.viewer.saliency = saliency
 
     # --- task replies (bound slots: queued to this thread) ----------------------------------------
     @QtCore.Slot(object)
@@ -264,14 +262,14 @@ class ModelPanel(QtWidgets.QWidget):
             return  # an older volume's answer that left the worker before the cancel
         self._show_probs(payload["probabilities"])
         if payload["item_id"] is not None:
-            self.window.worklist.set_prediction(payload["item_id"], int(np.argmax(payload["probabilities"])),
-                                                payload["probabilities"])
+            self.worklist.set_prediction(payload["item_id"], int(np.argmax(payload["probabilities"])),
+                                         payload["probabilities"])
         self._refresh_saliency()
 
     @QtCore.Slot(object)
     def _on_item_predicted(self, payload) -> None:
         probs = payload["probabilities"]
-        self.window.worklist.set_prediction(payload["item_id"], int(np.argmax(probs)), probs)
+        self.worklist.set_prediction(payload["item_id"], int(np.argmax(probs)), probs)
 
     @QtCore.Slot(object)
     def _on_saliency(self, payload) -> None:
@@ -292,12 +290,12 @@ class ModelPanel(QtWidgets.QWidget):
         self.summary.setText(_breakable(self.bundle.summary()) if self.bundle else "No model loaded")
         self.refresh_models(select=self.bundle.path if self.bundle else None)
         self.result_label.setText("")
-        self.window.show_error("Cannot load model", message)
+        self.errorRaised.emit("Cannot load model", message)
 
     @QtCore.Slot(str)
     def _on_task_failed(self, message: str) -> None:
         self.result_label.setText("")
-        self.window.show_error("Model job failed", message)
+        self.errorRaised.emit("Model job failed", message)
 
     @QtCore.Slot(object)
     def _on_progress(self, p) -> None:
@@ -320,7 +318,11 @@ def _breakable(text: str) -> str:
 
 
 def attach_model_panel(window, default_model=None) -> ModelPanel:
-    panel = ModelPanel(window)
+    panel = ModelPanel(window.viewer, window.worklist_state)
+    panel.errorRaised.connect(window.show_error)
+    panel.message.connect(lambda text: window.statusBar().showMessage(text, 5000))
+    panel.deviceChanged.connect(window.device_label.setText)
+    panel.modelChanged.connect(window.review_controller.set_model_version)
     window.model_panel = panel
     dock = window.add_dock(panel, "Model", QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
     # the slice views get the space (the saved layout is restored before this dock exists)

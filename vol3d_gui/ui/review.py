@@ -1,48 +1,204 @@
 """Review mode: step through the worklist and assign classes with keys 1..9.
 
-Every label goes to the label store at once (one committed event per key press), with the
-reviewer's name, the image's content hash and what the model said at that moment.
+The logic (which case is labelled, what is stored, which case comes next) is
+viewer.review.ReviewSession; this module is its controller and panel. Every label goes to the
+label store at once (one committed event per key press). A key press while the next case is
+still opening is refused with a message: a label only ever lands on the case on screen.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-from PySide6 import QtCore, QtGui, QtWidgets
+import numpy as np
+from PySide6 import QtCore, QtWidgets
 
-from vol3d_gui.store.labels import LabelStore, LabelStoreError, default_store_path, make_item_key
-from vol3d_gui.ui.main_window import app_settings
+from vol3d_gui.store.labels import LabelStore, LabelStoreError
+from vol3d_gui.store.predictions import PredictionStore, predictions_path
+from vol3d_gui.ui.io_controller import IOController
+from vol3d_gui.ui.settings import app_settings, labels_db_path
+from vol3d_gui.viewer.review import Assignment, ReviewError, ReviewSession, study_key
+from vol3d_gui.viewer.worklist import Prediction
+
+STORE_POLL_MS = 2000  # labels written by another window or process show up within this
 
 
-def labels_db_path() -> Path:
-    env = os.environ.get("VOL3D_LABELS_DB")
-    return Path(env) if env else default_store_path()
+class ReviewController(QtCore.QObject):
+    labelled = QtCore.Signal(object)  # Assignment
+    message = QtCore.Signal(str)  # a short confirmation or refusal, shown without taking focus
+    blindChanged = QtCore.Signal(bool)
+    failed = QtCore.Signal(str, str)  # dialog title, message
+
+    def __init__(self, session: ReviewSession, io: IOController, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.io = io
+        self.store_status = ""
+        self.predictions: PredictionStore | None = None
+        self._open_store()
+        session.model.events.study.connect(self._on_study)
+        self._poll = QtCore.QTimer(self)
+        self._poll.setInterval(STORE_POLL_MS)
+        self._poll.timeout.connect(self.refresh_labels)
+
+    def _open_store(self) -> None:
+        path = labels_db_path()
+        try:
+            self.session.store = LabelStore(path)
+            self.store_status = f"Labels are saved to {path}"
+        except LabelStoreError as exc:
+            self.session.store = None
+            self.store_status = f"Labels cannot be saved: {exc}"
+        try:
+            self.predictions = PredictionStore(predictions_path(path))
+        except LabelStoreError as exc:
+            self.predictions = None
+            self.store_status += f"\nPredictions are not kept: {exc}"
+
+    def _on_study(self, study) -> None:
+        self.refresh_labels()
+        if study is None or self.predictions is None:
+            return
+        try:
+            kept = self.predictions.latest(study_key(study))
+        except LabelStoreError as exc:
+            self.message.emit(f"Kept predictions could not be read: {exc}")
+            return
+        wl = self.session.worklist
+        known = {it.id for it in study}
+        wl.set_predictions({
+            item_id: Prediction(p.class_index, wl.class_name(p.class_index), np.asarray(p.probabilities, float),
+                                model=p.model, uncertainty_value=p.uncertainty, in_domain=p.in_domain)
+            for item_id, p in kept.items() if item_id in known})
+
+    @QtCore.Slot(str, str, int, object, object)
+    def record_prediction(self, item_id: str, model: str, class_index: int, probabilities, extra) -> None:
+        """A prediction for a study item: into the worklist, and kept where the labels are."""
+        extra = dict(extra or {})
+        self.session.worklist.set_prediction(item_id, class_index, probabilities, model=model,
+                                             uncertainty_value=extra.get("uncertainty"),
+                                             in_domain=extra.get("in_domain"))
+        study = self.session.model.study
+        if self.predictions is not None and study is not None:
+            try:
+                self.predictions.record(study_key(study), item_id, model, class_index, probabilities,
+                                        uncertainty=extra.get("uncertainty"), in_domain=extra.get("in_domain"))
+            except LabelStoreError as exc:
+                self.message.emit(str(exc))
+
+    def export(self, path, with_predictions: bool = False) -> None:
+        """Labels (full history) as CSV; or current labels beside the kept predictions."""
+        store, study = self.session.store, self.session.model.study
+        if store is None:
+            raise LabelStoreError(labels_db_path(), "the label database is not open")
+        if with_predictions and self.predictions is not None and study is not None:
+            self.predictions.export_with_labels(path, store.study_labels(study_key(study)), study_key(study))
+        else:
+            store.export_csv(path)
+
+    @QtCore.Slot(str)
+    def set_model_version(self, label: str) -> None:
+        self.session.model_version = label
+
+    def start_polling(self) -> None:
+        self._poll.start()
+
+    def stop(self) -> None:
+        self._poll.stop()
+        if self.session.store is not None:
+            self.session.store.close()
+            self.session.store = None
+        if self.predictions is not None:
+            self.predictions.close()
+            self.predictions = None
+
+    def refresh_labels(self) -> None:
+        try:
+            self.session.load_labels()
+        except LabelStoreError as exc:
+            self.message.emit(f"Labels could not be re-read: {exc}")
+
+    def assign(self, class_index: int) -> Assignment | None:
+        if self.io.pending_item is not None:
+            self.message.emit(f"Still opening {self.io.pending}: the label was not given")
+            return None
+        try:
+            done = self.session.assign(class_index)
+        except ReviewError as exc:
+            if self.session.model.item is not None and self.session.store is None:
+                self.failed.emit("Cannot save the label", str(exc))
+            else:
+                self.message.emit(str(exc))
+            return None
+        answer = f" — model: {done.model_answer}" if done.model_answer else ""
+        self.message.emit(f"{done.item_name}: {done.class_name}{answer}  ({done.labelled} of {done.total} labelled)")
+        self.labelled.emit(done)
+        if done.next_id is not None:
+            self.io.open_item(done.next_id)
+        return done
+
+    def undo(self) -> Assignment | None:
+        """Ctrl+Z: the last label or clear is reverted (a new event) and its case opens again."""
+        try:
+            done = self.session.undo()
+        except ReviewError as exc:
+            self.message.emit(str(exc))
+            return None
+        self.message.emit(f"Undone: {done.item_name} is back to {done.class_name}")
+        self.labelled.emit(done)
+        item = self.session.model.item
+        if item is None or item.id != done.item_id:
+            self.io.open_item(done.item_id)
+        return done
+
+    def clear(self) -> Assignment | None:
+        try:
+            done = self.session.clear()
+        except ReviewError as exc:
+            self.message.emit(str(exc))
+            return None
+        self.message.emit(f"{done.item_name}: label cleared")
+        self.labelled.emit(done)
+        return done
+
+    def set_blind(self, on: bool) -> None:
+        if self.session.blind != bool(on):
+            self.session.blind = bool(on)
+            self.blindChanged.emit(bool(on))
+
+    def step(self, delta: int, unlabelled_only: bool = False) -> bool:
+        item = self.session.model.item
+        target = self.session.worklist.step_from(item.id if item is not None else None, delta,
+                                                 unlabelled_only=unlabelled_only)
+        if target is None:
+            return False
+        self.io.open_item(target)
+        return True
 
 
 class ReviewPanel(QtWidgets.QWidget):
-    labelled = QtCore.Signal(str, int)  # item id, class
-
-    def __init__(self, window):
-        super().__init__()
-        self.window = window
-        self.store: LabelStore | None = None
+    def __init__(self, controller: ReviewController, parent=None):
+        super().__init__(parent)
+        self.controller = controller
+        session = controller.session
         self.class_buttons: list[QtWidgets.QPushButton] = []
         self.reviewer = QtWidgets.QLineEdit(app_settings().value("reviewer", "") or os.environ.get("USER", ""))
         self.reviewer.setPlaceholderText("your name")
-        self.reviewer.editingFinished.connect(lambda: app_settings().setValue("reviewer", self.reviewer.text()))
+        session.reviewer = self.reviewer.text().strip()
+        self.reviewer.editingFinished.connect(self._reviewer_changed)
         self.buttons_box = QtWidgets.QVBoxLayout()
         prev_b, next_b = QtWidgets.QPushButton("◀ Previous"), QtWidgets.QPushButton("Next ▶")
         unl_b = QtWidgets.QPushButton("Next unlabelled")
-        prev_b.clicked.connect(lambda: window.worklist.step(-1))
-        next_b.clicked.connect(lambda: window.worklist.step(1))
-        unl_b.clicked.connect(lambda: window.worklist.step(1, unlabelled_only=True))
-        self.status = QtWidgets.QLabel("")
+        prev_b.clicked.connect(lambda: controller.step(-1))
+        next_b.clicked.connect(lambda: controller.step(1))
+        unl_b.clicked.connect(lambda: controller.step(1, unlabelled_only=True))
+        self.status = QtWidgets.QLabel(controller.store_status)
         self.status.setWordWrap(True)
         self.export_button = QtWidgets.QPushButton("Export labels (CSV)…")
-        self.export_button.clicked.connect(self._export)
+        self.export_button.clicked.connect(lambda: self._export(False))
+        self.export_all_button = QtWidgets.QPushButton("Export labels with predictions (CSV)…")
+        self.export_all_button.clicked.connect(lambda: self._export(True))
         self.finetune_button = QtWidgets.QPushButton("Fine-tune on these labels…")
-        self.finetune_button.clicked.connect(self._finetune)
         form = QtWidgets.QFormLayout()
         form.addRow("Reviewer", self.reviewer)
         nav = QtWidgets.QHBoxLayout()
@@ -54,31 +210,15 @@ class ReviewPanel(QtWidgets.QWidget):
         lay.addLayout(nav)
         lay.addWidget(self.status)
         lay.addWidget(self.export_button)
+        lay.addWidget(self.export_all_button)
         lay.addWidget(self.finetune_button)
         lay.addStretch(1)
-        self._shortcuts = []
-        for n in range(1, 10):
-            sc = QtGui.QShortcut(QtGui.QKeySequence(str(n)), window)
-            sc.activated.connect(lambda n=n: self.assign(n - 1))
-            self._shortcuts.append(sc)
-        for key, delta in ((QtCore.Qt.Key.Key_N, 1), (QtCore.Qt.Key.Key_B, -1)):
-            sc = QtGui.QShortcut(QtGui.QKeySequence(key), window)
-            sc.activated.connect(lambda d=delta: window.worklist.step(d))
-        window.studyChanged.connect(self._on_study)
-        self._open_store()
+        controller.message.connect(self.status.setText)
+        session.model.events.study.connect(self._on_study)
 
-    def _open_store(self) -> None:
-        path = labels_db_path()
-        try:
-            self.store = LabelStore(path)
-            self.status.setText(f"Labels are saved to {path}")
-        except LabelStoreError as exc:
-            self.store = None
-            self.status.setText(f"Labels cannot be saved: {exc}")
-
-    def item_key(self, item) -> str:
-        study = self.window.study
-        return make_item_key(study.source or study.name, item.id)
+    def _reviewer_changed(self) -> None:
+        self.controller.session.reviewer = self.reviewer.text().strip()
+        app_settings().setValue("reviewer", self.reviewer.text())
 
     def _on_study(self, study) -> None:
         while self.buttons_box.count():
@@ -86,71 +226,19 @@ class ReviewPanel(QtWidgets.QWidget):
             if w is not None:
                 w.deleteLater()
         self.class_buttons = []
-        names = study.class_names or []
-        for i, name in enumerate(names[:9]):
+        for i, name in enumerate(((study.class_names or []) if study is not None else [])[:9]):
             b = QtWidgets.QPushButton(f"{i + 1}   {name}")
             b.setToolTip(f"Label the current item '{name}' (key {i + 1})")
-            b.clicked.connect(lambda _=False, i=i: self.assign(i))
+            b.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+            b.clicked.connect(lambda _=False, i=i: self.controller.assign(i))
             self.buttons_box.addWidget(b)
             self.class_buttons.append(b)
-        if self.store is not None:  # show what was labelled before, in any session
-            prefix = f"{study.source or study.name}::"
-            for key, ev in self.store.current_labels(prefix).items():
-                self.window.worklist.set_label(key[len(prefix):], ev.label)
 
-    def assign(self, class_index: int) -> bool:
-        w = self.window
-        item, study = w.current_item, w.study
-        if item is None or study is None or not study.class_names or class_index >= len(study.class_names):
-            return False
-        if self.store is None:
-            w.show_error("Cannot save the label", self.status.text())
-            return False
-        pred = w.worklist.model.predictions.get(item.id)
-        panel = getattr(w, "model_panel", None)
-        version = panel.bundle.label if panel is not None and panel.bundle is not None else None
-        try:
-            self.store.add_label(self.item_key(item), class_index, class_name=study.class_names[class_index],
-                                 content_hash=w.current_volume.content_hash() if w.current_volume is not None else None,
-                                 reviewer=self.reviewer.text().strip(), model_version=version,
-                                 model_prediction=None if pred is None else (pred.class_index,
-                                                                             pred.probabilities.tolist()))
-        except LabelStoreError as exc:
-            w.show_error("Cannot save the label", exc)
-            return False
-        w.worklist.set_label(item.id, class_index)
-        n = len(w.worklist.model.labels)
-        self.status.setText(f"{item.name}: {study.class_names[class_index]}  ({n} of {len(study)} labelled)")
-        self.labelled.emit(item.id, class_index)
-        w.worklist.step(1)
-        return True
-
-    def labelled_items(self):
-        """(item, class) for the current study's labelled items."""
-        study = self.window.study
-        labels = self.window.worklist.model.labels
-        return [(it, labels[it.id]) for it in study if it.id in labels] if study else []
-
-    def _export(self) -> None:
-        if self.store is None:
-            return
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export labels", "labels.csv", "CSV (*.csv)")
+    def _export(self, with_predictions: bool) -> None:
+        name = "labels-and-predictions.csv" if with_predictions else "labels.csv"
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export labels", name, "CSV (*.csv)")
         if path:
             try:
-                self.store.export_csv(path)
+                self.controller.export(path, with_predictions)
             except LabelStoreError as exc:
-                self.window.show_error("Cannot export labels", exc)
-
-    def _finetune(self) -> None:
-        from vol3d_gui.ui.finetune_dialog import FinetuneDialog
-
-        panel = getattr(self.window, "model_panel", None)
-        if panel is None or panel.bundle is None:
-            self.window.show_error("Cannot fine-tune", "Load a model first.")
-            return
-        FinetuneDialog(self.window, panel, self.labelled_items()).open()
-
-    def closeEvent(self, ev):
-        if self.store is not None:
-            self.store.close()
-        super().closeEvent(ev)
+                self.controller.failed.emit("Cannot export labels", str(exc))

@@ -18,18 +18,13 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from vol3d_gui.core.resample import PLANE_AXES, base_slice
+from vol3d_gui.core.resample import base_slice
 from vol3d_gui.core.volume import Volume
 from vol3d_gui.core.windowing import Window
-from vol3d_gui.ui.colormaps import windowed
-
-AXIS_OF = {"sagittal": 0, "coronal": 1, "axial": 2}
-# Screen letters (left, right, top, bottom) in radiological display; neurological swaps R/L.
-_LETTERS = {
-    "axial": ("R", "L", "A", "P"),
-    "coronal": ("R", "L", "S", "I"),
-    "sagittal": ("A", "P", "S", "I"),
-}
+from vol3d_gui.viewer.colormaps import windowed
+from vol3d_gui.viewer.geometry import AXIS_OF, PlaneGeometry, invert_x, screen_letters
+from vol3d_gui.viewer.model import ViewerModel
+from vol3d_gui.viewer.windows import dragged_window
 
 
 class _SliceViewBox(pg.ViewBox):
@@ -81,25 +76,20 @@ class _SliceViewBox(pg.ViewBox):
 
 
 class SliceView(QtWidgets.QWidget):
-    """Signals carry world (RAS mm) positions; the main window owns the shared cursor."""
+    """Draws what the viewer model says for one plane; mouse gestures change the model."""
 
-    cursorRequested = QtCore.Signal(object)  # np.ndarray (3,) RAS mm
-    windowRequested = QtCore.Signal(object)  # Window
     hovered = QtCore.Signal(object)  # np.ndarray RAS mm, or None when off the image
     maximiseRequested = QtCore.Signal(str)
 
-    def __init__(self, orientation: str, parent=None):
+    def __init__(self, model: ViewerModel, orientation: str, parent=None):
         super().__init__(parent)
         if orientation not in AXIS_OF:
             raise ValueError(orientation)
+        self.model = model
         self.orientation = orientation
         self.axis = AXIS_OF[orientation]
-        self.volume: Volume | None = None
-        self.window = Window(40, 400)
-        self.overlays: list = []
-        self.radiological = True
+        self.geometry: PlaneGeometry | None = None  # of the volume drawn now
         self.index = 0
-        self._cursor_world = np.zeros(3)
 
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("k")
@@ -134,87 +124,84 @@ class SliceView(QtWidgets.QWidget):
         self.max_button.clicked.connect(lambda: self.maximiseRequested.emit(self.orientation))
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
         self.setMinimumSize(160, 160)
+        ev = model.events
+        ev.volume.connect(self._on_volume)
+        ev.cursor.connect(self._on_cursor)
+        ev.window.connect(self._on_window)
+        ev.radiological.connect(self._on_radiological)
+        model.layers.inserted.connect(self._on_layers)
+        model.layers.removed.connect(self._on_layers)
+        model.layers.changed.connect(self._on_layers)
         self._update_letters()
-        self._update_labels()
+        self._on_volume(model.volume)
 
-    # --- public API -------------------------------------------------------------------
-    def set_volume(self, volume: Volume | None, window: Window | None = None) -> None:
-        self.volume = volume
-        if window is not None:
-            self.window = window
+    # --- observing the model ------------------------------------------------------------
+    @property
+    def volume(self) -> Volume | None:
+        return self.model.volume
+
+    @property
+    def window(self) -> Window:
+        return self.model.window
+
+    def _on_volume(self, volume: Volume | None) -> None:
         if volume is None:
+            self.geometry = None
             self.image.clear()
             self.overlay_image.clear()
             self._update_labels()
             return
-        a, b = PLANE_AXES[self.axis]
-        sp = volume.spacing
-        self._scale = (sp[a], sp[b])
-        w, h = volume.shape[a] * sp[a], volume.shape[b] * sp[b]
-        # pixel centres at index * spacing: the image rect starts half a voxel before 0
-        self._rect = QtCore.QRectF(-sp[a] / 2, -sp[b] / 2, w, h)
-        self.index = volume.shape[self.axis] // 2
+        self.geometry = PlaneGeometry(volume, self.orientation)
+        self._rect = QtCore.QRectF(*self.geometry.rect)
+        self.index = self.geometry.slice_index(self.model.cursor)
+        self._place_crosshair()
         self._render_slice()
         self.viewbox.setRange(rect=self._rect, padding=0.02)
-
-    def reset_zoom(self) -> None:
-        """Fit the whole slice in the view again after zooming or panning."""
-        if self.volume is not None:
-            self.viewbox.setRange(rect=self._rect, padding=0.02)
-
-    def set_window(self, window: Window) -> None:
-        self.window = window
-        if self.volume is not None:
-            self._render_base()
         self._update_labels()
 
-    def set_overlays(self, overlays: list) -> None:
-        self.overlays = overlays
-        self._render_overlays()
-
-    def set_radiological(self, radiological: bool) -> None:
-        self.radiological = radiological
-        self._apply_flip()
-        self._update_letters()
-
-    def set_cursor(self, world) -> None:
-        """Move to the slice through ``world`` and put the crosshair there."""
-        self._cursor_world = np.asarray(world, dtype=np.float64)
-        if self.volume is None:
-            return
-        ijk = self.volume.world_to_voxel(self._cursor_world)
-        new_index = int(np.clip(np.rint(ijk[self.axis]), 0, self.volume.shape[self.axis] - 1))
-        a, b = PLANE_AXES[self.axis]
-        self.vline.setPos(ijk[a] * self._scale[0])
-        self.hline.setPos(ijk[b] * self._scale[1])
+    def _on_cursor(self, _cursor=None) -> None:
+        if self.geometry is None or self.geometry.volume is not self.model.volume:
+            return  # the volume event comes next and draws everything
+        self._place_crosshair()
+        new_index = self.geometry.slice_index(self.model.cursor)
         if new_index != self.index or self.image.image is None:
             self.index = new_index
             self._render_slice()
+            self._update_labels()
+
+    def _on_window(self, _window=None) -> None:
+        if self.geometry is not None and self.geometry.volume is self.model.volume:
+            self._render_base()
         self._update_labels()
 
+    def _on_radiological(self, _value=None) -> None:
+        self._apply_flip()
+        self._update_letters()
+
+    def _on_layers(self, *_args) -> None:
+        if self.geometry is not None and self.geometry.volume is self.model.volume:
+            self._render_overlays()
+
+    # --- public API -------------------------------------------------------------------
+    def reset_zoom(self) -> None:
+        """Fit the whole slice in the view again after zooming or panning."""
+        if self.geometry is not None:
+            self.viewbox.setRange(rect=self._rect, padding=0.02)
+
     def step_slice(self, step: int) -> None:
-        if self.volume is None:
-            return
-        ijk = self.volume.world_to_voxel(self._cursor_world)
-        ijk[self.axis] = np.clip(np.rint(ijk[self.axis]) + step, 0, self.volume.shape[self.axis] - 1)
-        self.cursorRequested.emit(self.volume.voxel_to_world(ijk))
+        if self.geometry is not None:
+            self.model.cursor = self.geometry.stepped(self.model.cursor, step)
 
     def screen_to_world(self, scene_pos: QtCore.QPointF) -> np.ndarray | None:
-        if self.volume is None:
+        if self.geometry is None:
             return None
         p = self.viewbox.mapSceneToView(scene_pos)
-        a, b = PLANE_AXES[self.axis]
-        ijk = np.zeros(3)
-        ijk[a] = p.x() / self._scale[0]
-        ijk[b] = p.y() / self._scale[1]
-        ijk[self.axis] = self.index
-        return self.volume.voxel_to_world(ijk)
+        return self.geometry.to_world(p.x(), p.y(), self.index)
 
     def world_to_widget(self, world) -> QtCore.QPoint:
         """Widget pixel of a world point (used by tests and the screenshot tools)."""
-        ijk = self.volume.world_to_voxel(np.asarray(world, float))
-        a, b = PLANE_AXES[self.axis]
-        scene = self.viewbox.mapViewToScene(QtCore.QPointF(ijk[a] * self._scale[0], ijk[b] * self._scale[1]))
+        x, y = self.geometry.to_view(world)
+        scene = self.viewbox.mapViewToScene(QtCore.QPointF(x, y))
         return self.graphics.mapTo(self, self.graphics.mapFromScene(scene))
 
     # --- internals ----------------------------------------------------------------------
@@ -232,6 +219,11 @@ class SliceView(QtWidgets.QWidget):
         self._apply_flip()
         self._render_overlays()
 
+    def _place_crosshair(self) -> None:
+        x, y = self.geometry.to_view(self.model.cursor)
+        self.vline.setPos(x)
+        self.hline.setPos(y)
+
     def _render_base(self) -> None:
         sl = base_slice(self.volume, self.axis, self.index)
         # windowed(sl.T) is C-ordered (display y, display x); its transpose is what this
@@ -244,7 +236,7 @@ class SliceView(QtWidgets.QWidget):
         if self.volume is None:
             return
         rgba = None
-        for layer in self.overlays:
+        for layer in self.model.layers.overlays:
             layer_rgba = layer.rgba_plane(self.volume, self.axis, self.index)
             if layer_rgba is None:
                 continue
@@ -267,22 +259,16 @@ class SliceView(QtWidgets.QWidget):
             return
         i0, i1, j0, j1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
         crop = np.ascontiguousarray(rgba[i0:i1, j0:j1].transpose(1, 0, 2)).transpose(1, 0, 2)
-        sa, sb = self._scale
+        sa, sb = self.geometry.scale
         self.overlay_image.setImage(crop, autoLevels=False, levels=None)
         self.overlay_image.setRect(QtCore.QRectF((i0 - 0.5) * sa, (j0 - 0.5) * sb, (i1 - i0) * sa, (j1 - j0) * sb))
         self.overlay_image.setVisible(True)
 
     def _apply_flip(self) -> None:
-        # radiological: patient right on screen left, i.e. +x (toward R) runs right-to-left.
-        # Sagittal always shows anterior on the left.
-        invert = True if self.orientation == "sagittal" else self.radiological
-        self.viewbox.invertX(invert)
+        self.viewbox.invertX(invert_x(self.orientation, self.model.radiological))
 
     def _update_letters(self) -> None:
-        left, right, top, bottom = _LETTERS[self.orientation]
-        if self.orientation != "sagittal" and not self.radiological:
-            left, right = right, left
-        for lab, text in zip(self._letters, (left, right, top, bottom)):
+        for lab, text in zip(self._letters, screen_letters(self.orientation, self.model.radiological)):
             lab.setText(text)
             lab.adjustSize()
         self._place_labels()
@@ -328,16 +314,14 @@ class SliceView(QtWidgets.QWidget):
     def _cursor_from_scene(self, scene_pos) -> None:
         world = self.screen_to_world(scene_pos)
         if world is not None:
-            self.cursorRequested.emit(world)
+            self.model.cursor = world
 
     def _drag_window(self, start: Window, dx: float, dy: float) -> None:
-        # right-drag: horizontal = width, vertical = level, scaled to the current width
-        scale = max(start.width, 1.0) / 200.0
-        self.windowRequested.emit(Window(start.center - dy * scale, max(start.width + dx * scale, 1e-3)))
+        self.model.window = dragged_window(start, dx, dy)
 
     def _on_mouse_moved(self, scene_pos) -> None:
         world = self.screen_to_world(scene_pos)
-        if world is None or self.volume.nearest_voxel(world) is None:
+        if world is None or self.model.volume is None or self.model.volume.nearest_voxel(world) is None:
             self.hovered.emit(None)
         else:
             self.hovered.emit(world)

@@ -10,50 +10,31 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from vol3d_gui.core.volume import Volume
-from vol3d_gui.core.windowing import Window, auto_window
-from vol3d_gui.ui.colormaps import lut
+from vol3d_gui.core.windowing import Window
+from vol3d_gui.viewer.colormaps import lut
+from vol3d_gui.viewer.geometry import overlay_texture_matrix, texture_affine
+from vol3d_gui.viewer.model import ViewerModel
+from vol3d_gui.viewer.prepare import DEFAULT_MAX_3D_TEXTURE, DisplayGrid, display_grid
 
-# Bytes of 16-bit texture the 3-D view may take before it downsamples (slices stay full size).
-TEXTURE_BUDGET = 64 << 20
 # Ray-march samples per unit of texture length: full quality when idle, fewer while the
 # user drags the crosshair or orbits (software GL takes ~1 s a frame at 256 on 2 cores),
 # then one full-quality frame once the interaction has paused.
 FULL_STEPS = 256
 INTERACTIVE_STEPS = 48
 SETTLE_MS = 350
-DEFAULT_MAX_3D_TEXTURE = 2048
-
-
-def display_grid(volume: Volume, max_size: int, budget: int = TEXTURE_BUDGET):
-    """(float32 data, affine, factor) of the grid the 3-D view shows: block means by an integer
-    factor when the volume exceeds the texture size or the budget."""
-    shape = np.asarray(volume.shape)
-    f = 1
-    while np.any(np.ceil(shape / f) > max_size) or np.prod(np.ceil(shape / f)) * 2 > budget:
-        f += 1
-    data = volume.data
-    if f == 1:
-        return data.astype(np.float32, copy=False), volume.affine, 1
-    crop = (shape // f) * f
-    d = data[: crop[0], : crop[1], : crop[2]].astype(np.float32)
-    d = d.reshape(crop[0] // f, f, crop[1] // f, f, crop[2] // f, f).mean(axis=(1, 3, 5))
-    m = np.eye(4)
-    m[:3, :3] *= f
-    m[:3, 3] = (f - 1) / 2.0
-    return d, volume.affine @ m, f
-
-
 def _qmatrix(m: np.ndarray) -> QtGui.QMatrix4x4:
     return QtGui.QMatrix4x4(*np.asarray(m, dtype=np.float64).reshape(-1).tolist())
 
 
 class VolumeView(QtWidgets.QWidget):
-    def __init__(self, parent=None):
+    """Draws the viewer model's volume, window, cursor and top visible overlay in 3-D."""
+
+    def __init__(self, model: ViewerModel, parent=None):
         super().__init__(parent)
+        self.model = model
         self.available = False
         self.status_text = ""
-        self.volume: Volume | None = None
-        self.window = Window(0.5, 1.0)
+        self.volume: Volume | None = None  # the volume whose texture is uploaded
         self.colormap = "bone"
         self.mode = "mip"
         self._pending_cursor = None
@@ -81,6 +62,22 @@ class VolumeView(QtWidgets.QWidget):
             self._stack.setCurrentWidget(self.glview)
         else:
             self._fail(reason)
+        ev = model.events
+        ev.volume.connect(self._on_volume)
+        ev.window.connect(self._on_window)
+        ev.cursor.connect(self._on_cursor)
+        for sig in (model.layers.inserted, model.layers.removed, model.layers.changed):
+            sig.connect(self._on_layers)
+        if model.volume is not None:
+            self._on_volume(model.volume)
+
+    @property
+    def window(self) -> Window:
+        return self.model.window
+
+    def max_texture_size(self) -> int | None:
+        """The largest 3-D texture the GL context takes (None without a 3-D view)."""
+        return self._max_texture_size() if self.available else None
 
     # --- construction ------------------------------------------------------------------------
     def _build_gl(self) -> None:
@@ -120,36 +117,49 @@ class VolumeView(QtWidgets.QWidget):
         self._message.setText(reason)
         self._stack.setCurrentWidget(self._message)
 
-    # --- API -----------------------------------------------------------------------------------
-    def set_volume(self, volume: Volume | None) -> None:
+    # --- observing the model -------------------------------------------------------------------
+    def _on_volume(self, volume: Volume | None) -> None:
         self.volume = volume
         if not self.available or volume is None:
             return
-        data, affine, f = display_grid(volume, self._max_texture_size())
-        finite = data[np.isfinite(data)]
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        if hi <= lo:
-            hi = lo + 1.0
-        self._range = (lo, hi)
-        self.item.set_volume_texture((data - lo) / (hi - lo))
-        shape = np.asarray(data.shape, dtype=np.float64)
-        tex = np.eye(4)
-        tex[:3, :3] = np.diag(shape)
-        tex[:3, 3] = -0.5
-        self._tex_affine = affine @ tex  # texture space [0,1]^3 -> RAS mm
-        self.item.setTransform(_qmatrix(self._tex_affine))
-        self.status_text = (f"3-D view downsampled {f}x ({'x'.join(str(int(s)) for s in shape)})"
-                            if f > 1 else "")
-        if self.window is None or not isinstance(self.window, Window):
-            self.window = auto_window(volume.data)
-        self.set_window(self.window)
-        self._place_letters()
-        if self._overlay is not None:
-            self.set_overlay(*self._overlay)
+        grid = getattr(self.model, "display_grid", None)
+        if grid is None or grid[0] is not volume:  # prepared off the GUI thread when opened by a controller
+            grid = (volume, display_grid(volume, self._max_texture_size()))
+        self.set_grid(grid[1])
+        self._on_layers()
         self.reset_camera()
+        self._pending_cursor = self.model.cursor
+        self._start_settle()
+
+    def set_grid(self, grid: DisplayGrid) -> None:
+        """Upload a prepared texture (the GUI thread's only share of opening a volume in 3-D)."""
+        self._range = grid.value_range
+        self.item.set_volume_u16(grid.texture)
+        self._tex_affine = texture_affine(grid.affine, grid.shape)
+        self.item.setTransform(_qmatrix(self._tex_affine))
+        shape = "x".join(str(int(s)) for s in grid.shape)
+        self.status_text = f"3-D view downsampled {grid.factor}x ({shape})" if grid.factor > 1 else ""
+        if grid.factor > 1:
+            self.model.add_notice("3d-downsampled", self.status_text + "; the slices are full size")
+        self.set_window(self.model.window)
+        self._place_letters()
+
+    def _on_window(self, window: Window) -> None:
+        self.set_window(window)
+
+    def _on_cursor(self, cursor) -> None:
+        self.set_cursor(cursor)
+
+    def _on_layers(self, *_args) -> None:
+        shown = [lay for lay in self.model.layers.overlays if lay.visible]
+        top = shown[-1] if shown else None
+        if top is None:
+            self.set_overlay(None)
+        else:
+            self.set_overlay(top.volume, color=top.display_colour(), opacity=top.opacity,
+                             threshold=top.threshold)
 
     def set_window(self, window: Window) -> None:
-        self.window = window
         if not self.available:
             return
         lo, hi = self._range
@@ -190,11 +200,7 @@ class VolumeView(QtWidgets.QWidget):
         data = overlay.data.astype(np.float32)
         finite = data[np.isfinite(data)]
         top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-        ov_shape = np.asarray(overlay.shape, dtype=np.float64)
-        to_tex = np.eye(4)
-        to_tex[:3, :3] = np.diag(1.0 / ov_shape)
-        to_tex[:3, 3] = 0.5 / ov_shape
-        matrix = to_tex @ np.linalg.inv(overlay.affine) @ self._tex_affine
+        matrix = overlay_texture_matrix(overlay, self._tex_affine)
         self.item.overlay_color = tuple(float(c) for c in color)
         self.item.overlay_opacity = float(opacity)
         self.item.overlay_threshold = float(threshold) / top
@@ -298,4 +304,4 @@ class VolumeView(QtWidgets.QWidget):
             self.letters[letter].setData(pos=np.array(pos))
 
 
-__all__ = ["VolumeView", "display_grid"]
+__all__ = ["VolumeView"]
