@@ -4,7 +4,7 @@ cancel of every kind, training a bundle."""
 import threading
 
 import pytest
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 
 from vol3d_gui.core.phantom import lesion_phantom, phantom_study
 from vol3d_gui.ml.tasks import Priority
@@ -50,6 +50,7 @@ def test_an_on_screen_predict_overtakes_classify_all(qtbot, ml):
     batch.started.connect(lambda: order.append("classify_all"), DIRECT)
     pred = ml.predict(vol)
     pred.started.connect(lambda: order.append("predict"), DIRECT)
+    QtWidgets.QApplication.processEvents()  # the controller releases both to the worker's queue
     with qtbot.waitSignal(batch.finished, timeout=60000):
         gate.set()
     assert order == ["predict", "classify_all"]
@@ -69,6 +70,7 @@ def test_an_on_screen_predict_overtakes_classify_all(qtbot, ml):
     pred = ml.predict(vol)
     pred.started.connect(lambda: log.append("predict"), DIRECT)
     outcome = _record(pred)
+    QtWidgets.QApplication.processEvents()  # queued now, while the batch waits between volumes
     with qtbot.waitSignal(batch.finished, timeout=60000):
         go.set()
     ids = [it.id for it in study.items]
@@ -155,3 +157,16 @@ def test_train_writes_a_new_bundle_and_cancel_writes_nothing(qtbot, ml, tmp_path
         pass
     assert log == [("cancelled",)]
     assert not (tmp_path / "stopped.keras").exists()
+
+
+def test_signals_connected_after_the_call_are_not_missed(qtbot, ml, tmp_path):
+    """A task starts only once the GUI thread's event loop runs again (as a QNetworkReply
+    emits nothing before its caller returns): connecting after the call is race-free."""
+    import time
+
+    task = ml.load_model(tmp_path / "missing.keras")
+    time.sleep(1.0)  # ample for the worker to have failed it, were it already queued
+    assert task.state == "queued"
+    with qtbot.waitSignal(task.failed, timeout=30000) as failed:
+        pass
+    assert "missing.keras" in failed.args[0]

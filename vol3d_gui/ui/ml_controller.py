@@ -25,7 +25,8 @@ from vol3d_gui.ui.workers import MLWorker
 class MLController(QtCore.QObject):
     modelLoaded = QtCore.Signal(object)  # the ModelBundle (card only: weights live in the service)
     deviceReady = QtCore.Signal(str)
-    submitted = QtCore.Signal(object)  # every task, before it is queued (connect to it here race-free)
+    submitted = QtCore.Signal(object)  # every task, as it is queued
+    _release = QtCore.Signal(object)  # queued to this thread: starts a task once its caller returned
 
     def __init__(self, parent=None, worker: MLWorker | None = None, mixed_precision: bool = False):
         super().__init__(parent)
@@ -35,6 +36,7 @@ class MLController(QtCore.QObject):
         self._predict: PredictTask | None = None
         self._gradcam: GradcamTask | None = None
         self._live: set[MLTask] = set()  # Python owns the task objects until they finish
+        self._release.connect(self._on_release, QtCore.Qt.ConnectionType.QueuedConnection)
 
     @property
     def bundle(self):
@@ -45,10 +47,19 @@ class MLController(QtCore.QObject):
         return self.worker.device
 
     def submit(self, task: MLTask) -> MLTask:
+        """Queue a task (call from the GUI thread). It is held until this thread's event loop
+        runs again, so the caller connects to its signals before any can fire (as with a
+        QNetworkReply); cancel() works at once."""
         self._live.add(task)
         task.finished.connect(self._forget)
+        self.worker.submit(task, hold=True)
         self.submitted.emit(task)
-        return self.worker.submit(task)
+        self._release.emit(task)
+        return task
+
+    @QtCore.Slot(object)
+    def _on_release(self, task: MLTask) -> None:
+        self.worker.release(task)
 
     @QtCore.Slot()
     def _forget(self) -> None:

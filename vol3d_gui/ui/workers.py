@@ -50,6 +50,7 @@ class MLWorker(QtCore.QObject):
         self._heap: list[tuple[int, int, MLTask]] = []
         self._seq = itertools.count()
         self._running: list[MLTask] = []  # a stack: a batch task with an on-screen task run inside it
+        self._held: set[MLTask] = set()  # submitted with hold=True, not yet released to the queue
         self._stopping = False
         self._proc = None
         self._conn = None
@@ -59,15 +60,30 @@ class MLWorker(QtCore.QObject):
         self._thread.start()
 
     # --- submitting and cancelling (any thread) -------------------------------------------------------
-    def submit(self, task: MLTask) -> MLTask:
+    def submit(self, task: MLTask, hold: bool = False) -> MLTask:
+        """Queue a task. ``hold``: it counts as queued (cancel() drops it) but runs only after
+        ``release(task)``, so a caller can connect to its signals before any can fire."""
         with self._cond:
             if self._stopping:
                 raise RuntimeError("the ML worker has stopped")
             task._worker = self
             task.state = "queued"
-            heapq.heappush(self._heap, (task.priority, next(self._seq), task))
-            self._cond.notify()
+            if hold:
+                self._held.add(task)
+            else:
+                self._push(task)
         return task
+
+    def release(self, task: MLTask) -> None:
+        with self._cond:
+            if task in self._held:
+                self._held.discard(task)
+                if task.state == "queued" and not self._stopping:
+                    self._push(task)
+
+    def _push(self, task: MLTask) -> None:  # with self._cond held
+        heapq.heappush(self._heap, (task.priority, next(self._seq), task))
+        self._cond.notify()
 
     def cancel(self, task: MLTask) -> None:
         with self._cond:
@@ -84,14 +100,15 @@ class MLWorker(QtCore.QObject):
 
     def cancel_all(self) -> None:
         with self._cond:
-            tasks = [t for _, _, t in self._heap] + list(self._running)
+            tasks = [t for _, _, t in self._heap] + list(self._held) + list(self._running)
         for t in tasks:
             self.cancel(t)
 
     @property
     def busy(self) -> bool:
         with self._cond:
-            return bool(self._running) or any(t.state == "queued" for _, _, t in self._heap)
+            return bool(self._running) or any(t.state == "queued" for _, _, t in self._heap) \
+                or any(t.state == "queued" for t in self._held)
 
     def stop(self, timeout_ms: int = 30000) -> None:
         """Cancel everything, end the thread and wait for it (no leaked QThreads)."""
