@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 _FLOAT_MAX = float(np.finfo(np.float64).max)
 _FLOAT32_SAFE = 1e37  # beyond this a window or a voxel is mapped in float64 (float32 overflows)
 
