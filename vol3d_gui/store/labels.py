@@ -7,8 +7,12 @@ The current label of an item is its latest event (by time, then by insertion ord
 is kept; a "clear" is a tombstone event, not a delete. Qt-free and standalone: it imports
 nothing else of vol3d, so it defines its own error type.
 
-Item keys are ``"<study>::<item id>"`` (see :func:`make_item_key`), where the study is its
-source path or name; a loose file can use its path alone.
+Item keys are ``"<study>::<item id>"`` built by :func:`make_item_key` (the study is its source
+path or name), each part escaped so that keys cannot collide: '%' and ':' become %25 and %3A,
+and a lone surrogate (a file name that is not valid UTF-8, as Python decodes it with
+surrogateescape) becomes %uDCxx. A part therefore never holds '::', the first '::' is the
+separator, and :func:`split_item_key` gives both parts back exactly. A loose file can use its
+path alone as its key (no '::'; it must then be valid UTF-8).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import json
 import math
 import operator
 import os
+import re
 import sqlite3
 import tempfile
 from collections.abc import Mapping
@@ -27,12 +32,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x766F6C33  # "vol3": tells our databases from any other SQLite file
 KEY_SEP = "::"
 CSV_FIELDS = ["event_id", "item_key", "item_id", "content_hash", "label", "class_name", "reviewer", "created",
               "model_class", "model_probabilities", "model_version", "note", "cleared"]
 _WRITE_ATTEMPTS = 3  # on top of SQLite's own busy timeout; bounded so the GUI never hangs for minutes
+_SQLITE_INT_MAX = 2**63 - 1
+# a spreadsheet runs a cell that starts with one of these as a formula (CSV injection)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_CSV_TEXT_FIELDS = ("item_key", "item_id", "content_hash", "class_name", "reviewer", "created",
+                    "model_version", "note")
 
 
 class LabelStoreError(Exception):
@@ -82,15 +92,65 @@ class ContentCheck:
     unverified: dict[str, LabelEvent] = field(default_factory=dict)  # no hash on one side
 
 
+_ESCAPE = re.compile(r"[%:\ud800-\udfff]")
+_UNESCAPE = re.compile(r"%(25|3A|u[0-9A-F]{4})")
+
+
+def _escape_part(text: str) -> str:
+    return _ESCAPE.sub(lambda m: {"%": "%25", ":": "%3A"}.get(m[0]) or f"%u{ord(m[0]):04X}", text)
+
+
+def _unescape_part(text: str) -> str:
+    return _UNESCAPE.sub(lambda m: {"25": "%", "3A": ":"}.get(m[1]) or chr(int(m[1][1:], 16)), text)
+
+
 def make_item_key(study, item_id) -> str:
-    """The key of an item of a study (its source path or name)."""
-    return f"{study}{KEY_SEP}{item_id}"
+    """The key of an item of a study (its source path or name). Both parts are escaped: no
+    two (study, item) pairs give the same key, and any file name (even one that is not valid
+    UTF-8) gives a key SQLite can store."""
+    return f"{_escape_part(str(study))}{KEY_SEP}{_escape_part(str(item_id))}"
 
 
 def split_item_key(key: str) -> tuple[str | None, str]:
-    """(study, item id); study is None for a key without one (e.g. a loose file's path)."""
-    study, sep, item = key.rpartition(KEY_SEP)
-    return (study, item) if sep else (None, key)
+    """(study, item id) as given to make_item_key; study is None for a key without one (a
+    loose file's path)."""
+    study, sep, item = key.partition(KEY_SEP)
+    return (_unescape_part(study), _unescape_part(item)) if sep else (None, key)
+
+
+def study_key_prefix(study: str) -> str:
+    """What the keys of ``study``'s items start with (a trailing '::' is accepted)."""
+    study = str(study)
+    if study.endswith(KEY_SEP):
+        study = study[: -len(KEY_SEP)]
+    return _escape_part(study) + KEY_SEP
+
+
+def csv_cell(text: str) -> str:
+    """A text cell a spreadsheet will not run: one starting with = + - @, a tab or CR gets a
+    leading apostrophe (as OWASP advises), and so does one already starting with an apostrophe,
+    so that :func:`from_csv_cell` gives every value back unchanged."""
+    return "'" + text if text.startswith((*_FORMULA_START, "'")) else text
+
+
+def from_csv_cell(text: str) -> str:
+    """The value :func:`csv_cell` wrote."""
+    return text[1:] if text.startswith("'") else text
+
+
+def _neutralised(row: dict) -> dict:
+    return {k: csv_cell(v) if k in _CSV_TEXT_FIELDS and isinstance(v, str) else v for k, v in row.items()}
+
+
+def _storable(text: str | None) -> str | None:
+    """Free text SQLite can store: a lone surrogate (from a non-UTF-8 name) becomes \\udcxx."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def default_store_path() -> Path:
@@ -138,7 +198,20 @@ def _normalise_time(text: str) -> str:
     t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     if t.tzinfo is None:
         raise ValueError(f"time {text!r} has no time zone")
-    return t.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    try:
+        return t.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    except OverflowError:  # 9999-12-31T23:00-05:00 is past year 9999 in UTC
+        raise ValueError(f"time {text!r} is out of range") from None
+
+
+def _class_index(value, what: str = "class index") -> int:
+    """A class index SQLite can store (a signed 64-bit integer) and that is not negative."""
+    value = operator.index(value)
+    if value < 0:
+        raise ValueError(f"{what} must be >= 0, got {value}")
+    if value > _SQLITE_INT_MAX:
+        raise ValueError(f"{what} {value} is beyond 64 bits")
+    return value
 
 
 def _fingerprint(item_key, label, cleared, reviewer, created, content_hash) -> str:
@@ -195,8 +268,34 @@ def _v1_to_v2(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX label_events_item_time ON label_events(item_key, created, id)")
 
 
-MIGRATIONS = [_v0_to_v1, _v1_to_v2]
+def _v2_to_v3(db: sqlite3.Connection) -> None:
+    # Version 2 joined study and item with a bare '::' and split at the last one, so an item id
+    # holding '::' took another item's label. Keys are rewritten in the escaped form, split as
+    # version 2 split them (that is what they meant then); fingerprints follow their keys.
+    updates = []
+    for i, key, label, cleared, reviewer, created, content_hash in db.execute(
+            "SELECT id, item_key, label, cleared, reviewer, created, content_hash FROM label_events").fetchall():
+        study, sep, item = key.rpartition(KEY_SEP)
+        if not sep:
+            continue
+        new = make_item_key(study, item)
+        if new != key:
+            updates.append((new, _fingerprint(new, label, cleared, reviewer, created, content_hash), i))
+    db.executemany("UPDATE label_events SET item_key = ?, fingerprint = ? WHERE id = ?", updates)
+
+
+MIGRATIONS = [_v0_to_v1, _v1_to_v2, _v2_to_v3]
 assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def _check_key(item_key) -> None:
+    if not isinstance(item_key, str) or not item_key:
+        raise ValueError(f"item key must be a non-empty string, got {item_key!r}")
+    try:
+        item_key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("the key is not valid UTF-8: build it with make_item_key, which escapes "
+                         "any file name") from None
 
 
 class LabelStore:
@@ -304,6 +403,8 @@ class LabelStore:
                 last = exc  # SQLite already waited busy_timeout; try again a bounded number of times
             except sqlite3.DatabaseError as exc:
                 raise LabelStoreError(self.path, f"cannot write ({exc})") from exc
+            except (OverflowError, UnicodeEncodeError) as exc:  # a value SQLite cannot hold
+                raise LabelStoreError(self.path, f"cannot write ({exc})") from exc
         raise LabelStoreError(self.path, f"another writer kept the database locked ({last})")
 
     def _known(self, row: dict, untimed: bool) -> bool:
@@ -321,7 +422,7 @@ class LabelStore:
     @staticmethod
     def _reviewer(reviewer: str | None) -> str:
         if reviewer and reviewer.strip():
-            return reviewer.strip()
+            return _storable(reviewer.strip())
         try:  # a label is never refused for a missing name: record who was logged in
             return getpass.getuser()
         except Exception:
@@ -336,11 +437,8 @@ class LabelStore:
         or just the probabilities (the class is then their argmax), or None.
         """
         try:
-            if not isinstance(item_key, str) or not item_key:
-                raise ValueError(f"item key must be a non-empty string, got {item_key!r}")
-            label = operator.index(label)
-            if label < 0:
-                raise ValueError(f"class index must be >= 0, got {label}")
+            _check_key(item_key)
+            label = _class_index(label)
             model_class, probs = None, None
             if model_prediction is not None:
                 if (isinstance(model_prediction, tuple) and len(model_prediction) == 2
@@ -350,20 +448,23 @@ class LabelStore:
                     probs = list(model_prediction)
                     model_class = max(range(len(probs)), key=lambda i: probs[i]) if probs else None
             probs_json = None if probs is None else _probabilities(probs)
-            model_class = None if model_class is None else operator.index(model_class)
-        except (TypeError, ValueError) as exc:
+            model_class = None if model_class is None else _class_index(model_class, "model class")
+        except (TypeError, ValueError, OverflowError) as exc:
             raise LabelStoreError(self.path, f"label for {item_key!r} not saved: {exc}") from exc
         return self._write([{
-            "item_key": item_key, "content_hash": content_hash, "label": label, "class_name": class_name,
-            "reviewer": self._reviewer(reviewer), "created": _now(), "model_class": model_class,
-            "model_probabilities": probs_json, "model_version": model_version, "note": note, "cleared": 0}])[0]
+            "item_key": item_key, "content_hash": _storable(content_hash), "label": label,
+            "class_name": _storable(class_name), "reviewer": self._reviewer(reviewer), "created": _now(),
+            "model_class": model_class, "model_probabilities": probs_json,
+            "model_version": _storable(model_version), "note": _storable(note), "cleared": 0}])[0]
 
     def clear_label(self, item_key: str, *, reviewer: str, note: str | None = None) -> int:
         """A tombstone: the item has no current label from now on; its history stays."""
-        if not isinstance(item_key, str) or not item_key:
-            raise LabelStoreError(self.path, f"item key must be a non-empty string, got {item_key!r}")
+        try:
+            _check_key(item_key)
+        except ValueError as exc:
+            raise LabelStoreError(self.path, f"label for {item_key!r} not cleared: {exc}") from exc
         return self._write([{"item_key": item_key, "content_hash": None, "label": None, "class_name": None,
-                             "reviewer": self._reviewer(reviewer), "created": _now(), "note": note,
+                             "reviewer": self._reviewer(reviewer), "created": _now(), "note": _storable(note),
                              "cleared": 1}])[0]
 
     # --- reading -----------------------------------------------------------------------------------
@@ -378,8 +479,8 @@ class LabelStore:
     def current_labels(self, study: str | None = None) -> dict[str, LabelEvent]:
         """item_key -> its latest event, for items whose latest event is not a clear.
 
-        ``study``: only the items of that study (keys ``study::item``); a trailing ``::`` is
-        accepted. "Latest" is by time, then by insertion order, so that events merged from
+        ``study``: only the items of that study (as given to make_item_key); a trailing ``::``
+        is accepted. "Latest" is by time, then by insertion order, so that events merged from
         another store's CSV take their place in time rather than winning for being imported last.
         """
         sql = ("SELECT * FROM (SELECT e.*, ROW_NUMBER() OVER (PARTITION BY item_key "
@@ -388,7 +489,7 @@ class LabelStore:
         args: tuple = ()
         where = ""
         if study is not None:
-            prefix = study if study.endswith(KEY_SEP) else study + KEY_SEP
+            prefix = study_key_prefix(study)
             # substr, not LIKE: study paths may hold % or _, and LIKE ignores case for ASCII.
             where = "WHERE substr(item_key, 1, ?) = ?"
             args = (len(prefix), prefix)
@@ -447,18 +548,20 @@ class LabelStore:
         tmp = None
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            # surrogateescape: an item id from a non-UTF-8 file name is written as its own bytes
+            with os.fdopen(fd, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
                 w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
                 w.writeheader()
                 for e in events:
-                    w.writerow({
+                    w.writerow(_neutralised({
                         "event_id": e.event_id, "item_key": e.item_key, "item_id": e.item_id,
                         "content_hash": e.content_hash or "", "label": "" if e.label is None else e.label,
                         "class_name": e.class_name or "", "reviewer": e.reviewer, "created": e.created,
                         "model_class": "" if e.model_class is None else e.model_class,
                         "model_probabilities": "" if e.model_probabilities is None
                         else json.dumps(e.model_probabilities),
-                        "model_version": e.model_version or "", "note": e.note or "", "cleared": int(e.cleared)})
+                        "model_version": e.model_version or "", "note": e.note or "",
+                        "cleared": int(e.cleared)}))
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
@@ -475,7 +578,8 @@ class LabelStore:
         names the file and the line."""
         path = Path(path)
         try:
-            with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheets write a BOM
+            # -sig: spreadsheets write a BOM; surrogateescape: what export_csv wrote for odd names
+            with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
                 reader = csv.DictReader(fh)
                 header = reader.fieldnames or []
                 if "item_key" not in header or "label" not in header:
@@ -487,7 +591,7 @@ class LabelStore:
         for n, r in rows:
             try:
                 parsed_row = self._parse_csv_row(r)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, OverflowError) as exc:
                 raise LabelStoreError(path, f"line {n}: {exc}") from exc
             key = _fingerprint(parsed_row["item_key"], parsed_row["label"], parsed_row["cleared"],
                                parsed_row["reviewer"], parsed_row["created"], parsed_row["content_hash"])
@@ -504,6 +608,8 @@ class LabelStore:
 
         def text(name):
             v = r.get(name)
+            if v and name in _CSV_TEXT_FIELDS and v.startswith("'"):
+                return from_csv_cell(v) or None  # neutralised by export_csv: kept exactly
             return v.strip() if v and v.strip() else None
 
         key = text("item_key")
@@ -517,16 +623,15 @@ class LabelStore:
         if not cleared:
             if text("label") is None:
                 raise ValueError(f"no label for {key!r}")
-            label = int(text("label"))
-            if label < 0:
-                raise ValueError(f"class index must be >= 0, got {label}")
+            label = _class_index(int(text("label")))
         probs = text("model_probabilities")
         model_class = text("model_class")
         created = _normalise_time(text("created")) if text("created") else None
         return {"_untimed": created is None, "item_key": key, "content_hash": text("content_hash"),
                 "label": label,
                 "class_name": text("class_name"), "reviewer": text("reviewer") or "",
-                "created": created, "model_class": int(model_class) if model_class else None,
+                "created": created,
+                "model_class": _class_index(int(model_class), "model class") if model_class else None,
                 "model_probabilities": _probabilities(json.loads(probs)) if probs else None,
                 "model_version": text("model_version"), "note": text("note"), "cleared": int(cleared)}
 
