@@ -57,9 +57,8 @@ def test_a_file_name_that_is_not_utf8_can_be_labelled_and_exported(tmp_path):
     with LabelStore(tmp_path / "other.db") as t:
         assert t.import_csv(csv_path) == 1
         assert list(t.study_labels(study)) == [item]
-    with pytest.raises(LabelStoreError, match="make_item_key"):
-        with LabelStore(tmp_path / "l.db") as s:
-            s.add_label(item, 0, reviewer="r")  # a raw, unescaped key
+    with LabelStore(tmp_path / "l.db") as s, pytest.raises(LabelStoreError, match="make_item_key"):
+        s.add_label(item, 0, reviewer="r")  # a raw, unescaped key
 
 
 @pytest.mark.parametrize("label", [2**63, 2**64 + 3, 10**30])
