@@ -5,14 +5,11 @@ write to one database; each label is its own short ``BEGIN IMMEDIATE`` transacti
 process killed mid-write loses at most the label it was writing and never a committed one.
 The current label of an item is its latest event (by time, then by insertion order); history
 is kept; a "clear" is a tombstone event, not a delete. Qt-free and standalone: it imports
-nothing else of vol3d, so it defines its own error type.
+nothing of vol3d outside vol3d_gui.store, so it defines its own error type.
 
 Item keys are ``"<study>::<item id>"`` built by :func:`make_item_key` (the study is its source
-path or name), each part escaped so that keys cannot collide: '%' and ':' become %25 and %3A,
-and a lone surrogate (a file name that is not valid UTF-8, as Python decodes it with
-surrogateescape) becomes %uDCxx. A part therefore never holds '::', the first '::' is the
-separator, and :func:`split_item_key` gives both parts back exactly. A loose file can use its
-path alone as its key (no '::'; it must then be valid UTF-8).
+path or name), each part escaped so that keys cannot collide and any file name can be
+labelled (see store.item_keys); a loose file can use its path alone.
 """
 
 from __future__ import annotations
@@ -21,10 +18,7 @@ import csv
 import getpass
 import hashlib
 import json
-import math
-import operator
 import os
-import re
 import sqlite3
 import tempfile
 from collections.abc import Mapping
@@ -32,17 +26,28 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from vol3d_gui.store.item_keys import (  # noqa: F401 (re-exported: the UI imports them from here)
+    KEY_SEP,
+    check_key,
+    make_item_key,
+    split_item_key,
+    study_key_prefix,
+)
+from vol3d_gui.store.label_values import (  # noqa: F401 (re-exported)
+    CSV_FIELDS,
+    class_index,
+    csv_cell,
+    from_csv_cell,
+    neutralised,
+    normalise_time,
+    parse_csv_row,
+    probabilities,
+    storable,
+)
+
 SCHEMA_VERSION = 3
 APPLICATION_ID = 0x766F6C33  # "vol3": tells our databases from any other SQLite file
-KEY_SEP = "::"
-CSV_FIELDS = ["event_id", "item_key", "item_id", "content_hash", "label", "class_name", "reviewer", "created",
-              "model_class", "model_probabilities", "model_version", "note", "cleared"]
 _WRITE_ATTEMPTS = 3  # on top of SQLite's own busy timeout; bounded so the GUI never hangs for minutes
-_SQLITE_INT_MAX = 2**63 - 1
-# a spreadsheet runs a cell that starts with one of these as a formula (CSV injection)
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_CSV_TEXT_FIELDS = ("item_key", "item_id", "content_hash", "class_name", "reviewer", "created",
-                    "model_version", "note")
 
 
 class LabelStoreError(Exception):
@@ -92,67 +97,6 @@ class ContentCheck:
     unverified: dict[str, LabelEvent] = field(default_factory=dict)  # no hash on one side
 
 
-_ESCAPE = re.compile(r"[%:\ud800-\udfff]")
-_UNESCAPE = re.compile(r"%(25|3A|u[0-9A-F]{4})")
-
-
-def _escape_part(text: str) -> str:
-    return _ESCAPE.sub(lambda m: {"%": "%25", ":": "%3A"}.get(m[0]) or f"%u{ord(m[0]):04X}", text)
-
-
-def _unescape_part(text: str) -> str:
-    return _UNESCAPE.sub(lambda m: {"25": "%", "3A": ":"}.get(m[1]) or chr(int(m[1][1:], 16)), text)
-
-
-def make_item_key(study, item_id) -> str:
-    """The key of an item of a study (its source path or name). Both parts are escaped: no
-    two (study, item) pairs give the same key, and any file name (even one that is not valid
-    UTF-8) gives a key SQLite can store."""
-    return f"{_escape_part(str(study))}{KEY_SEP}{_escape_part(str(item_id))}"
-
-
-def split_item_key(key: str) -> tuple[str | None, str]:
-    """(study, item id) as given to make_item_key; study is None for a key without one (a
-    loose file's path)."""
-    study, sep, item = key.partition(KEY_SEP)
-    return (_unescape_part(study), _unescape_part(item)) if sep else (None, key)
-
-
-def study_key_prefix(study: str) -> str:
-    """What the keys of ``study``'s items start with (a trailing '::' is accepted)."""
-    study = str(study)
-    if study.endswith(KEY_SEP):
-        study = study[: -len(KEY_SEP)]
-    return _escape_part(study) + KEY_SEP
-
-
-def csv_cell(text: str) -> str:
-    """A text cell a spreadsheet will not run: one starting with = + - @, a tab or CR gets a
-    leading apostrophe (as OWASP advises), and so does one already starting with an apostrophe,
-    so that :func:`from_csv_cell` gives every value back unchanged."""
-    return "'" + text if text.startswith((*_FORMULA_START, "'")) else text
-
-
-def from_csv_cell(text: str) -> str:
-    """The value :func:`csv_cell` wrote."""
-    return text[1:] if text.startswith("'") else text
-
-
-def _neutralised(row: dict) -> dict:
-    return {k: csv_cell(v) if k in _CSV_TEXT_FIELDS and isinstance(v, str) else v for k, v in row.items()}
-
-
-def _storable(text: str | None) -> str | None:
-    """Free text SQLite can store: a lone surrogate (from a non-UTF-8 name) becomes \\udcxx."""
-    if text is None:
-        return None
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def default_store_path() -> Path:
     """labels.db in the user data directory (platformdirs)."""
     from platformdirs import user_data_dir
@@ -193,38 +137,10 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
-def _normalise_time(text: str) -> str:
-    """UTC ISO 8601 with microseconds, so that times sort as text."""
-    t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if t.tzinfo is None:
-        raise ValueError(f"time {text!r} has no time zone")
-    try:
-        return t.astimezone(timezone.utc).isoformat(timespec="microseconds")
-    except OverflowError:  # 9999-12-31T23:00-05:00 is past year 9999 in UTC
-        raise ValueError(f"time {text!r} is out of range") from None
-
-
-def _class_index(value, what: str = "class index") -> int:
-    """A class index SQLite can store (a signed 64-bit integer) and that is not negative."""
-    value = operator.index(value)
-    if value < 0:
-        raise ValueError(f"{what} must be >= 0, got {value}")
-    if value > _SQLITE_INT_MAX:
-        raise ValueError(f"{what} {value} is beyond 64 bits")
-    return value
-
-
 def _fingerprint(item_key, label, cleared, reviewer, created, content_hash) -> str:
     """What makes two events the same event: an import skips events the store already has."""
     return hashlib.sha256(json.dumps([item_key, None if label is None else int(label), bool(cleared),
                                       reviewer or "", created or "", content_hash or ""]).encode()).hexdigest()
-
-
-def _probabilities(probs) -> str:
-    values = [float(p) for p in probs]
-    if not values or not all(math.isfinite(p) for p in values):
-        raise ValueError(f"model probabilities must be finite numbers, got {values}")
-    return json.dumps(values)
 
 
 # --- schema migrations: MIGRATIONS[n] takes a database at version n to n + 1 ----------------------
@@ -259,7 +175,7 @@ def _v1_to_v2(db: sqlite3.Connection) -> None:
     for i, key, label, cleared, reviewer, created, content_hash in db.execute(
             "SELECT id, item_key, label, cleared, reviewer, created, content_hash FROM label_events").fetchall():
         try:
-            created = _normalise_time(created)
+            created = normalise_time(created)
         except ValueError:
             pass  # kept as written: it still sorts, and history shows it as it was
         updates.append((created, _fingerprint(key, label, cleared, reviewer, created, content_hash), i))
@@ -286,16 +202,6 @@ def _v2_to_v3(db: sqlite3.Connection) -> None:
 
 MIGRATIONS = [_v0_to_v1, _v1_to_v2, _v2_to_v3]
 assert len(MIGRATIONS) == SCHEMA_VERSION
-
-
-def _check_key(item_key) -> None:
-    if not isinstance(item_key, str) or not item_key:
-        raise ValueError(f"item key must be a non-empty string, got {item_key!r}")
-    try:
-        item_key.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("the key is not valid UTF-8: build it with make_item_key, which escapes "
-                         "any file name") from None
 
 
 class LabelStore:
@@ -422,7 +328,7 @@ class LabelStore:
     @staticmethod
     def _reviewer(reviewer: str | None) -> str:
         if reviewer and reviewer.strip():
-            return _storable(reviewer.strip())
+            return storable(reviewer.strip())
         try:  # a label is never refused for a missing name: record who was logged in
             return getpass.getuser()
         except Exception:
@@ -437,8 +343,8 @@ class LabelStore:
         or just the probabilities (the class is then their argmax), or None.
         """
         try:
-            _check_key(item_key)
-            label = _class_index(label)
+            check_key(item_key)
+            label = class_index(label)
             model_class, probs = None, None
             if model_prediction is not None:
                 if (isinstance(model_prediction, tuple) and len(model_prediction) == 2
@@ -447,24 +353,24 @@ class LabelStore:
                 else:
                     probs = list(model_prediction)
                     model_class = max(range(len(probs)), key=lambda i: probs[i]) if probs else None
-            probs_json = None if probs is None else _probabilities(probs)
-            model_class = None if model_class is None else _class_index(model_class, "model class")
+            probs_json = None if probs is None else probabilities(probs)
+            model_class = None if model_class is None else class_index(model_class, "model class")
         except (TypeError, ValueError, OverflowError) as exc:
             raise LabelStoreError(self.path, f"label for {item_key!r} not saved: {exc}") from exc
         return self._write([{
-            "item_key": item_key, "content_hash": _storable(content_hash), "label": label,
-            "class_name": _storable(class_name), "reviewer": self._reviewer(reviewer), "created": _now(),
+            "item_key": item_key, "content_hash": storable(content_hash), "label": label,
+            "class_name": storable(class_name), "reviewer": self._reviewer(reviewer), "created": _now(),
             "model_class": model_class, "model_probabilities": probs_json,
-            "model_version": _storable(model_version), "note": _storable(note), "cleared": 0}])[0]
+            "model_version": storable(model_version), "note": storable(note), "cleared": 0}])[0]
 
     def clear_label(self, item_key: str, *, reviewer: str, note: str | None = None) -> int:
         """A tombstone: the item has no current label from now on; its history stays."""
         try:
-            _check_key(item_key)
+            check_key(item_key)
         except ValueError as exc:
             raise LabelStoreError(self.path, f"label for {item_key!r} not cleared: {exc}") from exc
         return self._write([{"item_key": item_key, "content_hash": None, "label": None, "class_name": None,
-                             "reviewer": self._reviewer(reviewer), "created": _now(), "note": _storable(note),
+                             "reviewer": self._reviewer(reviewer), "created": _now(), "note": storable(note),
                              "cleared": 1}])[0]
 
     # --- reading -----------------------------------------------------------------------------------
@@ -553,7 +459,7 @@ class LabelStore:
                 w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
                 w.writeheader()
                 for e in events:
-                    w.writerow(_neutralised({
+                    w.writerow(neutralised({
                         "event_id": e.event_id, "item_key": e.item_key, "item_id": e.item_id,
                         "content_hash": e.content_hash or "", "label": "" if e.label is None else e.label,
                         "class_name": e.class_name or "", "reviewer": e.reviewer, "created": e.created,
@@ -590,7 +496,7 @@ class LabelStore:
         parsed, seen = [], set()
         for n, r in rows:
             try:
-                parsed_row = self._parse_csv_row(r)
+                parsed_row = parse_csv_row(r)
             except (ValueError, TypeError, OverflowError) as exc:
                 raise LabelStoreError(path, f"line {n}: {exc}") from exc
             key = _fingerprint(parsed_row["item_key"], parsed_row["label"], parsed_row["cleared"],
@@ -600,40 +506,6 @@ class LabelStore:
                 parsed.append(parsed_row)
         ids = self._write(parsed, skip_known=True) if parsed else []
         return sum(i is not None for i in ids)
-
-    @staticmethod
-    def _parse_csv_row(r: dict) -> dict:
-        if None in r:
-            raise ValueError("more fields than the header has")
-
-        def text(name):
-            v = r.get(name)
-            if v and name in _CSV_TEXT_FIELDS and v.startswith("'"):
-                return from_csv_cell(v) or None  # neutralised by export_csv: kept exactly
-            return v.strip() if v and v.strip() else None
-
-        key = text("item_key")
-        if not key:
-            raise ValueError("item_key is empty")
-        cleared_text = (text("cleared") or "0").lower()
-        if cleared_text not in ("0", "1", "true", "false"):
-            raise ValueError(f"cleared must be 0 or 1, got {cleared_text!r}")
-        cleared = cleared_text in ("1", "true")
-        label = None
-        if not cleared:
-            if text("label") is None:
-                raise ValueError(f"no label for {key!r}")
-            label = _class_index(int(text("label")))
-        probs = text("model_probabilities")
-        model_class = text("model_class")
-        created = _normalise_time(text("created")) if text("created") else None
-        return {"_untimed": created is None, "item_key": key, "content_hash": text("content_hash"),
-                "label": label,
-                "class_name": text("class_name"), "reviewer": text("reviewer") or "",
-                "created": created,
-                "model_class": _class_index(int(model_class), "model class") if model_class else None,
-                "model_probabilities": _probabilities(json.loads(probs)) if probs else None,
-                "model_version": text("model_version"), "note": text("note"), "cleared": int(cleared)}
 
     def close(self) -> None:
         if not self._closed:
