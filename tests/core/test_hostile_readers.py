@@ -155,3 +155,13 @@ def test_header_without_end_is_not_read_whole(tmp_path):
     path.write_bytes(b"NRRD0004\n# " + b"x" * (4 << 20))
     with pytest.raises(VolumeReadError, match="longer than"):
         load_volume(path)
+
+
+def test_a_fifo_without_a_known_suffix_is_not_sniffed(tmp_path):
+    fifo = tmp_path / "pipe.bin"
+    os.mkfifo(fifo)
+    out = run_limited(LOAD_VOLUME, fifo, timeout=60)  # sniffing for DICM would block on open()
+    assert "error" in out, out
+    out = run_limited("lambda p: __import__('vol3d_gui.core.study', fromlist=['x']).open_study(p)", fifo,
+                      timeout=60)
+    assert "not a study" in out.get("error", ""), out

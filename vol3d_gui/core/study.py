@@ -325,9 +325,9 @@ def open_study(path) -> Study:
 
 
 def _has_dicom_magic(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
+    try:  # a FIFO or device must not be opened (it would block or never end)
+        with open_regular(path) as fh:
             head = fh.read(132)
-    except OSError:
+    except (OSError, VolumeReadError):
         return False
     return len(head) == 132 and head[128:132] == b"DICM"

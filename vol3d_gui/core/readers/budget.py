@@ -1,4 +1,5 @@
-"""Memory budget and shape checks, applied from the header before any voxel is decoded."""
+"""Memory budget and shape checks, applied from the header before any voxel is decoded, and
+opening only regular files inside the folder a header names them from."""
 
 from __future__ import annotations
 
