@@ -72,6 +72,19 @@ def _parse_header(path: Path, head: bytes):
     raise VolumeReadError(path, "not a NIfTI file (header size field is neither 348 nor 540)")
 
 
+def check_affine(path, affine: np.ndarray) -> None:
+    """Refuse an affine that places no voxel sensibly: not finite, singular, or a voxel size
+    outside 1e-6..1e6 mm (a spacing of 1e-180 leaves an axis with no orientation)."""
+    affine = np.asarray(affine, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        sizes = np.sqrt(np.sum(affine[:3, :3] ** 2, axis=0))
+        det = np.linalg.det(affine[:3, :3]) if np.all(np.isfinite(affine)) else np.nan
+    if not np.all(np.isfinite(affine)) or not np.isfinite(det) or abs(det) < 1e-12:
+        raise VolumeReadError(path, "the header's affine is singular or not finite")
+    if np.any(sizes < 1e-6) or np.any(sizes > 1e6):
+        raise VolumeReadError(path, f"voxel sizes {sizes.tolist()} mm are not plausible")
+
+
 def reorient_to_ras(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
     """Closest-canonical RAS+ order by flips and axis swaps only (no resampling), via nibabel.
 
@@ -142,8 +155,7 @@ def load_nifti(path: Path) -> Volume:
             meta["description"] = text
 
     affine = hdr.get_best_affine()
-    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
-        raise VolumeReadError(path, "the header's affine is singular or not finite")
+    check_affine(path, affine)
     data, affine, orig = reorient_to_ras(data, affine)
     meta["original_orientation"] = orig
     name = path.name[: -len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem

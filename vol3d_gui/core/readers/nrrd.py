@@ -24,7 +24,7 @@ from vol3d_gui.core.readers.budget import (
     open_regular,
     resolve_inside,
 )
-from vol3d_gui.core.readers.nifti import reorient_to_ras
+from vol3d_gui.core.readers.nifti import check_affine, reorient_to_ras
 from vol3d_gui.core.volume import Volume
 
 # sign flips that take each NRRD space to RAS+
@@ -77,7 +77,8 @@ def _affine(path: Path, header: dict, ndim: int) -> tuple[np.ndarray, list[str]]
         if spacings is not None:
             sp = np.asarray(spacings, dtype=np.float64).reshape(-1)[:3]
             if sp.size == 3:
-                sp = np.where(np.isfinite(sp) & (sp != 0) & (np.abs(sp) < 1e12), np.abs(sp), 1.0)
+                plausible = np.isfinite(sp) & (np.abs(sp) >= 1e-6) & (np.abs(sp) <= 1e6)
+                sp = np.where(plausible, np.abs(sp), 1.0)
                 aff[:3, :3] = np.diag(sp)
             else:
                 warnings.append(f"NRRD 'spacings' has {sp.size} values: 1 mm taken")
@@ -233,6 +234,8 @@ def load_nrrd(path: Path) -> Volume:
             raise VolumeReadError(path, f"unsupported NRRD type {header.get('type')!r}") from exc
         except Exception as exc:
             raise VolumeReadError(path, f"invalid NRRD header ({exc})") from exc
+        if dtype.kind not in "biuf":
+            raise VolumeReadError(path, f"unsupported NRRD type {header.get('type')!r}")
         if len(sizes) > 4:
             raise VolumeReadError(path, f"{len(sizes)}-D data {tuple(sizes)} is not supported (3-D or 4-D only)")
         if int(header.get("dimension", len(sizes))) != len(sizes):
@@ -258,8 +261,8 @@ def load_nrrd(path: Path) -> Volume:
         raise VolumeReadError(path, f"not a 3-D volume: shape {data.shape}")
     if not data.dtype.isnative:
         data = data.astype(data.dtype.newbyteorder("="))
-    orig_affine = affine
-    data, affine, orig = reorient_to_ras(data, orig_affine)
+    check_affine(path, affine)
+    data, affine, orig = reorient_to_ras(data, affine)
     meta = {"format": "NRRD", "original_orientation": orig, "warnings": warnings}
     name = path.name.rsplit(".", 1)[0]
     return Volume(data, affine, name=name, source=str(path), meta=meta)
