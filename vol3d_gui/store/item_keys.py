@@ -53,3 +53,16 @@ def check_key(item_key) -> None:
     except UnicodeEncodeError:
         raise ValueError("the key is not valid UTF-8: build it with make_item_key, which escapes "
                          "any file name") from None
+
+
+_TEXT_ESCAPE = re.compile(r"[%\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """``text`` as valid UTF-8 for a SQLite column of its own (no separator to protect): '%'
+    and lone surrogates escaped as in keys; :func:`unstored_text` gives it back exactly."""
+    return _TEXT_ESCAPE.sub(lambda m: "%25" if m[0] == "%" else f"%u{ord(m[0]):04X}", text)
+
+
+def unstored_text(text: str) -> str:
+    return _unescape_part(text)
