@@ -109,3 +109,10 @@ def test_cli_turns_os_and_store_errors_into_one_line(monkeypatch, capsys, exc):
         assert main(["predict", "--model", "m.keras", "x.nii"]) == 2
         err = capsys.readouterr().err
         assert err.startswith("vol3d predict: error: ") and err.count("\n") == 1, err
+
+
+def test_an_output_folder_that_cannot_be_created_is_a_model_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ModelError, match="cannot create the folder"):
+        save_bundle(FakeModel(), CARD, blocker / "sub" / "m.keras")

@@ -249,7 +249,10 @@ def save_bundle(model, card: dict, path) -> Path:
     model_path, card_path = bundle_paths(path)
     if model_path.exists() or card_path.exists():
         raise ModelError(model_path, "a bundle with this name exists; bundles are never overwritten")
-    model_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        model_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(model_path.parent, f"cannot create the folder ({exc.strerror or exc})") from exc
     card = dict(card)
     card.setdefault("name", model_path.stem)
     card.setdefault("version", "1")
