@@ -165,3 +165,14 @@ def test_a_fifo_without_a_known_suffix_is_not_sniffed(tmp_path):
     out = run_limited("lambda p: __import__('vol3d_gui.core.study', fromlist=['x']).open_study(p)", fifo,
                       timeout=60)
     assert "not a study" in out.get("error", ""), out
+
+
+@pytest.mark.parametrize("name", ["a\0b.raw", "loop.raw"])
+def test_odd_data_file_names_are_volume_read_errors(tmp_path, name):
+    os.symlink("loop.raw", tmp_path / "loop.raw")  # a link to itself
+    hdr = tmp_path / "h.nhdr"
+    hdr.write_bytes(_nrrd_header([4, 4, 8], extra=f"data file: {name}\n"))
+    from vol3d_gui.core.readers.nrrd import load_nrrd
+
+    with pytest.raises(VolumeReadError):
+        load_nrrd(hdr)  # the reader itself, not load_volume's catch-all

@@ -94,8 +94,8 @@ def open_regular(path, what: str = "file"):
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except VolumeReadError:
         raise
-    except OSError as exc:
-        raise VolumeReadError(path, f"cannot open the {what} ({exc.strerror or exc})") from exc
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in a name read from a header
+        raise VolumeReadError(path, f"cannot open the {what} ({getattr(exc, 'strerror', None) or exc})") from exc
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise VolumeReadError(path, f"the {what} is not a regular file (a FIFO, device or folder)")
@@ -121,8 +121,13 @@ def resolve_inside(folder, name: str, path_for_errors, what: str = "data file"):
         if pure.is_absolute() or pure.anchor or ".." in pure.parts:
             raise VolumeReadError(path_for_errors, f"the {what} {text!r} is outside the header's folder "
                                                    "(absolute paths and '..' are refused)")
-    root = Path(folder).resolve()
-    target = (root / text).resolve()
+    if "\0" in text:
+        raise VolumeReadError(path_for_errors, f"the {what} name {text!r} holds a NUL byte")
+    try:
+        root = Path(folder).resolve()
+        target = (root / text).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise VolumeReadError(path_for_errors, f"the {what} {text!r} cannot be resolved ({exc})") from exc
     if target != root and root not in target.parents:
         raise VolumeReadError(path_for_errors, f"the {what} {text!r} links outside the header's folder")
     return target
