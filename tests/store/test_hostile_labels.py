@@ -132,3 +132,18 @@ def test_version_2_keys_are_migrated_to_the_escaped_form(tmp_path):
     with LabelStore(db) as s:
         assert {k: ev.label for k, ev in s.study_labels("C:\\data\\a.npz").items()} == {"test/3": 1}
         assert "/loose.nii" in s.current_labels()
+
+
+def test_a_csv_exported_before_keys_were_escaped_imports_to_todays_keys(tmp_path):
+    old = tmp_path / "old.csv"
+    old.write_text("item_key,label,created\n"
+                   "C:\\data\\a.npz::test/3,1,2024-01-01T00:00:00+00:00\n"
+                   "/data/x::y.nii::case::1,0,2024-01-01T00:00:00+00:00\n")  # split at the last '::' then
+    with LabelStore(tmp_path / "l.db") as s:
+        assert s.import_csv(old) == 2
+        assert {k: ev.label for k, ev in s.study_labels("C:\\data\\a.npz").items()} == {"test/3": 1}
+        assert {k: ev.label for k, ev in s.study_labels("/data/x::y.nii::case").items()} == {"1": 0}
+        out = s.export_csv(tmp_path / "new.csv")
+    with LabelStore(tmp_path / "m.db") as t:  # today's export imports to the same keys
+        assert t.import_csv(out) == 2
+        assert {k: ev.label for k, ev in t.study_labels("C:\\data\\a.npz").items()} == {"test/3": 1}

@@ -37,6 +37,16 @@ def split_item_key(key: str) -> tuple[str | None, str]:
     return (_unescape_part(study), _unescape_part(item)) if sep else (None, key)
 
 
+def canonical_key(key: str) -> str:
+    """A key from elsewhere (a CSV) in today's form. Before keys were escaped, study and item
+    were joined by a bare '::' and split at the last one ('C:\\data::case 1'); such a key is
+    rebuilt from that split. A key that make_item_key could have written is kept as it is."""
+    if KEY_SEP not in key or make_item_key(*split_item_key(key)) == key:
+        return key
+    study, _, item = key.rpartition(KEY_SEP)
+    return make_item_key(study, item)
+
+
 def study_key_prefix(study: str) -> str:
     """What the keys of ``study``'s items start with (a trailing '::' is accepted)."""
     study = str(study)

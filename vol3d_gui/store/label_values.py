@@ -7,6 +7,8 @@ import math
 import operator
 from datetime import datetime, timezone
 
+from vol3d_gui.store.item_keys import canonical_key
+
 CSV_FIELDS = ["event_id", "item_key", "item_id", "content_hash", "label", "class_name", "reviewer", "created",
               "model_class", "model_probabilities", "model_version", "note", "cleared"]
 _SQLITE_INT_MAX = 2**63 - 1
@@ -85,6 +87,7 @@ def parse_csv_row(r: dict) -> dict:
     key = text("item_key")
     if not key:
         raise ValueError("item_key is empty")
+    key = canonical_key(key)  # an export written before keys were escaped
     cleared_text = (text("cleared") or "0").lower()
     if cleared_text not in ("0", "1", "true", "false"):
         raise ValueError(f"cleared must be 0 or 1, got {cleared_text!r}")
