@@ -8,7 +8,7 @@ import os
 import sqlite3
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vol3d_gui.store.labels import (
@@ -147,3 +147,22 @@ def test_a_csv_exported_before_keys_were_escaped_imports_to_todays_keys(tmp_path
     with LabelStore(tmp_path / "m.db") as t:  # today's export imports to the same keys
         assert t.import_csv(out) == 2
         assert {k: ev.label for k, ev in t.study_labels("C:\\data\\a.npz").items()} == {"test/3": 1}
+
+
+_free_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\0"), max_size=12)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(study=_names.filter(lambda t: "\0" not in t), item=_names.filter(lambda t: "\0" not in t),
+       reviewer=_free_text.filter(lambda t: t.strip()), note=_free_text, class_name=_free_text)
+def test_any_event_survives_export_and_import(tmp_path_factory, study, item, reviewer, note, class_name):
+    d = tmp_path_factory.mktemp("rt")
+    with LabelStore(d / "a.db") as s:
+        s.add_label(make_item_key(study, item), 1, reviewer=reviewer, note=note or None,
+                    class_name=class_name or None, model_version=note or None)
+        before = _events(s)
+        out = s.export_csv(d / "x.csv")
+    with LabelStore(d / "b.db") as t:
+        assert t.import_csv(out) == 1
+        assert _events(t) == before
+        assert list(t.study_labels(study)) == [item]

@@ -16,6 +16,8 @@ _SQLITE_INT_MAX = 2**63 - 1
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _CSV_TEXT_FIELDS = ("item_key", "item_id", "content_hash", "class_name", "reviewer", "created",
                     "model_version", "note")
+# read back exactly as written (after undoing csv_cell); the others are numbers, times and flags
+_VERBATIM_FIELDS = ("item_key", "class_name", "reviewer", "model_version", "note")
 
 
 def csv_cell(text: str) -> str:
@@ -80,9 +82,13 @@ def parse_csv_row(r: dict) -> dict:
 
     def text(name):
         v = r.get(name)
-        if v and name in _CSV_TEXT_FIELDS and v.startswith("'"):
+        if not v:
+            return None
+        if name in _CSV_TEXT_FIELDS and v.startswith("'"):
             return from_csv_cell(v) or None  # neutralised by export_csv: kept exactly
-        return v.strip() if v and v.strip() else None
+        if name in _VERBATIM_FIELDS:  # a file name or a note may start or end with a space
+            return v
+        return v.strip() or None
 
     key = text("item_key")
     if not key:
