@@ -9,7 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from vol3d_gui.core.errors import VolumeReadError
-from vol3d_gui.core.readers.budget import check_budget, memory_budget, set_memory_budget
+from vol3d_gui.core.readers.budget import (
+    check_budget,
+    memory_budget,
+    open_regular,
+    set_memory_budget,
+)
 from vol3d_gui.core.readers.dicom import SeriesInfo, list_series, load_dicom
 from vol3d_gui.core.readers.nifti import load_nifti, save_nifti
 from vol3d_gui.core.readers.nrrd import load_nrrd
@@ -46,10 +51,10 @@ def is_volume_file(path) -> bool:
 
 
 def _looks_like_dicom(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
+    try:  # a FIFO or device must not be opened (it would block or never end)
+        with open_regular(path) as fh:
             head = fh.read(132)
-    except OSError:
+    except (OSError, VolumeReadError):
         return False
     return len(head) == 132 and head[128:132] == b"DICM"
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from vol3d_gui.core.errors import VolumeReadError
+from vol3d_gui.core.readers.budget import check_nbytes, open_regular
 from vol3d_gui.core.volume import Volume, centered_affine
 
 # Class names of the MedMNIST 3-D files in ../shared/datasets (see its README).
@@ -35,6 +36,9 @@ KNOWN_CLASS_NAMES = {
 }
 SPLITS = ("train", "val", "test")
 LABELS_CSV = "labels.csv"
+# A label is a class index: a file claiming class 3e8 is broken (or hostile), not a study with
+# 3e8 class names to build and show.
+MAX_CLASSES = 1000
 
 
 @dataclass
@@ -91,7 +95,8 @@ class Study:
 
 
 def _natural_key(s: str):
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
+    # isdecimal, not isdigit: '²' is a digit that int() refuses (a file 'x².nii' broke sorting)
+    return [int(t) if t.isdecimal() else t.lower() for t in re.split(r"(\d+)", s)]
 
 
 class NpzArrays:
@@ -100,7 +105,7 @@ class NpzArrays:
     def __init__(self, path: Path):
         self.path = path
         try:
-            with open(path, "rb") as fh:
+            with open_regular(path, ".npz file") as fh:
                 magic = fh.read(4)
         except OSError as exc:
             raise VolumeReadError(path, f"cannot open the file ({exc.strerror or exc})") from exc
@@ -123,6 +128,10 @@ class NpzArrays:
         # the UI thread and the ML worker may load items at once: one zip handle, one decode
         with self._lock:
             if key not in self._cache:
+                # the .npy header says what np.load will allocate: check it before reading
+                shape, dtype = self.header(key)
+                nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                check_nbytes(self.path, nbytes, f"array {key!r} {shape}")
                 try:
                     array = self._npz[key]
                 except Exception as exc:
@@ -132,15 +141,24 @@ class NpzArrays:
                 self._cache[key] = array
             return self._cache[key]
 
+    def header(self, key: str) -> tuple[tuple[int, ...], np.dtype]:
+        """An array's shape and dtype from its .npy header: nothing is decompressed beyond it."""
+        try:
+            with zipfile.ZipFile(self.path) as zf, zf.open(f"{key}.npy") as fh:
+                version = np.lib.format.read_magic(fh)
+                # format 3.0 only differs from 2.0 by allowing utf-8 in the header
+                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read(fh)
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise VolumeReadError(self.path, f"cannot read the header of array {key!r} ({exc})") from exc
+        if dtype.hasobject:
+            raise VolumeReadError(self.path, f"cannot read array {key!r}: it holds Python objects, not numbers")
+        return tuple(int(v) for v in shape), np.dtype(dtype)
+
     def shape(self, key: str) -> tuple[int, ...]:
         """An array's shape from its .npy header: nothing is decompressed beyond it."""
-        with zipfile.ZipFile(self.path) as zf, zf.open(f"{key}.npy") as fh:
-            version = np.lib.format.read_magic(fh)
-            # format 3.0 only differs from 2.0 by allowing utf-8 in the header
-            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0)
-            shape, _, _ = read(fh)
-        return tuple(int(v) for v in shape)
+        return self.header(key)[0]
 
 
 def _open_npz(path: Path) -> Study:
@@ -167,6 +185,9 @@ def _open_npz(path: Path) -> Study:
                 raise VolumeReadError(path, f"{split}: {n} images but {len(labels)} labels")
             if n and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0):
                 raise VolumeReadError(path, f"{split}_labels are not class indices (0, 1, ...)")
+            if n and labels.max() >= MAX_CLASSES:
+                raise VolumeReadError(path, f"{split}_labels holds class {labels.max()}; "
+                                            f"at most {MAX_CLASSES} classes are supported")
             n_classes = max(n_classes, int(labels.max()) + 1 if n else 0)
         width = len(str(max(n - 1, 1)))
         for i in range(n):
@@ -239,33 +260,46 @@ def _apply_labels_csv(root: Path, items: list[StudyItem]) -> list[str] | None:
     csv_path = root / LABELS_CSV
     if not csv_path.is_file():
         return None
+    by_id = {it.id: it for it in items}
+    rows: list[tuple[StudyItem, str, str]] = []  # (item, label text, split)
+    n_unknown, first_unknown = 0, None
     try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.DictReader(fh))
+        with open_regular(csv_path, "labels file") as raw_fh, \
+                open(raw_fh.fileno(), newline="", encoding="utf-8-sig", closefd=False) as fh:
+            reader = csv.DictReader(fh)
+            if not {"id", "label"} <= set(reader.fieldnames or ()):
+                raise VolumeReadError(csv_path, "expected a header with the columns 'id' and 'label'")
+            for row in reader:  # streamed: one row per item at most is kept
+                item_id = (row.get("id") or "").strip()
+                if not item_id:
+                    continue
+                if item_id not in by_id:
+                    n_unknown += 1
+                    first_unknown = first_unknown or item_id
+                    continue
+                rows.append((by_id[item_id], (row.get("label") or "").strip(), (row.get("split") or "").strip()))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise VolumeReadError(csv_path, f"cannot read the labels ({exc})") from exc
-    if not rows or not {"id", "label"} <= set(rows[0]):
-        raise VolumeReadError(csv_path, "expected a header with the columns 'id' and 'label'")
-    by_id = {it.id: it for it in items}
-    raw = [(r["id"] or "").strip() for r in rows], [(r["label"] or "").strip() for r in rows]
-    unknown = [i for i in raw[0] if i and i not in by_id]
-    if unknown:
-        raise VolumeReadError(csv_path, f"{len(unknown)} ids match no volume of the folder, "
-                                        f"e.g. {unknown[0]!r}")
-    values = [v for v in raw[1] if v]
-    if all(v.isdigit() for v in values):
-        n = max((int(v) for v in values), default=-1) + 1
-        class_names = [f"class {c}" for c in range(n)]
-        to_index = {str(c): c for c in range(n)} | {v: int(v) for v in values}
+    if n_unknown:
+        raise VolumeReadError(csv_path, f"{n_unknown} ids match no volume of the folder, e.g. {first_unknown!r}")
+    if not rows:
+        raise VolumeReadError(csv_path, "no labelled ids in the file")
+    values = [v for _, v, _ in rows if v]
+    # ASCII digits only: str.isdigit() accepts '²', which int() refuses
+    if all(re.fullmatch(r"[0-9]+", v) for v in values):
+        top = max((int(v) for v in values), default=-1)
+        if top >= MAX_CLASSES:
+            raise VolumeReadError(csv_path, f"label {top} is beyond the {MAX_CLASSES} classes supported")
+        class_names = [f"class {c}" for c in range(top + 1)]
+        to_index = {v: int(v) for v in values}
     else:
         class_names = sorted(set(values), key=_natural_key)
+        if len(class_names) > MAX_CLASSES:
+            raise VolumeReadError(csv_path, f"{len(class_names)} different labels; at most {MAX_CLASSES} "
+                                            "classes are supported")
         to_index = {name: c for c, name in enumerate(class_names)}
-    for row, item_id, value in zip(rows, *raw):
-        if not item_id:
-            continue
-        item = by_id[item_id]
+    for item, value, split in rows:
         item.label = to_index[value] if value else None
-        split = (row.get("split") or "").strip()
         if split:
             item.split = split
     return class_names
@@ -291,9 +325,9 @@ def open_study(path) -> Study:
 
 
 def _has_dicom_magic(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
+    try:  # a FIFO or device must not be opened (it would block or never end)
+        with open_regular(path) as fh:
             head = fh.read(132)
-    except OSError:
+    except (OSError, VolumeReadError):
         return False
     return len(head) == 132 and head[128:132] == b"DICM"

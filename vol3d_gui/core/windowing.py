@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+_FLOAT32_SAFE = 1e37  # beyond this a window or a voxel is mapped in float64 (float32 overflows)
+
 
 @dataclass(frozen=True)
 class Window:
@@ -28,7 +31,10 @@ class Window:
 
     @classmethod
     def from_range(cls, low: float, high: float) -> Window:
-        return cls((low + high) / 2.0, max(high - low, 1e-6))
+        # halves first and a capped width: a float64 image spanning -1e308..1e308 overflows
+        # low + high and high - low to inf
+        width = min(float(high) - float(low), _FLOAT_MAX)
+        return cls(float(low) / 2.0 + float(high) / 2.0, max(width, 1e-6))
 
     def __str__(self) -> str:
         return f"W {self.width:g} / L {self.center:g}"
@@ -70,12 +76,24 @@ def auto_window(
     return Window.from_range(float(lo), float(hi))
 
 
+def _float_type(data, window: Window):
+    """float32 (fast) unless the data is 64-bit (a float64 of +-1e308 or a uint64 near 2**63
+    becomes inf or loses every step in float32) or the window reaches beyond float32's range."""
+    dtype = np.asarray(data).dtype
+    if dtype.itemsize == 8 and dtype.kind in "iuf":
+        return np.float64
+    if max(abs(window.low), abs(window.high), window.width) > _FLOAT32_SAFE:
+        return np.float64
+    return np.float32
+
+
 def apply_window(data: np.ndarray, window: Window, out_max: int = 255) -> np.ndarray:
     """Map values through a linear window to uint8 [0, out_max]. NaN maps to 0, +Inf to max."""
-    arr = np.asarray(data, dtype=np.float32)
+    ftype = _float_type(data, window)
+    arr = np.asarray(data, dtype=ftype)
     with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf voxels and a vanishing width are mapped below
-        scale = np.float32(out_max / window.width)
-        out = (arr - np.float32(window.low)) * scale
+        scale = ftype(out_max / window.width)
+        out = (arr - ftype(window.low)) * scale
     np.clip(out, 0, out_max, out=out)
     out = np.nan_to_num(out, nan=0.0, posinf=out_max, neginf=0.0)
     return out.astype(np.uint8)
@@ -83,8 +101,9 @@ def apply_window(data: np.ndarray, window: Window, out_max: int = 255) -> np.nda
 
 def to_unit_range(data: np.ndarray, window: Window) -> np.ndarray:
     """Map through a window to float32 [0, 1] (NaN -> 0)."""
+    ftype = _float_type(data, window)
     with np.errstate(invalid="ignore", over="ignore"):
-        arr = (np.asarray(data, dtype=np.float32) - np.float32(window.low)) / np.float32(window.width)
+        arr = (np.asarray(data, dtype=ftype) - ftype(window.low)) / ftype(window.width)
     np.clip(arr, 0.0, 1.0, out=arr)
     return np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=0.0)
 
