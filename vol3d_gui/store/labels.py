@@ -31,6 +31,7 @@ from vol3d_gui.store.item_keys import (  # noqa: F401 (re-exported: the UI impor
     check_key,
     make_item_key,
     split_item_key,
+    storable_text,
     study_key_prefix,
 )
 from vol3d_gui.store.label_values import (  # noqa: F401 (re-exported)
@@ -460,7 +461,7 @@ class LabelStore:
                 w.writeheader()
                 for e in events:
                     w.writerow(neutralised({
-                        "event_id": e.event_id, "item_key": e.item_key, "item_id": e.item_id,
+                        "event_id": e.event_id, "item_key": e.item_key, "item_id": _csv_item_id(e.item_id),
                         "content_hash": e.content_hash or "", "label": "" if e.label is None else e.label,
                         "class_name": e.class_name or "", "reviewer": e.reviewer, "created": e.created,
                         "model_class": "" if e.model_class is None else e.model_class,
@@ -517,3 +518,13 @@ class LabelStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _csv_item_id(item_id: str) -> str:
+    """The item id as the CSV can hold it: a non-UTF-8 file name's bytes (surrogateescape) as
+    they are; any other lone surrogate (not from a file name) escaped as in keys."""
+    try:
+        item_id.encode("utf-8", "surrogateescape")
+        return item_id
+    except UnicodeEncodeError:
+        return storable_text(item_id)
