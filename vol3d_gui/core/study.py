@@ -1,12 +1,14 @@
 """A Study is an ordered list of items to review, each loaded lazily as a Volume.
 
-Sources: a folder (each NIfTI/NRRD file and each DICOM series, recursively), a
+Sources: a folder (each NIfTI/NRRD/MINC/MGZ file and each DICOM series, recursively), a
 MedMNIST-style .npz (items per split with ground-truth labels), or a single volume file.
 Item ids are stable across sessions: the label store keys on them.
 
 Item ids: 'train/0042' for an .npz (split and index); for a folder, the file's path
 relative to the folder ('liver/case2.nii.gz') or, for a DICOM series, its folder's
-relative path and the series UID ('patient1/ct#1.2.840...', '#1.2.840...' at the top).
+relative path and the series key ('patient1/ct#1.2.840...', '#1.2.840...' at the top): the
+series UID, or 'UID~N' for the N-th part of a series split by orientation (localisers),
+by a jump in position (a stray slice) or by dimension (echoes, phases, b-values).
 Items are in natural order of those relative paths (case2 before case10).
 A folder may hold ``labels.csv`` (columns ``id`` and ``label``, optional ``split``;
 labels are class indices or class names) giving its items ground-truth labels.
@@ -219,8 +221,16 @@ def _walk(root: Path):
         yield Path(dirpath)
 
 
+def series_extras(s) -> dict:
+    """What a series chooser shows of a DICOM series item (plain data, no headers)."""
+    spacing = s.spacing
+    return {"series_uid": s.uid, "series_key": s.key, "modality": s.modality,
+            "description": s.description, "note": s.note, "n_slices": s.n_slices,
+            "spacing": None if spacing is None else tuple(round(float(v), 4) for v in spacing)}
+
+
 def _open_folder(path: Path) -> Study:
-    from vol3d_gui.core.io import is_volume_file, list_series, load_volume
+    from vol3d_gui.core.io import is_volume_file, list_series, load_series_volume, load_volume
 
     try:
         if not any(path.iterdir()):
@@ -232,8 +242,9 @@ def _open_folder(path: Path) -> Study:
         rel = folder.relative_to(path).as_posix()
         prefix = "" if rel == "." else rel
         try:
+            # is_volume_file stats first: a FIFO or device in the tree is never opened
             files = [f for f in folder.iterdir() if not f.name.startswith(".") and is_volume_file(f)]
-            series = list_series(folder)
+            series = list_series(folder)  # each DICOM header read once, here
         except (OSError, VolumeReadError):
             continue  # a folder we may not read is not a reason to refuse the others
         for f in files:
@@ -242,13 +253,16 @@ def _open_folder(path: Path) -> Study:
                           StudyItem(id=rel_f, name=rel_f, loader=lambda f=f: load_volume(f))))
         for s in series:
             title = s.description or s.uid
+            if s.note:
+                title = f"{title} ({s.note})"
             name = f"{prefix}/{title}" if prefix else title
-            found.append((_natural_key(f"{prefix}/{title}/{s.uid}" if prefix else f"{title}/{s.uid}"),
-                          StudyItem(id=f"{prefix}#{s.uid}", name=f"{name} ({s.n_slices} slices)",
-                                    loader=lambda folder=folder, uid=s.uid: load_volume(folder, series=uid),
-                                    extras={"series_uid": s.uid, "modality": s.modality})))
+            found.append((_natural_key(f"{prefix}/{title}/{s.key}" if prefix else f"{title}/{s.key}"),
+                          StudyItem(id=f"{prefix}#{s.key}", name=f"{name} ({s.n_slices} slices)",
+                                    loader=lambda folder=folder, s=s: load_series_volume(s, folder),
+                                    extras=series_extras(s))))
     if not found:
-        raise VolumeReadError(path, "no volumes found (NIfTI, NRRD or DICOM) in the folder or its subfolders")
+        raise VolumeReadError(path, "no volumes found (NIfTI, NRRD, MINC, MGZ or DICOM) in the "
+                                    "folder or its subfolders")
     found.sort(key=lambda pair: pair[0])
     items = [item for _, item in found]
     class_names = _apply_labels_csv(path, items)
