@@ -40,17 +40,18 @@ def open_regular(path: Path):
     """Open a regular file for reading; refuse anything else before it can block."""
     if not is_regular_file(path):
         raise VolumeReadError(path, "not a regular file (a FIFO, device or folder is never read)")
+    def nonblocking(name, flags):
+        return os.open(name, flags | getattr(os, "O_NONBLOCK", 0))
+
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        # keeps the path as its name (pydicom uses it as filename); the caller closes it
+        fh = open(path, "rb", opener=nonblocking)  # noqa: SIM115
     except OSError as exc:
         raise VolumeReadError(path, f"cannot open the file ({exc.strerror or exc})") from exc
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise VolumeReadError(path, "not a regular file (a FIFO, device or folder is never read)")
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+    if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+        fh.close()
+        raise VolumeReadError(path, "not a regular file (a FIFO, device or folder is never read)")
+    return fh
 
 
 def _inflate(path: Path, fh, limit: int, *, truncate: bool) -> bytes:

@@ -261,7 +261,7 @@ def split_series(uid: str, description: str, modality: str, frames: list[Frame],
         notes = [dims_note] if dims_note else []
         if n and not dims_note:
             notes.append("localiser or other orientation" if _orientation_key(piece[0])[:4]
-                         != _orientation_key(parts[0][0])[:4] else
+                         != _orientation_key(parts[0][0][0])[:4] else
                          f"{len(piece)} slice(s) apart from the main stack of {biggest}")
         files = list(dict.fromkeys(f.path for f in piece))
         out.append(SeriesInfo(uid, description, len(piece), modality, files,

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from vol3d_gui.core.errors import VolumeReadError
@@ -15,8 +17,15 @@ from vol3d_gui.core.volume import Volume
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
+def nicom_wrappers():
+    with warnings.catch_warnings():  # nicom warns on import that it is experimental
+        warnings.simplefilter("ignore")
+        from nibabel.nicom import dicomwrappers
+    return dicomwrappers
+
+
 def load_mosaic(info: SeriesInfo) -> Volume:
-    from nibabel.nicom import dicomwrappers
+    dicomwrappers = nicom_wrappers()
 
     path = info.files[0]
     header = info.headers[path]

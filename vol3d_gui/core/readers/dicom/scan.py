@@ -52,6 +52,16 @@ def _is_mosaic(ds) -> bool:
     return "MOSAIC" in image_type
 
 
+def _mosaic_slices(ds) -> int:
+    """Slices packed in a mosaic, from the Siemens CSA header (1 when it cannot be read)."""
+    from vol3d_gui.core.readers.dicom.mosaic import nicom_wrappers
+
+    try:
+        return int(nicom_wrappers().wrapper_from_data(ds).n_mosaic)
+    except Exception:
+        return 1
+
+
 def build_series(headers: dict[Path, object]) -> tuple[list[SeriesInfo], dict[Path, str]]:
     """Series from headers, largest first; and the files left out with the reason why."""
     by_uid: dict[str, list] = defaultdict(list)
@@ -82,7 +92,8 @@ def build_series(headers: dict[Path, object]) -> tuple[list[SeriesInfo], dict[Pa
         for n, path in enumerate(sorted(mosaics)):
             # a mosaic file is a whole volume by itself (nibabel's nicom unpacks it)
             key = uid if not frames and n == 0 else f"{uid}~m{n + 1}"
-            series.append(SeriesInfo(uid, description, 1, modality, [path], key=key,
+            series.append(SeriesInfo(uid, description, _mosaic_slices(headers_here[path]), modality,
+                                     [path], key=key,
                                      note="Siemens mosaic", header=headers_here[path],
                                      headers={path: headers_here[path]}))
     series.sort(key=lambda s: (-s.n_slices, s.uid, s.key))
