@@ -61,6 +61,8 @@ def test_a_stray_slice_is_its_own_item_not_a_volume_of_filler(tmp_path):
     assert main.shape == hu.shape and main.meta["filler_slices"] == []
     lone = load_volume(tmp_path / "s", series=series[1].key)
     assert lone.shape[2] == 1 and lone.meta["single_slice"]
+    assert load_volume(stray).meta["series_key"] == series[1].key  # the file given is what opens
+    assert load_volume(paths[3]).shape == hu.shape
 
 
 @pytest.mark.parametrize("flip", [False, True])

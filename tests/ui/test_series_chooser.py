@@ -1,4 +1,5 @@
 """The series chooser lists what a folder scan found and hands back the chosen item id."""
+
 from PySide6 import QtCore
 
 from tests.core.io_fixtures import marker_volume, write_dicom_series

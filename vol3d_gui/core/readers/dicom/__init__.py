@@ -39,7 +39,8 @@ def load_series(info: SeriesInfo, folder=None) -> Volume:
     return _load_stack(info, folder)
 
 
-def _choose(path: Path, found: list[SeriesInfo], series: str | None, hint_uid: str | None):
+def _choose(path: Path, found: list[SeriesInfo], series: str | None, hint_uid: str | None,
+            hint_file: Path | None = None):
     if series is not None:
         for attr in ("key", "uid", "description"):
             matches = [s for s in found if getattr(s, attr) == series]
@@ -47,6 +48,10 @@ def _choose(path: Path, found: list[SeriesInfo], series: str | None, hint_uid: s
                 return matches[0]
         names = "; ".join(f"{s.key} ({s})" for s in found)
         raise VolumeReadError(path, f"no series {series!r} here; available: {names}")
+    if hint_file is not None:
+        for s in found:  # the part of the series that holds the file given (a localiser, say)
+            if hint_file in s.files:
+                return s
     if hint_uid:
         for s in found:  # largest first: the main part of the file's series
             if s.uid == hint_uid:
@@ -80,4 +85,5 @@ def load_dicom(path, *, series: str | None = None) -> Volume:
     if not found:
         reason = next(iter(skipped.values()), "no DICOM images found in the folder")
         raise VolumeReadError(next(iter(skipped), folder), reason)
-    return load_series(_choose(folder, found, series, hint_uid), folder)
+    hint_file = None if path.is_dir() else path
+    return load_series(_choose(folder, found, series, hint_uid, hint_file), folder)

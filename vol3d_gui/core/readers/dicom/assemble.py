@@ -217,7 +217,7 @@ def load_series(info: SeriesInfo, folder: Path) -> Volume:
     del raw
     notices = []
     if n_total > len(frames):
-        fill = data[:, :, index].min()
+        fill = min(data[:, :, k].min() for k in index)  # data[:, :, index] would copy the volume
         data[:, :, ~real] = fill
         where = ", ".join(f"{pos[i]:.1f}" for i in np.nonzero(np.diff(index) > 1)[0])
         notices.append(f"{n_total - len(frames)} missing slice(s) after position(s) {where} mm "
