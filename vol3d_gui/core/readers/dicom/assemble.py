@@ -162,7 +162,7 @@ def _decode_into(raw: np.ndarray, frames: list[Frame], slots: np.ndarray, header
             for (_, slot), arr in zip(wanted, decoded):
                 if arr.shape != (rows, cols):
                     raise VolumeReadError(path, f"frame is {arr.shape}, expected {(rows, cols)}")
-                raw[:, :, slot] = arr.T  # voxel (i=column, j=row, k=slice)
+                raw[slot] = arr
         except VolumeReadError:
             raise
         except MemoryError:
@@ -197,31 +197,37 @@ def load_series(info: SeriesInfo, folder: Path) -> Volume:
     # the raw stack and the rescaled output (at most 4 bytes a voxel) exist at once
     check_nbytes(folder, rows * cols * n_total * (raw_dtype.itemsize + 4),
                  f"a {cols}x{rows}x{n_total} series")
-    raw = np.zeros((cols, rows, n_total), dtype=raw_dtype)
+    # slice-major: each slice is one contiguous block while it is written and rescaled (a
+    # (cols, rows, n) buffer would stride through the whole stack for every slice); the
+    # transposed view at the end has the column axis fastest, the layout of a NIfTI read
+    raw = np.zeros((n_total, rows, cols), dtype=raw_dtype)
     _decode_into(raw, frames, index, info.headers, frame_bytes)
 
     real = np.zeros(n_total, bool)
     real[index] = True
     if integral:
-        lo = int(min(raw[:, :, k].min() + inters[n] for n, k in enumerate(index)))
-        hi = int(max(raw[:, :, k].max() + inters[n] for n, k in enumerate(index)))
+        lo = int(min(raw[k].min() + inters[n] for n, k in enumerate(index)))
+        hi = int(max(raw[k].max() + inters[n] for n, k in enumerate(index)))
         out_dtype = np.int16 if lo >= -32768 and hi <= 32767 else np.int32
     else:
         out_dtype = np.float32
     data = np.empty(raw.shape, dtype=out_dtype)
     for n, k in enumerate(index):
         if integral:
-            data[:, :, k] = raw[:, :, k].astype(out_dtype) + out_dtype(inters[n])
+            # wrapping integer arithmetic: the sum is exact because it fits out_dtype (lo/hi)
+            np.add(raw[k], out_dtype(inters[n]), out=data[k], dtype=out_dtype, casting="unsafe")
         else:
-            data[:, :, k] = raw[:, :, k].astype(np.float32) * np.float32(slopes[n]) + np.float32(inters[n])
+            data[k] = raw[k].astype(np.float32) * np.float32(slopes[n]) + np.float32(inters[n])
     del raw
     notices = []
     if n_total > len(frames):
-        fill = min(data[:, :, k].min() for k in index)  # data[:, :, index] would copy the volume
-        data[:, :, ~real] = fill
+        fill = min(data[k].min() for k in index)  # data[index] would copy the volume
+        data[~real] = fill
         where = ", ".join(f"{pos[i]:.1f}" for i in np.nonzero(np.diff(index) > 1)[0])
         notices.append(f"{n_total - len(frames)} missing slice(s) after position(s) {where} mm "
                        "along the normal: shown as a gap filled with the series minimum")
+
+    data = data.transpose(2, 1, 0)  # voxel (i=column, j=row, k=slice)
 
     f0 = frames[0]
     row_dir, col_dir = f0.iop[:3], f0.iop[3:]
