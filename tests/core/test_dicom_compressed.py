@@ -108,3 +108,27 @@ def test_jpeg_extended_codestream_is_decoded_and_placed(tmp_path):
     np.testing.assert_allclose(vol.spacing, [0.25, 0.5, 3.0])
     # RAS axis 0 runs against DICOM columns (LPS x), axis 1 against rows (LPS y)
     np.testing.assert_array_equal(vol.data[:, :, 1], expected[::-1, ::-1].T)
+
+
+def test_jpeg_lossless_process_14_has_a_decoder_and_colour_is_refused_for_its_reason(tmp_path):
+    """pydicom ships JPEG lossless (process 14) only as an RGB secondary capture (GDCM-encoded):
+    the libjpeg plugin decodes it exactly like libjpeg itself, and the reader refuses it for
+    being colour, not for a missing decoder."""
+    import libjpeg
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.encaps import get_frame
+    from pydicom.pixels import pixel_array
+
+    from vol3d_gui.core.io import VolumeReadError
+
+    src = get_testdata_file("SC_rgb_jpeg_gdcm.dcm")
+    ds = pydicom.dcmread(src)
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.70"
+    direct = libjpeg.decode(get_frame(ds.PixelData, 0, number_of_frames=1))
+    np.testing.assert_array_equal(pixel_array(ds, raw=True), direct)
+    ds.ImageOrientationPatient, ds.ImagePositionPatient = [1, 0, 0, 0, 1, 0], [0, 0, 0]
+    ds.PixelSpacing = [1, 1]
+    ds.save_as(tmp_path / "rgb.dcm")
+    with pytest.raises(VolumeReadError, match="colour"):
+        load_volume(tmp_path / "rgb.dcm")
