@@ -74,7 +74,7 @@ def test_missing_slices_are_a_named_gap_and_never_the_opening_slice(tmp_path, fl
             _edit(p, ImageOrientationPatient=[1, 0, 0, 0, -1, 0])
     vol = load_volume(tmp_path / "s")
     assert vol.shape[2] == hu.shape[2]
-    assert vol.meta["filler_axis"] == 2
+    assert vol.meta["slice_axis"] == 2
     # independent: the world z of the skipped slices, through the volume's own affine
     expected = sorted(int(round(vol.world_to_voxel([0, 0, ORIGIN[2] + k * SPACING[2]])[2])) for k in (7, 8))
     assert vol.meta["filler_slices"] == expected

@@ -54,8 +54,7 @@ def _vol(data, **meta):
 
 def test_the_files_own_window_wins_and_later_ones_are_presets():
     data = np.full((4, 5, 6), -1000, np.int16)
-    presets = [{"name": "BRAIN", "center": 35.0, "width": 90.0},
-               {"name": "BONE", "center": 500.0, "width": 2000.0}]
+    presets = [(35.0, 90.0), (500.0, 2000.0)]
     assert default_window(_vol(data, modality="CT", window_presets=presets)) == Window(35, 90)
 
 
@@ -76,7 +75,7 @@ def test_a_signed_mr_with_negative_values_is_not_ct():
 
 def test_a_malformed_or_zero_width_preset_falls_through_to_the_data():
     data = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
-    presets = [{"center": "x", "width": 1}, {"center": 3.0, "width": 0.0}]
+    presets = [("x", 1), (3.0, 0.0), (1, 2, 3)]
     w = default_window(_vol(data, modality="MR", window_presets=presets))
     assert 0 <= w.low < 5 and 115 < w.high <= 120
 

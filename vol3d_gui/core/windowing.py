@@ -112,11 +112,17 @@ def sample_voxels(data, max_samples: int = 200_000, seed: int = 0) -> np.ndarray
 
 
 def _own_windows(meta: dict) -> list[Window]:
+    """The file's windows: meta["window_presets"] as (center, width) pairs, else the single
+    WindowCenter/WindowWidth of readers that record only those."""
+    pairs = list(meta.get("window_presets") or ())
+    if not pairs and "WindowCenter" in meta and "WindowWidth" in meta:
+        pairs = [(meta["WindowCenter"], meta["WindowWidth"])]
     out = []
-    for preset in meta.get("window_presets") or ():
+    for preset in pairs:
         try:
-            w = Window(float(preset["center"]), float(preset["width"]))
-        except (KeyError, TypeError, ValueError):
+            center, width = preset
+            w = Window(float(center), float(width))
+        except (TypeError, ValueError):
             continue  # a malformed preset in a file is not a reason to fail the display
         if w.width > 1e-6:
             out.append(w)
@@ -160,30 +166,3 @@ def to_unit_range(data: np.ndarray, window: Window) -> np.ndarray:
     np.clip(arr, 0.0, 1.0, out=arr)
     return np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=0.0)
 
-
-def sample_voxels(data: np.ndarray, max_samples: int = 200_000) -> np.ndarray:
-    """A strided sample of a 3-D array: a view sliced every k-th voxel per axis, so a
-    512x512x300 scan is never copied to choose its window."""
-    data = np.asarray(data)
-    step = max(1, int(np.ceil((data.size / max_samples) ** (1.0 / max(data.ndim, 1)))))
-    return np.ascontiguousarray(data[(slice(None, None, step),) * data.ndim]).reshape(-1)
-
-
-def default_window(volume) -> Window:
-    """The window a volume opens with: the file's own (the first of several), a CT preset
-    for CT, robust percentiles of a sample otherwise (never a CT preset for MR)."""
-    meta = volume.meta
-    presets = meta.get("window_presets") or []
-    if presets:
-        try:
-            return Window(float(presets[0][0]), float(presets[0][1]))
-        except (TypeError, ValueError, IndexError):
-            pass
-    if "WindowCenter" in meta and "WindowWidth" in meta:
-        try:
-            return Window(float(meta["WindowCenter"]), float(meta["WindowWidth"]))
-        except (TypeError, ValueError):
-            pass
-    if str(meta.get("modality", "")).upper() == "CT":
-        return CT_PRESETS["abdomen"]
-    return auto_window(sample_voxels(volume.data))

@@ -99,8 +99,9 @@ def _place(info: SeriesInfo, folder: Path):
     return [f for _, f in dedup], index, step, warnings, pos
 
 
-def _window_presets(ds) -> list[dict]:
-    """The file's own windows (Window Center/Width, or the enhanced FrameVOILUTSequence)."""
+def _window_presets(ds) -> list[tuple[str, float, float]]:
+    """The file's own windows as (name, center, width): Window Center/Width, or the enhanced
+    FrameVOILUTSequence."""
     source = ds
     if "WindowCenter" not in ds:
         for seq in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
@@ -123,7 +124,7 @@ def _window_presets(ds) -> list[dict]:
             c, w = float(c), float(w)
             if np.isfinite(c) and np.isfinite(w) and w > 0:
                 name = str(names[i]).strip() if i < len(names) and str(names[i]).strip() else f"file {i + 1}"
-                out.append({"name": name, "center": c, "width": w})
+                out.append((name, c, w))
     return out
 
 
@@ -263,8 +264,10 @@ def load_series(info: SeriesInfo, folder: Path) -> Volume:
         "warnings": warnings + notices,
         "notices": notices,
         "filler_slices": sorted(filler),
-        "filler_axis": slice_axis,
-        "window_presets": presets,
+        "slice_axis": slice_axis,
+        # (center, width) pairs, first the one to open with; their names beside them
+        "window_presets": [(c, w) for _, c, w in presets],
+        "window_preset_names": [name for name, _, _ in presets],
         "transfer_syntax": str(getattr(header.file_meta.get("TransferSyntaxUID"), "name", "")),
     }
     if info.note:
@@ -275,7 +278,7 @@ def load_series(info: SeriesInfo, folder: Path) -> Volume:
     if f0.index is not None:
         meta["enhanced"] = True
     if presets:  # the keys the window used before default_window existed
-        meta["WindowCenter"], meta["WindowWidth"] = presets[0]["center"], presets[0]["width"]
+        meta["WindowCenter"], meta["WindowWidth"] = presets[0][1], presets[0][2]
     name = info.description or folder.name
     if info.note:
         name = f"{name} ({info.note})"
