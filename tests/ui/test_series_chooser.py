@@ -42,3 +42,23 @@ def test_an_empty_list_cannot_be_opened(qtbot):
     qtbot.addWidget(dlg)
     assert dlg.chosen_id is None and not dlg.open_button.isEnabled()
     assert dlg.table.rowCount() == 0
+
+
+def test_file_choose_series_opens_the_chosen_series_in_the_window(window, tmp_path, monkeypatch):
+    entries = _entries(tmp_path)
+    assert window.open_path(tmp_path)
+    first = window.viewer.item.id
+    other = next(e["id"] for e in entries if e["id"] != first)
+    shown = []
+
+    def pick(dlg):  # the reader picks the other series and presses Open
+        shown.append([dlg.table.item(r, 0).text() for r in range(dlg.table.rowCount())])
+        dlg.table.selectRow(next(r for r, e in enumerate(dlg.entries) if e["id"] == other))
+        return SeriesChooser.DialogCode.Accepted
+
+    monkeypatch.setattr(SeriesChooser, "exec", pick)
+    assert window.choose_series()
+    window.io.wait()
+    assert sorted(shown[0]) == ["arterial", "t2"]
+    assert window.viewer.item.id == other
+    assert window.viewer.volume.meta["series_description"] in ("arterial", "t2")

@@ -191,6 +191,22 @@ class MainWindow(QtWidgets.QMainWindow):
         self.io.open_item(item_id)
         return self._waited(wait, before)
 
+    def choose_series(self) -> bool:
+        """File > Choose series: the folder's DICOM series and volume files (description,
+        modality, slices, spacing) in a dialog; the one chosen opens."""
+        from vol3d_gui.ui.series_chooser import SeriesChooser
+
+        study = self.viewer.study
+        if study is None:
+            return False
+        entries = [{"id": it.id, "name": it.name, **it.extras} for it in study if it.split is None]
+        if not entries:
+            return False
+        dlg = SeriesChooser(entries, self, current_id=getattr(self.viewer.item, "id", None))
+        if dlg.exec() != QtWidgets.QDialog.DialogCode.Accepted or dlg.chosen_id is None:
+            return False
+        return self.open_item(dlg.chosen_id, wait=False)
+
     def _waited(self, wait: bool, before) -> bool:
         if not wait:
             return True

@@ -17,6 +17,7 @@ def build_menus(window) -> None:
     file_menu = mb.addMenu("&File")
     add_action(window, file_menu, "&Open file...", lambda: _open_file_dialog(window), QtGui.QKeySequence.StandardKey.Open)
     add_action(window, file_menu, "Open &folder (DICOM series or study)...", lambda: _open_folder_dialog(window), "Ctrl+Shift+O")
+    add_action(window, file_menu, "Choose &series...", window.choose_series)
     window.recent_menu = file_menu.addMenu("Open &recent")
     file_menu.addSeparator()
     export = file_menu.addMenu("&Export screenshot")
