@@ -180,6 +180,68 @@ def test_any_header_field_value_gives_a_volume_or_a_volume_read_error(tmp_path_f
         list_series(folder)  # never raises: an unreadable file is skipped
         vol = load_volume(folder)
         assert np.all(np.isfinite(vol.affine)) and vol.data.dtype != np.float64
+        assert vol.data.dtype.kind != "f" or np.all(np.isfinite(vol.data))
+    except VolumeReadError:
+        pass
+    finally:
+        set_memory_budget(None)
+
+
+@pytest.fixture(scope="module")
+def small_enhanced(tmp_path_factory):
+    from tests.core.dicom_fixtures import enhanced_from_classic
+
+    d = tmp_path_factory.mktemp("hyp-enh")
+    paths = write_dicom_series(d / "src", marker_volume((8, 10, 4)).astype(float), intercept=0.0)
+    return enhanced_from_classic(paths, d / "mf.dcm", echoes=2).read_bytes()
+
+
+_GROUP_FIELDS = {
+    ("PlanePositionSequence", "ImagePositionPatient"): st.lists(_FLOATS, max_size=4),
+    ("PixelMeasuresSequence", "PixelSpacing"): st.lists(_FLOATS, max_size=3),
+    ("PixelValueTransformationSequence", "RescaleSlope"): _FLOATS,
+    ("PixelValueTransformationSequence", "RescaleIntercept"): _FLOATS,
+    ("FrameContentSequence", "DimensionIndexValues"): st.lists(st.integers(0, 2**32 - 1), max_size=3),
+}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frame=st.integers(0, 7), field=st.sampled_from(sorted(_GROUP_FIELDS)), data=st.data(),
+       n_frames=st.one_of(st.none(), st.integers(0, 20)), drop_group=st.booleans())
+def test_any_functional_group_value_gives_a_volume_or_a_volume_read_error(
+        tmp_path_factory, small_enhanced, frame, field, data, n_frames, drop_group):
+    folder = tmp_path_factory.mktemp("enh-case")
+    path = folder / "mf.dcm"
+    path.write_bytes(small_enhanced)
+    ds = pydicom.dcmread(path)
+    group = ds.PerFrameFunctionalGroupsSequence[frame]
+    seq, keyword = field
+    value = data.draw(_GROUP_FIELDS[field])
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    if seq not in group:  # a per-frame group overriding the shared one
+        setattr(group, seq, Sequence([Dataset()]))
+    try:
+        if drop_group:
+            delattr(group, seq)
+        else:
+            setattr(getattr(group, seq)[0], keyword,
+                    [str(v) for v in value] if isinstance(value, list) and seq != "FrameContentSequence"
+                    else value)
+        if n_frames is not None:
+            ds.NumberOfFrames = n_frames
+        ds.save_as(path)
+    except (ValueError, TypeError, OverflowError, OSError, struct.error):
+        assume(False)
+    set_memory_budget(64 << 20)
+    try:
+        list_series(folder)
+        for s in list_series(folder):
+            vol = load_volume(folder, series=s.key)
+            assert np.all(np.isfinite(vol.affine)) and vol.data.dtype != np.float64
+            assert vol.data.dtype.kind != "f" or np.all(np.isfinite(vol.data))
     except VolumeReadError:
         pass
     finally:

@@ -209,7 +209,12 @@ def load_series(info: SeriesInfo, folder: Path) -> Volume:
     if integral:
         lo = int(min(raw[k].min() + inters[n] for n, k in enumerate(index)))
         hi = int(max(raw[k].max() + inters[n] for n, k in enumerate(index)))
-        out_dtype = np.int16 if lo >= -32768 and hi <= 32767 else np.int32
+        if lo >= -32768 and hi <= 32767:
+            out_dtype = np.int16
+        elif lo >= -(2**31) and hi < 2**31:
+            out_dtype = np.int32
+        else:  # an integral intercept beyond int32: float32, checked for overflow below
+            integral, out_dtype = False, np.float32
     else:
         out_dtype = np.float32
     data = np.empty(raw.shape, dtype=out_dtype)
@@ -218,7 +223,14 @@ def load_series(info: SeriesInfo, folder: Path) -> Volume:
             # wrapping integer arithmetic: the sum is exact because it fits out_dtype (lo/hi)
             np.add(raw[k], out_dtype(inters[n]), out=data[k], dtype=out_dtype, casting="unsafe")
         else:
-            data[k] = raw[k].astype(np.float32) * np.float32(slopes[n]) + np.float32(inters[n])
+            # a slope or intercept beyond float32 (1e308 in a hostile header) would give Inf voxels
+            with np.errstate(over="raise", invalid="raise"):
+                try:
+                    data[k] = (raw[k].astype(np.float32) * np.float32(slopes[n])
+                               + np.float32(inters[n]))
+                except FloatingPointError as exc:
+                    raise VolumeReadError(frames[n].path, f"RescaleSlope {slopes[n]:g} / RescaleIntercept "
+                                                          f"{inters[n]:g} give values beyond float32") from exc
     del raw
     notices = []
     if n_total > len(frames):
