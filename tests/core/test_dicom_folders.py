@@ -206,3 +206,17 @@ def test_a_mosaic_that_cannot_be_unpacked_is_refused_saying_so(tmp_path):
     shutil.copy(NIB_DATA / "0.dcm", tmp_path / "0.dcm")  # pixel data cut down to 256x256
     with pytest.raises(VolumeReadError, match="mosaic"):
         load_volume(tmp_path / "0.dcm")
+
+
+def test_a_sagittal_gap_is_named_on_the_axis_the_slices_went_to(tmp_path):
+    hu = _hu() + np.arange(20)[:, None, None]
+    paths = write_dicom_series(tmp_path / "s", hu, spacing=SPACING, origin=ORIGIN, skip={5})
+    for p in paths:  # the same images as sagittal slices stacked along patient left
+        k = round((float(pydicom.dcmread(p).ImagePositionPatient[2]) - ORIGIN[2]) / SPACING[2])
+        _edit(p, ImageOrientationPatient=[0, 1, 0, 0, 0, -1], ImagePositionPatient=[2.5 * k, 0, 0])
+    vol = load_volume(tmp_path / "s")
+    assert vol.meta["acquisition_orientation"] == "sagittal" and vol.meta["slice_axis"] == 0
+    skipped_ras = [-2.5 * 5, 0, 0]  # LPS x = 12.5 mm is RAS x = -12.5 mm
+    assert vol.meta["filler_slices"] == [int(round(vol.world_to_voxel(skipped_ras)[0]))]
+    for i in range(vol.shape[0]):
+        assert bool(np.all(vol.data[i] == vol.data.min())) == (i in vol.meta["filler_slices"])
