@@ -220,3 +220,12 @@ def test_a_sagittal_gap_is_named_on_the_axis_the_slices_went_to(tmp_path):
     assert vol.meta["filler_slices"] == [int(round(vol.world_to_voxel(skipped_ras)[0]))]
     for i in range(vol.shape[0]):
         assert bool(np.all(vol.data[i] == vol.data.min())) == (i in vol.meta["filler_slices"])
+
+
+def test_orientation_jitter_below_the_tolerance_does_not_split_a_series(tmp_path):
+    hu = _hu()
+    paths = write_dicom_series(tmp_path / "s", hu)
+    for p in paths[::2]:  # a scanner writing 0.0009 where the others write 0 (rounds to 0.001)
+        _edit(p, ImageOrientationPatient=[0.9999996, 0.0009, 0, -0.0009, 0.9999996, 0])
+    assert [s.n_slices for s in list_series(tmp_path / "s")] == [16]
+    np.testing.assert_array_equal(load_volume(tmp_path / "s").data, hu.astype(np.int16))

@@ -234,16 +234,33 @@ def _split_positions(frames: list[Frame]) -> list[list[Frame]]:
     return parts
 
 
-def _orientation_key(f: Frame) -> tuple:
-    return (tuple(np.round(f.iop, 3)), tuple(np.round(f.spacing, 3)), f.rows, f.cols, f.dims)
+def _same_grid(a: Frame, b: Frame) -> bool:
+    """Same orientation (within 1e-3, scanners round differently), pixel spacing and matrix."""
+    return (np.allclose(a.iop, b.iop, atol=1e-3) and np.allclose(a.spacing, b.spacing, rtol=1e-3)
+            and (a.rows, a.cols) == (b.rows, b.cols))
+
+
+def _group_frames(frames: list[Frame]) -> dict[tuple, list[Frame]]:
+    """Frames grouped by dimension index values and grid; a group's first frame is its reference
+    (tolerances, not rounding: rounding would split 0.99949 from 0.99951)."""
+    groups: dict[tuple, list[Frame]] = defaultdict(list)
+    refs: list[tuple[tuple, Frame]] = []
+    for f in frames:
+        for key, ref in refs:
+            if key[1] == f.dims and _same_grid(ref, f):
+                groups[key].append(f)
+                break
+        else:
+            key = (len(refs), f.dims)
+            refs.append((key, f))
+            groups[key].append(f)
+    return groups
 
 
 def split_series(uid: str, description: str, modality: str, frames: list[Frame], headers: dict,
                  dim_names: list[str]) -> list[SeriesInfo]:
     """One SeriesInstanceUID's frames as one or more series, the largest keeping the uid."""
-    groups: dict[tuple, list[Frame]] = defaultdict(list)
-    for f in frames:
-        groups[_orientation_key(f)].append(f)
+    groups = _group_frames(frames)
     parts: list[tuple[list[Frame], str]] = []
     by_dims = {key[-1] for key in groups}
     for key, members in groups.items():
@@ -260,8 +277,7 @@ def split_series(uid: str, description: str, modality: str, frames: list[Frame],
     for n, (piece, dims_note) in enumerate(parts):
         notes = [dims_note] if dims_note else []
         if n and not dims_note:
-            notes.append("localiser or other orientation" if _orientation_key(piece[0])[:4]
-                         != _orientation_key(parts[0][0][0])[:4] else
+            notes.append("localiser or other orientation" if not _same_grid(piece[0], parts[0][0][0]) else
                          f"{len(piece)} slice(s) apart from the main stack of {biggest}")
         files = list(dict.fromkeys(f.path for f in piece))
         out.append(SeriesInfo(uid, description, len(piece), modality, files,
