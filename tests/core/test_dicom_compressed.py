@@ -132,3 +132,35 @@ def test_jpeg_lossless_process_14_has_a_decoder_and_colour_is_refused_for_its_re
     ds.save_as(tmp_path / "rgb.dcm")
     with pytest.raises(VolumeReadError, match="colour"):
         load_volume(tmp_path / "rgb.dcm")
+
+
+def test_jpeg_baseline_series_encoded_by_pillow(tmp_path):
+    """8-bit JPEG baseline (process 1) slices encoded by Pillow, checked against Pillow's own
+    decode of the same bytes (lossy: two decoders' IDCTs may differ by one grey level)."""
+    import io
+
+    import pydicom
+    from PIL import Image
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    rng = np.random.default_rng(0)
+    base = marker_volume((36, 40, 5)).astype(np.float64) / 5 + rng.integers(0, 40, (36, 40, 5))  # < 256
+    paths = write_dicom_series(tmp_path, base, intercept=0.0, modality="MR")
+    expected = {}
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        px = ds.pixel_array.astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(px, mode="L").save(buf, "JPEG", quality=90)
+        expected[float(ds.ImagePositionPatient[2])] = np.asarray(Image.open(io.BytesIO(buf.getvalue())))
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+        ds.PixelData = encapsulate([buf.getvalue()])
+        ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+        ds.save_as(p)
+    vol = load_volume(tmp_path)
+    assert vol.shape == (36, 40, 5) and vol.meta["transfer_syntax"] == JPEGBaseline8Bit.name
+    for k, z in enumerate(sorted(expected)):
+        # RAS axis 0 runs against DICOM columns, axis 1 against rows (see write_dicom_series)
+        decoded_by_pillow = expected[z][::-1, ::-1].T
+        assert np.abs(vol.data[:, :, k].astype(int) - decoded_by_pillow).max() <= 1
