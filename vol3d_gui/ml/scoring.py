@@ -194,9 +194,11 @@ def batches_of(items: list[ScoreItem], size: int) -> list[list[dict]]:
 
 
 def run_scoring(model, items: list[ScoreItem], out, *, engine: str = "local", workers: int | None = None,
-                address: str | None = None, batch_size: int = 4, progress: bool = True) -> dict:
-    """Score ``items`` not yet in ``out`` with ``engine`` and append their rows as they come.
-    Returns a summary: rows written now, skipped (done before), failed, seconds."""
+                address: str | None = None, batch_size: int = 4, progress: bool = True,
+                on_rows=None) -> dict:
+    """Score ``items`` not yet in ``out`` with ``engine`` and append their rows as they come
+    (``on_rows(rows)`` after each batch is on disk). Returns a summary: rows written now,
+    skipped (done before), failed, seconds."""
     from tqdm import tqdm
 
     from vol3d_gui.core.results_table import ResultsTable
@@ -227,6 +229,8 @@ def run_scoring(model, items: list[ScoreItem], out, *, engine: str = "local", wo
                     summary["written"] += len(rows)
                     summary["failed"] += sum(r["status"] != "ok" for r in rows)
                     bar.update(len(rows))
+                    if on_rows is not None:
+                        on_rows(rows)
         finally:
             table.close()
     summary["seconds"] = round(time.perf_counter() - t0, 3)
