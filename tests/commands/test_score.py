@@ -125,3 +125,20 @@ def test_a_killed_run_resumes_to_every_item_once_with_predicts_probabilities(eng
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["score", *args]) == 0
     _check(read_results(out), archive, predicted)
+
+
+def test_a_model_the_workers_cannot_load_stops_the_run_cleanly(archive, tmp_path, capsys):
+    import shutil
+    import zipfile
+
+    bad = tmp_path / "bad.keras"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("config.json", "{}")  # a zip, but no Keras model
+    shutil.copy(MODEL.with_suffix(".json"), bad.with_suffix(".json"))
+    out = tmp_path / "r.csv"
+    rc = main(["score", "--model", str(bad), "--input", str(archive), "--out", str(out), "--workers", "1",
+               "--no-progress"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "cannot load the model in a worker" in err and "bad.keras" in err
+    assert not out.exists() or len(out.read_text().splitlines()) <= 1  # no row for any item

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import tempfile
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from vol3d_gui.core.errors import Vol3dError
@@ -95,7 +96,11 @@ def local_engine(model_path, batches, workers=None, address=None):
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    rows = fut.result()
+                    try:
+                        rows = fut.result()
+                    except BrokenProcessPool as exc:  # a worker killed (out of memory, a crash)
+                        raise Vol3dError(f"a worker process died ({exc}); the rows written so far are "
+                                         "kept: run the same command again to go on") from exc
                     nxt = next(todo, None)
                     if nxt is not None:
                         pending.add(pool.submit(_score_in_worker, nxt))
@@ -137,7 +142,10 @@ def ray_engine(model_path, batches, workers=None, address=None):
         ray.init(**ray_init_args(workers, address))
     try:
         cluster = ray.cluster_resources()
-        n = workers or max(1, int(cluster.get("CPU", 1)))
+        cpus = max(1, int(cluster.get("CPU", 1)))
+        # one CPU per actor: actors beyond the cluster's CPUs would never start, and the
+        # batches the pool gave them would wait for ever
+        n = min(workers or cpus, cpus)
         keras_path, card_path = bundle_paths(model_path)
         files = ray.put((keras_path.read_bytes(), card_path.read_bytes()))
         scorer = ray.remote(**actor_resources(cluster, n))(_Scorer)
@@ -148,6 +156,9 @@ def ray_engine(model_path, batches, workers=None, address=None):
         except ray.exceptions.RayTaskError as exc:
             cause = getattr(exc, "cause", None)
             raise Vol3dError(str(cause) if isinstance(cause, Vol3dError) else f"ray: {exc}") from exc
+        except ray.exceptions.RayError as exc:  # an actor or node lost
+            raise Vol3dError(f"ray: {type(exc).__name__}: {exc}; the rows written so far are kept: "
+                             "run the same command again to go on") from exc
         finally:
             for actor in actors:
                 ray.kill(actor)
