@@ -1,7 +1,9 @@
 """Scoring rows without an engine: items of a folder or manifest, one row per item, the
 optional parts of the bundle contract (domain check, uncertainty, operating point)."""
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,3 +115,30 @@ def test_a_manifest_names_paths_ids_and_series(tmp_path, archive):
     manifest.write_text("id,path\na,x.nii\na,y.nii\n")
     with pytest.raises(VolumeReadError, match="twice"):
         list_items(manifest)
+
+
+def test_a_medmnist_npz_is_scored_item_by_item(tmp_path):
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "tiny.npz"
+    np.savez(npz, train_images=rng.integers(0, 255, (3, 6, 6, 6), dtype=np.uint8),
+             train_labels=np.array([[0], [1], [0]]), test_images=np.full((1, 6, 6, 6), 200, np.uint8))
+    items = list_items(npz)
+    assert [it.id for it in items] == ["train/0", "train/1", "train/2", "test/0"]
+    rows = score_batch(StubBundle(), items)
+    assert all(r["status"] == "ok" and r["path"] == str(npz.resolve()) for r in rows)
+    assert rows[3]["prob_yes"] == pytest.approx(1 / (1 + np.exp(-0.2)))
+
+
+def test_ray_is_started_small_and_quiet_and_actors_share_the_gpus():
+    from vol3d_gui.ml.score_engines import actor_resources, ray_init_args
+
+    local = ray_init_args(2, None)
+    assert local["num_cpus"] == 2 and local["include_dashboard"] is False
+    assert local["object_store_memory"] == 200 * 2**20
+    first = local["runtime_env"]["env_vars"]["PYTHONPATH"].split(os.pathsep)[0]
+    assert (Path(first) / "vol3d_gui" / "ml" / "score_engines.py").is_file()  # the workers import this tree
+    remote = ray_init_args(None, "ray://head:10001")
+    assert remote["address"] == "ray://head:10001" and "num_cpus" not in remote and "runtime_env" not in remote
+    assert actor_resources({"CPU": 8.0}, 4) == {"num_cpus": 1, "num_gpus": 0}
+    assert actor_resources({"CPU": 8.0, "GPU": 2.0}, 4) == {"num_cpus": 1, "num_gpus": 0.5}
+    assert actor_resources({"CPU": 8.0, "GPU": 8.0}, 2) == {"num_cpus": 1, "num_gpus": 1.0}
