@@ -48,7 +48,10 @@ def open_results(path) -> Study:
             "error_message": row.get("error_message"),
         }
         vol_path, series = row.get("path"), row.get("series") or None
-        items.append(StudyItem(id=str(row["item_id"]), name=str(row["item_id"]),
+        name = str(row["item_id"])
+        if score["status"] != "ok":  # the reader sees why it has no prediction
+            name += f" ({score['error_type'] or 'error'})"
+        items.append(StudyItem(id=str(row["item_id"]), name=name,
                                loader=lambda p=vol_path, s=series: load_volume(p, series=s),
                                extras={"score": score, "path": vol_path, "series_uid": series}))
     return Study(name=path.name, items=items, class_names=class_names or None, source=str(path),
