@@ -41,6 +41,7 @@ def test_a_half_written_csv_row_is_dropped_on_reopening(tmp_path):
     table.close()
     with open(out, "a") as fh:  # a kill in the middle of the next row
         fh.write("case2,/data/case2.nii.gz,o")
+    assert [r["item_id"] for r in read_results(out)] == ["case0", "case1"]  # a reader skips it
     again = ResultsTable(out, COLUMNS)
     assert again.done_keys() == {("case0", "/data/case0.nii.gz"), ("case1", "/data/case1.nii.gz")}
     again.write([_row(2)])

@@ -224,8 +224,9 @@ def read_results(path) -> list[dict]:
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
-            return [{k: parse_csv_value(v or "", csv_kind(k)) for k, v in r.items()} for r in reader
-                    if None not in r]  # a cut-off last line has too few cells
+            # a last line cut off by a kill has too few cells (None values): not a row yet
+            return [{k: parse_csv_value(v, csv_kind(k)) for k, v in r.items()} for r in reader
+                    if None not in r and None not in r.values()]
     except (OSError, UnicodeDecodeError, csv.Error, ValueError) as exc:
         raise ResultsError(path, f"is not a readable results table ({exc})") from exc
 
