@@ -82,14 +82,9 @@ def _load_data(args, shape, progress):
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
-    from vol3d_gui.ml.architecture import GRADCAM_LAYER, build_classifier
-    from vol3d_gui.ml.bundle import ModelError, bundle_paths, save_bundle
+    from vol3d_gui.ml.bundle import ModelError, bundle_paths
     from vol3d_gui.ml.device import configure_device
     from vol3d_gui.ml.distribute import make_strategy
-    from vol3d_gui.ml.evaluation import evaluate_probs
-    from vol3d_gui.ml.training import predict_arrays, train_model
 
     shape = tuple(args.input_size * 3 if len(args.input_size) == 1 else args.input_size)
     if len(shape) != 3:
@@ -103,6 +98,20 @@ def run(args) -> int:
     if strategy.strategy is not None:
         print(f"strategy: {strategy.name} over {strategy.replicas} replicas ({', '.join(strategy.devices)})",
               flush=True)
+    # Keras 3 under tf.distribute: the model, its compile (optimizer, metrics) and fit all
+    # inside the strategy's scope; the whole run is, so that nothing is made outside it
+    with strategy.scope():
+        return _train(args, shape, model_path, device, strategy)
+
+
+def _train(args, shape, model_path, device, strategy) -> int:
+    from tqdm import tqdm
+
+    from vol3d_gui.ml.architecture import GRADCAM_LAYER, build_classifier
+    from vol3d_gui.ml.bundle import save_bundle
+    from vol3d_gui.ml.evaluation import evaluate_probs
+    from vol3d_gui.ml.training import predict_arrays, train_model
+
     t0 = time.time()
     with tqdm(desc="preparing data", unit="vol", dynamic_ncols=True, leave=False) as prep:
         def progress(done, total):
@@ -117,62 +126,60 @@ def run(args) -> int:
     import keras
 
     keras.utils.set_random_seed(args.seed)  # initial weights; train_model seeds the rest
-    # variables (model and optimizer) made inside the scope are mirrored on every replica
-    with strategy.scope():
-        model = build_classifier(shape, len(ds.class_names), width=args.width, name=Path(args.out).name,
-                                 stem_stride=args.stem_stride, pooling=args.pooling, head=args.head,
-                                 bn_momentum=args.bn_momentum)
-        bar = tqdm(total=None, unit="batch", dynamic_ncols=True)
-        planned = [args.epochs, ""]  # epochs and label of the current stage, for the bar
+    model = build_classifier(shape, len(ds.class_names), width=args.width, name=Path(args.out).name,
+                             stem_stride=args.stem_stride, pooling=args.pooling, head=args.head,
+                             bn_momentum=args.bn_momentum)
+    bar = tqdm(total=None, unit="batch", dynamic_ncols=True)
+    planned = [args.epochs, ""]  # epochs and label of the current stage, for the bar
 
-        def on_batch(epoch, batch, n_batches, logs):
-            if bar.total is None:
-                bar.total = planned[0] * n_batches
-            bar.set_description(f"{planned[1]}epoch {epoch + 1}/{planned[0]}")
-            bar.update(1)
-            if "loss" in logs:
-                bar.set_postfix(loss=f"{float(logs['loss']):.3f}")
+    def on_batch(epoch, batch, n_batches, logs):
+        if bar.total is None:
+            bar.total = planned[0] * n_batches
+        bar.set_description(f"{planned[1]}epoch {epoch + 1}/{planned[0]}")
+        bar.update(1)
+        if "loss" in logs:
+            bar.set_postfix(loss=f"{float(logs['loss']):.3f}")
 
-        def on_epoch(rec):
-            bar.write(", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                for k, v in rec.items()))
+    def on_epoch(rec):
+        bar.write(", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in rec.items()))
 
-        flips = (1, 2) if args.no_flip_lr else (0, 1, 2)
-        group = 2 if getattr(args, "paired", False) and args.dataset == "phantom" else 1
-        stages = []
-        for contrast in args.curriculum or []:
-            if args.dataset != "phantom":
-                raise SystemExit("vol3d train: --curriculum applies to phantoms")
-            from vol3d_gui.ml.datasets import phantom_dataset
+    flips = (1, 2) if args.no_flip_lr else (0, 1, 2)
+    group = 2 if getattr(args, "paired", False) and args.dataset == "phantom" else 1
+    stages = []
+    for contrast in args.curriculum or []:
+        if args.dataset != "phantom":
+            raise SystemExit("vol3d train: --curriculum applies to phantoms")
+        from vol3d_gui.ml.datasets import phantom_dataset
 
-            stage = phantom_dataset(args.phantoms, shape, seed=args.seed, contrast=contrast, paired=args.paired)
-            bar.write(f"curriculum: lesion contrast {contrast:g}, {args.stage_epochs} epoch(s)")
-            bar.reset()
-            bar.total, planned[:] = None, [args.stage_epochs, f"contrast {contrast:g}: "]
-            h = train_model(model, stage.splits["train"].x, stage.splits["train"].y,
-                            val.x if val else None, val.y if val else None, epochs=args.stage_epochs,
-                            batch_size=args.batch_size, learning_rate=args.lr, class_weight="balanced",
-                            augment=args.augment, seed=args.seed + len(stages) + 1, on_batch=on_batch,
-                            on_epoch=on_epoch, patience=args.stage_epochs, flips=flips, group_size=group)
-            stages.append({"contrast": contrast, "sha256": stage.content_hash, "history": h["epochs"]})
-            del stage
+        stage = phantom_dataset(args.phantoms, shape, seed=args.seed, contrast=contrast, paired=args.paired)
+        bar.write(f"curriculum: lesion contrast {contrast:g}, {args.stage_epochs} epoch(s)")
         bar.reset()
-        bar.total, planned[:] = None, [args.epochs, ""]
-        hist = train_model(model, train.x, train.y, val.x if val else None, val.y if val else None,
-                           epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                           class_weight="balanced", augment=args.augment, seed=args.seed,
-                           on_batch=on_batch, on_epoch=on_epoch, patience=args.patience, flips=flips,
-                           max_seconds=args.max_minutes * 60 if args.max_minutes else None,
-                           group_size=group)
-        bar.close()
-        calibration = None
-        if val is not None and len(ds.class_names) == 2 and not args.no_calibrate:
-            from vol3d_gui.ml.calibration import calibrate_binary
+        bar.total, planned[:] = None, [args.stage_epochs, f"contrast {contrast:g}: "]
+        h = train_model(model, stage.splits["train"].x, stage.splits["train"].y,
+                        val.x if val else None, val.y if val else None, epochs=args.stage_epochs,
+                        batch_size=args.batch_size, learning_rate=args.lr, class_weight="balanced",
+                        augment=args.augment, seed=args.seed + len(stages) + 1, on_batch=on_batch,
+                        on_epoch=on_epoch, patience=args.stage_epochs, flips=flips, group_size=group)
+        stages.append({"contrast": contrast, "sha256": stage.content_hash, "history": h["epochs"]})
+        del stage
+    bar.reset()
+    bar.total, planned[:] = None, [args.epochs, ""]
+    hist = train_model(model, train.x, train.y, val.x if val else None, val.y if val else None,
+                       epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                       class_weight="balanced", augment=args.augment, seed=args.seed,
+                       on_batch=on_batch, on_epoch=on_epoch, patience=args.patience, flips=flips,
+                       max_seconds=args.max_minutes * 60 if args.max_minutes else None,
+                       group_size=group)
+    bar.close()
+    calibration = None
+    if val is not None and len(ds.class_names) == 2 and not args.no_calibrate:
+        from vol3d_gui.ml.calibration import calibrate_binary
 
-            calibration = calibrate_binary(model, val.x, val.y, predict_arrays)
-            print(f"calibrated on val: slope {calibration['slope']:.3f}, intercept {calibration['intercept']:.3f}, "
-                  f"log-loss {calibration['val_log_loss_before']:.3f} -> {calibration['val_log_loss_after']:.3f}",
-                  flush=True)
+        calibration = calibrate_binary(model, val.x, val.y, predict_arrays)
+        print(f"calibrated on val: slope {calibration['slope']:.3f}, intercept {calibration['intercept']:.3f}, "
+              f"log-loss {calibration['val_log_loss_before']:.3f} -> {calibration['val_log_loss_after']:.3f}",
+              flush=True)
     metrics = None
     if test is not None and len(test.y):
         metrics = evaluate_probs(test.y, predict_arrays(model, test.x), ds.class_names)
