@@ -85,3 +85,18 @@ def test_a_table_with_other_columns_is_not_resumed(tmp_path):
 def test_only_csv_and_parquet(tmp_path):
     with pytest.raises(ResultsError, match=r"\.csv or a \.parquet"):
         ResultsTable(tmp_path / "r.xlsx", COLUMNS)
+
+
+def test_a_fifo_named_like_a_results_file_is_refused_not_read(tmp_path):
+    import os
+
+    from vol3d_gui.core.study import open_study
+
+    fifo = tmp_path / "results.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(ResultsError, match="not a regular file"):
+        read_results(fifo)
+    with pytest.raises(ResultsError, match="not a regular file"):
+        ResultsTable(fifo, COLUMNS)
+    with pytest.raises(Exception, match="not a study"):
+        open_study(fifo)  # not sniffed as a results table either: it would block

@@ -117,7 +117,7 @@ class ResultsTable:
     def _read_csv(self) -> list[dict]:
         if not self.path.exists():
             return []
-        with open(self.path, "rb") as fh:
+        with _open_regular(self.path) as fh:
             data = fh.read()
         if data and not data.endswith(b"\n"):
             # killed in the middle of a row: drop the unfinished line (its item is redone)
@@ -184,6 +184,19 @@ class ResultsTable:
         self.existing = rows
 
 
+def _open_regular(path: Path):
+    """Binary reading of a regular file only: a FIFO named like a results file would block."""
+    from vol3d_gui.core.errors import VolumeReadError
+    from vol3d_gui.core.readers.budget import open_regular
+
+    if not path.exists():
+        raise ResultsError(path, "no such results file")
+    try:
+        return open_regular(path, "results file")
+    except VolumeReadError as exc:
+        raise ResultsError(path, exc.reason) from exc
+
+
 def _unique(rows: list[dict]) -> list[dict]:
     # a kill between consolidating and removing the parts leaves rows in both: keep one
     seen, out = set(), []
@@ -213,16 +226,17 @@ def read_results(path) -> list[dict]:
     """Every row of a results file (.csv or .parquet) as a dict; CSV cells typed by the
     column names this module writes (see vol3d_gui.ml.scoring.result_columns)."""
     path = Path(path)
-    if not path.is_file():
-        raise ResultsError(path, "no such results file")
     if results_format(path) == "parquet":
         _, pq = _pyarrow(path)
         try:
-            return pq.read_table(path).to_pylist()
+            with _open_regular(path) as fh:
+                return pq.read_table(fh).to_pylist()
+        except ResultsError:
+            raise
         except Exception as exc:  # pyarrow raises its own error types for broken files
             raise ResultsError(path, f"is not a readable parquet file ({exc})") from exc
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with _open_regular(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh)
             # a last line cut off by a kill has too few cells (None values): not a row yet
             return [{k: parse_csv_value(v, csv_kind(k)) for k, v in r.items()} for r in reader

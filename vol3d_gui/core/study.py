@@ -335,10 +335,10 @@ def _is_results_table(path: Path) -> bool:
         return True
     if not name.endswith(".csv"):
         return False
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            header = fh.readline()
-    except OSError:
+    try:  # a FIFO or device must not be opened (it would block or never end)
+        with open_regular(path) as fh:
+            header = fh.readline(4096).decode("utf-8", errors="replace")
+    except (OSError, VolumeReadError):
         return False
     return {"item_id", "path", "status"} <= set(header.strip().split(","))
 
