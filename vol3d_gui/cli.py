@@ -1,4 +1,4 @@
-"""`vol3d` opens the viewer; `vol3d train|evaluate|predict|gradcam|finetune` run headless.
+"""`vol3d` opens the viewer; `vol3d train|evaluate|predict|gradcam|finetune|calibrate|score` run headless.
 
 Each subcommand lives in its own module under vol3d_gui.commands with ``add_arguments(parser)``
 and ``run(args) -> int``. Heavy imports (TensorFlow, Qt) happen inside ``run`` so that
@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gradcam": ("vol3d_gui.commands.gradcam", "write a Grad-CAM saliency map as NIfTI"),
     "finetune": ("vol3d_gui.commands.finetune", "fine-tune a bundle on reviewed labels"),
     "calibrate": ("vol3d_gui.commands.calibrate", "Platt-scale a two-class bundle on a validation split"),
+    "score": ("vol3d_gui.commands.score", "score a folder or manifest of volumes into a results table"),
 }
 
 

@@ -1,7 +1,8 @@
 """A Study is an ordered list of items to review, each loaded lazily as a Volume.
 
 Sources: a folder (each NIfTI/NRRD/MINC/MGZ file and each DICOM series, recursively), a
-MedMNIST-style .npz (items per split with ground-truth labels), or a single volume file.
+MedMNIST-style .npz (items per split with ground-truth labels), a single volume file, or
+the results table of `vol3d score` (.csv/.parquet; see core.results_study).
 Item ids are stable across sessions: the label store keys on them.
 
 Item ids: 'train/0042' for an .npz (split and index); for a folder, the file's path
@@ -328,6 +329,10 @@ def open_study(path) -> Study:
         return _open_folder(path)
     if path.name.lower().endswith(".npz"):
         return _open_npz(path)
+    if _is_results_table(path):  # what `vol3d score` wrote: its items with their scores
+        from vol3d_gui.core.results_study import open_results
+
+        return open_results(path)
     # the readers (nibabel, pydicom) load only when a study needs them, not for an .npz
     from vol3d_gui.core.io import DICOM_SUFFIXES, is_volume_file, load_volume
 
@@ -336,6 +341,20 @@ def open_study(path) -> Study:
                                     "or a NIfTI, NRRD or DICOM file")
     item = StudyItem(id=path.name, name=path.name, loader=lambda: load_volume(path))
     return Study(name=path.name, items=[item], source=str(path), folder=path.parent)
+
+
+def _is_results_table(path: Path) -> bool:
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        return True
+    if not name.endswith(".csv"):
+        return False
+    try:  # a FIFO or device must not be opened (it would block or never end)
+        with open_regular(path) as fh:
+            header = fh.readline(4096).decode("utf-8", errors="replace")
+    except (OSError, VolumeReadError):
+        return False
+    return {"item_id", "path", "status"} <= set(header.strip().split(","))
 
 
 def _has_dicom_magic(path: Path) -> bool:

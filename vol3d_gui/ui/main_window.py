@@ -171,7 +171,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return self._waited(wait, before)
 
     def open_path(self, path, wait: bool = True) -> bool:
-        """A file, a DICOM folder or a study (.npz or a folder of volumes)."""
+        """A file, a DICOM folder or a study (.npz, a folder of volumes, a `vol3d score` results table)."""
         before = self.viewer.volume
         self.io.open_path(path)
         return self._waited(wait, before)
@@ -297,6 +297,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.review_controller.set_blind(state.blind)
         self.worklist.set_filter(state.filter)
         self.worklist.sort_by_uncertainty(state.sort == "uncertainty")
+        self.worklist.sort_by_domain(state.sort == "domain")
         if state.study_source:
             try:
                 study = reopen_study(state.study_source)

@@ -8,7 +8,8 @@ from vol3d_gui.core.windowing import CT_PRESETS
 from vol3d_gui.ui.settings import app_settings
 
 MAX_RECENT = 10
-VOLUME_FILTER = "Volumes (*.nii *.nii.gz *.nrrd *.nhdr *.dcm *.npz *.mgz *.mnc);;All files (*)"
+VOLUME_FILTER = ("Volumes (*.nii *.nii.gz *.nrrd *.nhdr *.dcm *.npz *.mgz *.mnc);;"
+                 "Results of vol3d score (*.csv *.parquet);;All files (*)")
 
 
 def build_menus(window) -> None:
