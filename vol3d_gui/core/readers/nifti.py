@@ -79,7 +79,10 @@ def check_affine(path, affine: np.ndarray) -> None:
     with np.errstate(all="ignore"):
         sizes = np.sqrt(np.sum(affine[:3, :3] ** 2, axis=0))
         det = np.linalg.det(affine[:3, :3]) if np.all(np.isfinite(affine)) else np.nan
-    if not np.all(np.isfinite(affine)) or not np.isfinite(det) or abs(det) < 1e-12:
+    # singular or nearly so: axes (almost) parallel, judged against the voxel size, so that
+    # reorienting (flips and swaps, rounding) cannot push it over Volume's own check
+    if (not np.all(np.isfinite(affine)) or not np.isfinite(det) or abs(det) < 1e-12
+            or abs(det) < 1e-9 * float(np.prod(sizes))):
         raise VolumeReadError(path, "the header's affine is singular or not finite")
     if np.any(sizes < 1e-6) or np.any(sizes > 1e6):
         raise VolumeReadError(path, f"voxel sizes {sizes.tolist()} mm are not plausible")
