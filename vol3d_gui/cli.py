@@ -1,4 +1,4 @@
-"""`vol3d` opens the viewer; `vol3d train|evaluate|predict|gradcam|finetune` run headless.
+"""`vol3d` opens the viewer; `vol3d train|evaluate|predict|gradcam|finetune|calibrate|score` run headless.
 
 Each subcommand lives in its own module under vol3d_gui.commands with ``add_arguments(parser)``
 and ``run(args) -> int``. Heavy imports (TensorFlow, Qt) happen inside ``run`` so that
@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gradcam": ("vol3d_gui.commands.gradcam", "write a Grad-CAM saliency map as NIfTI"),
     "finetune": ("vol3d_gui.commands.finetune", "fine-tune a bundle on reviewed labels"),
     "calibrate": ("vol3d_gui.commands.calibrate", "Platt-scale a two-class bundle on a validation split"),
+    "score": ("vol3d_gui.commands.score", "score a folder or manifest of volumes into a results table"),
 }
 
 
@@ -45,17 +46,30 @@ def _command_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
     return p, module
 
 
+def _one_line(exc: BaseException) -> str:
+    """An error as one line: a reason quoting a file's bad content may hold newlines."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in COMMANDS:
         parser, module = _command_parser(argv[0])
         args = parser.parse_args(argv[1:])
         from vol3d_gui.core.errors import Vol3dError
+        from vol3d_gui.store.labels import LabelStoreError
 
         try:
             return int(module.run(args) or 0)
-        except Vol3dError as exc:
-            print(f"vol3d {argv[0]}: error: {exc}", file=sys.stderr)
+        except (Vol3dError, LabelStoreError) as exc:
+            print(f"vol3d {argv[0]}: error: {_one_line(exc)}", file=sys.stderr)
+            return 2
+        except OSError as exc:  # a full disk, a missing or unreadable path: no traceback for those
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            print(f"vol3d {argv[0]}: error: {where}{exc.strerror or _one_line(exc)}", file=sys.stderr)
+            return 2
+        except MemoryError:
+            print(f"vol3d {argv[0]}: error: not enough memory", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print(f"vol3d {argv[0]}: interrupted", file=sys.stderr)

@@ -8,6 +8,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.orientations import axcodes2ornt, ornt_transform
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SHAPE = (20, 24, 16)  # asymmetric on purpose
 
 

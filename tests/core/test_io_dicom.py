@@ -77,3 +77,22 @@ def test_uneven_spacing_is_an_error(tmp_path):
 def test_list_series_of_a_folder_without_dicom(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     assert list_series(tmp_path) == []
+
+
+def test_the_files_windows_open_first_and_become_named_presets(tmp_path):
+    import pydicom
+
+    from vol3d_gui.core.windowing import Window, default_window
+    from vol3d_gui.viewer.windows import window_presets
+
+    paths = write_dicom_series(tmp_path / "s", _hu())
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        ds.WindowCenter, ds.WindowWidth = [40, 400], [80, 1800]
+        ds.WindowCenterWidthExplanation = ["HEAD", "SKULL"]
+        ds.save_as(p)
+    vol = load_volume(tmp_path / "s")
+    assert default_window(vol) == Window(40, 80)  # not the abdomen preset of any CT
+    presets = window_presets(vol)
+    assert presets["HEAD"] == Window(40, 80) and presets["SKULL"] == Window(400, 1800)
+    assert vol.meta["acquisition_orientation"] == "axial" and vol.meta["series_description"]

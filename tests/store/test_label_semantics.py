@@ -161,8 +161,9 @@ def test_study_filter_and_item_keys(tmp_path):
         s.add_label(make_item_key(odd, "i1"), 1, reviewer="r")
         s.add_label(make_item_key("/data/100x-study", "i2"), 0, reviewer="r")
         s.add_label(make_item_key("/DATA/100%_STUDY", "i3"), 0, reviewer="r")
-        assert list(s.current_labels(odd)) == [f"{odd}::i1"]
-        assert list(s.current_labels(odd + "::")) == [f"{odd}::i1"]
+        # keys escape '%' (and ':'): compare with make_item_key, not a hand-joined string
+        assert list(s.current_labels(odd)) == [make_item_key(odd, "i1")]
+        assert list(s.current_labels(odd + "::")) == [make_item_key(odd, "i1")]
         assert list(s.study_labels(odd)) == ["i1"]
         assert s.labelled_count() == 3 and s.labelled_count(odd) == 1
     assert split_item_key("/a/b::c/d.nii") == ("/a/b", "c/d.nii")

@@ -33,3 +33,24 @@ def test_export_joins_labels_and_predictions_and_neutralises_formulas(tmp_path):
     assert [r["item_id"] for r in rows] == ["'=cmd|x", "other"]
     assert rows[0]["label"] == "1" and rows[0]["predicted_class"] == "0" and rows[0]["model"] == "m-v1"
     assert rows[1]["label"] == "" and rows[1]["predicted_class"] == "1"
+
+
+def test_predictions_of_oddly_named_files_are_kept_and_exported_for_finetune(tmp_path):
+    import os
+    from types import SimpleNamespace
+
+    from vol3d_gui.commands.finetune import read_labels
+
+    odd = os.fsdecode(b"caf\xe9 100%.nii")
+    study = os.fsdecode(b"/data/\xe9tude")
+    with LabelStore(tmp_path / "labels.db") as labels:
+        for item, label in ((odd, 1), ("'quoted", 0), ("-2", 1)):
+            labels.add_label(make_item_key(study, item), label, class_name="c", reviewer="dr")
+        current = labels.study_labels(study)
+    with PredictionStore(tmp_path / "predictions.db") as store:
+        store.record(study, odd, "m-v1", 0, [0.6, 0.4])
+        assert list(store.latest(study)) == [odd]
+        out = store.export_with_labels(tmp_path / "out.csv", current, study)
+    # the export, given to `vol3d finetune`, names the same items with the same labels
+    assert read_labels(out, ["no", "yes"], SimpleNamespace(source=study, name="s")) == {
+        odd: 1, "'quoted": 0, "-2": 1}

@@ -136,3 +136,18 @@ def test_classify_all_fills_the_worklist_and_cancel_stops_it(qtbot, window, tiny
     # at most the volume already in progress when Cancel was pressed finishes
     assert len(done) <= at_cancel[0] + 1
     assert len(window.worklist_state.predictions) == len(done) < 6
+
+
+def test_a_single_slice_is_shown_but_not_classified(qtbot, window, tiny_bundle_path):
+    from vol3d_gui.core.volume import Volume, isotropic_affine
+
+    panel = _window_with_model(qtbot, window, tiny_bundle_path)
+    submitted = []
+    real = panel.worker.predict
+    panel.worker.predict = lambda *a, **k: submitted.append(a) or real(*a, **k)
+    one = Volume(np.arange(48 * 40, dtype=np.int16).reshape(48, 40, 1), isotropic_affine(),
+                 name="one slice", meta={"single_slice": True})
+    assert window.open_volume(one)
+    assert window.viewer.volume is one
+    assert "needs a volume" in panel.result_label.text()
+    assert submitted == [] and panel.probs is None

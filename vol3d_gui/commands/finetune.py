@@ -33,47 +33,107 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def read_label_csv(path: Path, class_names: list[str]) -> dict[str, int]:
+    """A hand-written CSV: item_id (or item) and label (a class name or index) per row; a row
+    marked cleared, or with neither label nor class name, is skipped."""
     from vol3d_gui.core.errors import Vol3dError
+    from vol3d_gui.store.labels import from_csv_cell
 
     out: dict[str, int] = {}
     try:
-        with open(path, newline="") as fh:
+        with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
             rows = list(csv.DictReader(fh))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise Vol3dError(f"{path}: cannot read labels ({exc})") from exc
     for n, row in enumerate(rows, start=2):
-        key = row.get("item_id") or row.get("item_key") or row.get("item")
-        value = row.get("label") if row.get("label") not in (None, "") else row.get("class_name")
-        if not key or value in (None, ""):
+        key = from_csv_cell(row.get("item_id") or row.get("item") or "")
+        value = (row.get("label") or "").strip() or from_csv_cell((row.get("class_name") or "").strip())
+        if (row.get("cleared") or "").strip().lower() in ("1", "true") or (key and not value):
+            continue  # a cleared label is no label, not an error
+        if not key:
             raise Vol3dError(f"{path}: line {n} needs item_id and label")
-        value = value.strip()
         if value in class_names:
             out[key] = class_names.index(value)
-        elif value.lstrip("-").isdigit() and 0 <= int(value) < len(class_names):
+        elif value.isascii() and value.isdigit() and int(value) < len(class_names):
             out[key] = int(value)
         else:
             raise Vol3dError(f"{path}: line {n}: unknown class {value!r} (classes: {', '.join(class_names)})")
     return out
 
 
-def read_labels(path: Path, class_names: list[str], study=None) -> dict[str, int]:
-    """item id -> class index. A CSV names item ids directly; a label database keys items by
-    study (``study::item``, as the GUI writes them), so only ``study``'s labels are taken."""
-    if path.suffix.lower() == ".csv":
-        return read_label_csv(path, class_names)
-    from vol3d_gui.core.errors import Vol3dError
-    from vol3d_gui.store.labels import LabelStore, split_item_key
+def _has_item_keys(path: Path) -> bool:
+    try:
+        with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
+            return "item_key" in (next(csv.reader(fh), None) or [])
+    except (OSError, csv.Error):
+        return False
 
-    with LabelStore(path) as store:
-        if study is None:
-            return {split_item_key(k)[1]: int(ev.label) for k, ev in store.current_labels().items()}
-        for key in dict.fromkeys(k for k in (study.source, study.name) if k):
-            events = store.study_labels(key)
-            if events:
-                return {item_id: int(ev.label) for item_id, ev in events.items()}
-        found = sorted({split_item_key(k)[0] or "(no study)" for k in store.current_labels()})
+
+def _exported_csv_store(path: Path, tmp: str):
+    """A CSV exported from the GUI (it has item_key) read through a scratch label store, so that
+    its history, tombstones and study scoping mean what they mean in the GUI."""
+    from vol3d_gui.core.errors import Vol3dError
+    from vol3d_gui.store.labels import LabelStore, LabelStoreError
+
+    store = LabelStore(Path(tmp) / "labels.db")
+    try:
+        store.import_csv(path)
+    except LabelStoreError as exc:
+        store.close()
+        raise Vol3dError(str(exc)) from exc
+    return store
+
+
+def _from_store(path: Path, store, class_names: list[str], study) -> dict[str, int]:
+    from vol3d_gui.core.errors import Vol3dError
+    from vol3d_gui.store.labels import split_item_key
+
+    if study is None:
+        out: dict[str, int] = {}
+        for key, ev in store.current_labels().items():
+            item_id = split_item_key(key)[1]
+            if item_id in out:
+                raise Vol3dError(f"{path}: the item {item_id!r} is labelled in more than one study; "
+                                 "name the study")
+            out[item_id] = int(ev.label)
+        return out
+    for name in dict.fromkeys(k for k in (study.source, study.name) if k):
+        events = store.study_labels(name)
+        if events:
+            bad = {i: ev.label for i, ev in events.items() if ev.label >= len(class_names)}
+            if bad:
+                item, label = next(iter(bad.items()))
+                raise Vol3dError(f"{path}: {item!r} has class {label}, but the model has "
+                                 f"{len(class_names)} classes ({', '.join(class_names)})")
+            return {item_id: int(ev.label) for item_id, ev in events.items()}
+    found = sorted({split_item_key(k)[0] or "(no study)" for k in store.current_labels()})
     raise Vol3dError(f"{path}: no labels for the study {study.source or study.name}; "
                      f"it holds labels for: {', '.join(found) or 'nothing'}")
+
+
+def read_labels(path: Path, class_names: list[str], study=None) -> dict[str, int]:
+    """item id -> class index. A label database, or a CSV exported from it (it has item_key),
+    keys items by study, so only ``study``'s current labels are taken (a cleared label is none);
+    a hand-written CSV (item_id, label) names the study's item ids directly."""
+    import tempfile
+
+    from vol3d_gui.store.labels import LabelStore
+
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        if not _has_item_keys(path):
+            return read_label_csv(path, class_names)
+        with tempfile.TemporaryDirectory(prefix="vol3d-labels-") as tmp:
+            store = _exported_csv_store(path, tmp)
+            try:
+                return _from_store(path, store, class_names, study)
+            finally:
+                store.close()
+    if not path.is_file():  # LabelStore would create an empty database there
+        from vol3d_gui.core.errors import Vol3dError
+
+        raise Vol3dError(f"{path}: no such label database or CSV")
+    with LabelStore(path) as store:
+        return _from_store(path, store, class_names, study)
 
 
 def run(args) -> int:

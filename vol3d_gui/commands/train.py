@@ -56,6 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "min-max for folders)")
     p.add_argument("--name", default=None, help="bundle name in the card (default: file stem)")
     p.add_argument("--mixed-precision", action="store_true")
+    p.add_argument("--strategy", default="default", choices=["default", "mirrored"],
+                   help="mirrored: data-parallel over this machine's GPUs (tf.distribute."
+                        "MirroredStrategy; --batch-size is the global batch); one machine only")
     p.add_argument("--no-calibrate", action="store_true",
                    help="two classes: do not fold Platt scaling fitted on the validation split into the model")
 
@@ -79,13 +82,9 @@ def _load_data(args, shape, progress):
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
-    from vol3d_gui.ml.architecture import GRADCAM_LAYER, build_classifier
-    from vol3d_gui.ml.bundle import ModelError, bundle_paths, save_bundle
+    from vol3d_gui.ml.bundle import ModelError, bundle_paths
     from vol3d_gui.ml.device import configure_device
-    from vol3d_gui.ml.evaluation import evaluate_probs
-    from vol3d_gui.ml.training import predict_arrays, train_model
+    from vol3d_gui.ml.distribute import make_strategy
 
     shape = tuple(args.input_size * 3 if len(args.input_size) == 1 else args.input_size)
     if len(shape) != 3:
@@ -95,6 +94,24 @@ def run(args) -> int:
         raise ModelError(model_path, "exists already; bundles are never overwritten (choose another --out)")
     device = configure_device(args.mixed_precision)
     print(f"device: {device.description}", flush=True)
+    strategy = make_strategy(args.strategy)
+    if strategy.strategy is not None:
+        print(f"strategy: {strategy.name} over {strategy.replicas} replicas ({', '.join(strategy.devices)})",
+              flush=True)
+    # Keras 3 under tf.distribute: the model, its compile (optimizer, metrics) and fit all
+    # inside the strategy's scope; the whole run is, so that nothing is made outside it
+    with strategy.scope():
+        return _train(args, shape, model_path, device, strategy)
+
+
+def _train(args, shape, model_path, device, strategy) -> int:
+    from tqdm import tqdm
+
+    from vol3d_gui.ml.architecture import GRADCAM_LAYER, build_classifier
+    from vol3d_gui.ml.bundle import save_bundle
+    from vol3d_gui.ml.evaluation import evaluate_probs
+    from vol3d_gui.ml.training import predict_arrays, train_model
+
     t0 = time.time()
     with tqdm(desc="preparing data", unit="vol", dynamic_ncols=True, leave=False) as prep:
         def progress(done, total):
@@ -186,7 +203,8 @@ def run(args) -> int:
                      "augment": args.augment, "flips": list(flips), "patience": args.patience,
                      "seed": args.seed, "class_weight": "balanced", "device": device.description,
                      "out_of_time": hist["out_of_time"], "seconds": round(time.time() - t0, 1),
-                     "history": hist["epochs"], "curriculum": stages or None},
+                     "history": hist["epochs"], "curriculum": stages or None,
+                     "strategy": strategy.record()},
         "calibration": calibration,
         "metrics": metrics,
     }

@@ -1,12 +1,15 @@
 """A Study is an ordered list of items to review, each loaded lazily as a Volume.
 
-Sources: a folder (each NIfTI/NRRD file and each DICOM series, recursively), a
-MedMNIST-style .npz (items per split with ground-truth labels), or a single volume file.
+Sources: a folder (each NIfTI/NRRD/MINC/MGZ file and each DICOM series, recursively), a
+MedMNIST-style .npz (items per split with ground-truth labels), a single volume file, or
+the results table of `vol3d score` (.csv/.parquet; see core.results_study).
 Item ids are stable across sessions: the label store keys on them.
 
 Item ids: 'train/0042' for an .npz (split and index); for a folder, the file's path
 relative to the folder ('liver/case2.nii.gz') or, for a DICOM series, its folder's
-relative path and the series UID ('patient1/ct#1.2.840...', '#1.2.840...' at the top).
+relative path and the series key ('patient1/ct#1.2.840...', '#1.2.840...' at the top): the
+series UID, or 'UID~N' for the N-th part of a series split by orientation (localisers),
+by a jump in position (a stray slice) or by dimension (echoes, phases, b-values).
 Items are in natural order of those relative paths (case2 before case10).
 A folder may hold ``labels.csv`` (columns ``id`` and ``label``, optional ``split``;
 labels are class indices or class names) giving its items ground-truth labels.
@@ -26,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from vol3d_gui.core.errors import VolumeReadError
+from vol3d_gui.core.readers.budget import check_nbytes, open_regular
 from vol3d_gui.core.volume import Volume, centered_affine
 
 # Class names of the MedMNIST 3-D files in ../shared/datasets (see its README).
@@ -35,6 +39,9 @@ KNOWN_CLASS_NAMES = {
 }
 SPLITS = ("train", "val", "test")
 LABELS_CSV = "labels.csv"
+# A label is a class index: a file claiming class 3e8 is broken (or hostile), not a study with
+# 3e8 class names to build and show.
+MAX_CLASSES = 1000
 
 
 @dataclass
@@ -91,7 +98,8 @@ class Study:
 
 
 def _natural_key(s: str):
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
+    # isdecimal, not isdigit: '²' is a digit that int() refuses (a file 'x².nii' broke sorting)
+    return [int(t) if t.isdecimal() else t.lower() for t in re.split(r"(\d+)", s)]
 
 
 class NpzArrays:
@@ -100,7 +108,7 @@ class NpzArrays:
     def __init__(self, path: Path):
         self.path = path
         try:
-            with open(path, "rb") as fh:
+            with open_regular(path, ".npz file") as fh:
                 magic = fh.read(4)
         except OSError as exc:
             raise VolumeReadError(path, f"cannot open the file ({exc.strerror or exc})") from exc
@@ -123,6 +131,10 @@ class NpzArrays:
         # the UI thread and the ML worker may load items at once: one zip handle, one decode
         with self._lock:
             if key not in self._cache:
+                # the .npy header says what np.load will allocate: check it before reading
+                shape, dtype = self.header(key)
+                nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                check_nbytes(self.path, nbytes, f"array {key!r} {shape}")
                 try:
                     array = self._npz[key]
                 except Exception as exc:
@@ -132,15 +144,24 @@ class NpzArrays:
                 self._cache[key] = array
             return self._cache[key]
 
+    def header(self, key: str) -> tuple[tuple[int, ...], np.dtype]:
+        """An array's shape and dtype from its .npy header: nothing is decompressed beyond it."""
+        try:
+            with zipfile.ZipFile(self.path) as zf, zf.open(f"{key}.npy") as fh:
+                version = np.lib.format.read_magic(fh)
+                # format 3.0 only differs from 2.0 by allowing utf-8 in the header
+                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read(fh)
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise VolumeReadError(self.path, f"cannot read the header of array {key!r} ({exc})") from exc
+        if dtype.hasobject:
+            raise VolumeReadError(self.path, f"cannot read array {key!r}: it holds Python objects, not numbers")
+        return tuple(int(v) for v in shape), np.dtype(dtype)
+
     def shape(self, key: str) -> tuple[int, ...]:
         """An array's shape from its .npy header: nothing is decompressed beyond it."""
-        with zipfile.ZipFile(self.path) as zf, zf.open(f"{key}.npy") as fh:
-            version = np.lib.format.read_magic(fh)
-            # format 3.0 only differs from 2.0 by allowing utf-8 in the header
-            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0)
-            shape, _, _ = read(fh)
-        return tuple(int(v) for v in shape)
+        return self.header(key)[0]
 
 
 def _open_npz(path: Path) -> Study:
@@ -167,6 +188,9 @@ def _open_npz(path: Path) -> Study:
                 raise VolumeReadError(path, f"{split}: {n} images but {len(labels)} labels")
             if n and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0):
                 raise VolumeReadError(path, f"{split}_labels are not class indices (0, 1, ...)")
+            if n and labels.max() >= MAX_CLASSES:
+                raise VolumeReadError(path, f"{split}_labels holds class {labels.max()}; "
+                                            f"at most {MAX_CLASSES} classes are supported")
             n_classes = max(n_classes, int(labels.max()) + 1 if n else 0)
         width = len(str(max(n - 1, 1)))
         for i in range(n):
@@ -198,8 +222,16 @@ def _walk(root: Path):
         yield Path(dirpath)
 
 
+def series_extras(s) -> dict:
+    """What a series chooser shows of a DICOM series item (plain data, no headers)."""
+    spacing = s.spacing
+    return {"series_uid": s.uid, "series_key": s.key, "modality": s.modality,
+            "description": s.description, "note": s.note, "n_slices": s.n_slices,
+            "spacing": None if spacing is None else tuple(round(float(v), 4) for v in spacing)}
+
+
 def _open_folder(path: Path) -> Study:
-    from vol3d_gui.core.io import is_volume_file, list_series, load_volume
+    from vol3d_gui.core.io import is_volume_file, list_series, load_series_volume, load_volume
 
     try:
         if not any(path.iterdir()):
@@ -211,8 +243,9 @@ def _open_folder(path: Path) -> Study:
         rel = folder.relative_to(path).as_posix()
         prefix = "" if rel == "." else rel
         try:
+            # is_volume_file stats first: a FIFO or device in the tree is never opened
             files = [f for f in folder.iterdir() if not f.name.startswith(".") and is_volume_file(f)]
-            series = list_series(folder)
+            series = list_series(folder)  # each DICOM header read once, here
         except (OSError, VolumeReadError):
             continue  # a folder we may not read is not a reason to refuse the others
         for f in files:
@@ -221,13 +254,16 @@ def _open_folder(path: Path) -> Study:
                           StudyItem(id=rel_f, name=rel_f, loader=lambda f=f: load_volume(f))))
         for s in series:
             title = s.description or s.uid
+            if s.note:
+                title = f"{title} ({s.note})"
             name = f"{prefix}/{title}" if prefix else title
-            found.append((_natural_key(f"{prefix}/{title}/{s.uid}" if prefix else f"{title}/{s.uid}"),
-                          StudyItem(id=f"{prefix}#{s.uid}", name=f"{name} ({s.n_slices} slices)",
-                                    loader=lambda folder=folder, uid=s.uid: load_volume(folder, series=uid),
-                                    extras={"series_uid": s.uid, "modality": s.modality})))
+            found.append((_natural_key(f"{prefix}/{title}/{s.key}" if prefix else f"{title}/{s.key}"),
+                          StudyItem(id=f"{prefix}#{s.key}", name=f"{name} ({s.n_slices} slices)",
+                                    loader=lambda folder=folder, s=s: load_series_volume(s, folder),
+                                    extras=series_extras(s))))
     if not found:
-        raise VolumeReadError(path, "no volumes found (NIfTI, NRRD or DICOM) in the folder or its subfolders")
+        raise VolumeReadError(path, "no volumes found (NIfTI, NRRD, MINC, MGZ or DICOM) in the "
+                                    "folder or its subfolders")
     found.sort(key=lambda pair: pair[0])
     items = [item for _, item in found]
     class_names = _apply_labels_csv(path, items)
@@ -239,33 +275,46 @@ def _apply_labels_csv(root: Path, items: list[StudyItem]) -> list[str] | None:
     csv_path = root / LABELS_CSV
     if not csv_path.is_file():
         return None
+    by_id = {it.id: it for it in items}
+    rows: list[tuple[StudyItem, str, str]] = []  # (item, label text, split)
+    n_unknown, first_unknown = 0, None
     try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.DictReader(fh))
+        with open_regular(csv_path, "labels file") as raw_fh, \
+                open(raw_fh.fileno(), newline="", encoding="utf-8-sig", closefd=False) as fh:
+            reader = csv.DictReader(fh)
+            if not {"id", "label"} <= set(reader.fieldnames or ()):
+                raise VolumeReadError(csv_path, "expected a header with the columns 'id' and 'label'")
+            for row in reader:  # streamed: one row per item at most is kept
+                item_id = (row.get("id") or "").strip()
+                if not item_id:
+                    continue
+                if item_id not in by_id:
+                    n_unknown += 1
+                    first_unknown = first_unknown or item_id
+                    continue
+                rows.append((by_id[item_id], (row.get("label") or "").strip(), (row.get("split") or "").strip()))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise VolumeReadError(csv_path, f"cannot read the labels ({exc})") from exc
-    if not rows or not {"id", "label"} <= set(rows[0]):
-        raise VolumeReadError(csv_path, "expected a header with the columns 'id' and 'label'")
-    by_id = {it.id: it for it in items}
-    raw = [(r["id"] or "").strip() for r in rows], [(r["label"] or "").strip() for r in rows]
-    unknown = [i for i in raw[0] if i and i not in by_id]
-    if unknown:
-        raise VolumeReadError(csv_path, f"{len(unknown)} ids match no volume of the folder, "
-                                        f"e.g. {unknown[0]!r}")
-    values = [v for v in raw[1] if v]
-    if all(v.isdigit() for v in values):
-        n = max((int(v) for v in values), default=-1) + 1
-        class_names = [f"class {c}" for c in range(n)]
-        to_index = {str(c): c for c in range(n)} | {v: int(v) for v in values}
+    if n_unknown:
+        raise VolumeReadError(csv_path, f"{n_unknown} ids match no volume of the folder, e.g. {first_unknown!r}")
+    if not rows:
+        raise VolumeReadError(csv_path, "no labelled ids in the file")
+    values = [v for _, v, _ in rows if v]
+    # ASCII digits only: str.isdigit() accepts '²', which int() refuses
+    if all(re.fullmatch(r"[0-9]+", v) for v in values):
+        top = max((int(v) for v in values), default=-1)
+        if top >= MAX_CLASSES:
+            raise VolumeReadError(csv_path, f"label {top} is beyond the {MAX_CLASSES} classes supported")
+        class_names = [f"class {c}" for c in range(top + 1)]
+        to_index = {v: int(v) for v in values}
     else:
         class_names = sorted(set(values), key=_natural_key)
+        if len(class_names) > MAX_CLASSES:
+            raise VolumeReadError(csv_path, f"{len(class_names)} different labels; at most {MAX_CLASSES} "
+                                            "classes are supported")
         to_index = {name: c for c, name in enumerate(class_names)}
-    for row, item_id, value in zip(rows, *raw):
-        if not item_id:
-            continue
-        item = by_id[item_id]
+    for item, value, split in rows:
         item.label = to_index[value] if value else None
-        split = (row.get("split") or "").strip()
         if split:
             item.split = split
     return class_names
@@ -280,6 +329,10 @@ def open_study(path) -> Study:
         return _open_folder(path)
     if path.name.lower().endswith(".npz"):
         return _open_npz(path)
+    if _is_results_table(path):  # what `vol3d score` wrote: its items with their scores
+        from vol3d_gui.core.results_study import open_results
+
+        return open_results(path)
     # the readers (nibabel, pydicom) load only when a study needs them, not for an .npz
     from vol3d_gui.core.io import DICOM_SUFFIXES, is_volume_file, load_volume
 
@@ -290,10 +343,24 @@ def open_study(path) -> Study:
     return Study(name=path.name, items=[item], source=str(path), folder=path.parent)
 
 
+def _is_results_table(path: Path) -> bool:
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        return True
+    if not name.endswith(".csv"):
+        return False
+    try:  # a FIFO or device must not be opened (it would block or never end)
+        with open_regular(path) as fh:
+            header = fh.readline(4096).decode("utf-8", errors="replace")
+    except (OSError, VolumeReadError):
+        return False
+    return {"item_id", "path", "status"} <= set(header.strip().split(","))
+
+
 def _has_dicom_magic(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
+    try:  # a FIFO or device must not be opened (it would block or never end)
+        with open_regular(path) as fh:
             head = fh.read(132)
-    except OSError:
+    except (OSError, VolumeReadError):
         return False
     return len(head) == 132 and head[128:132] == b"DICM"

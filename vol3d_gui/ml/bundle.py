@@ -8,9 +8,13 @@ that a model file from elsewhere cannot run code.
 
 from __future__ import annotations
 
+import errno
 import json
+import numbers
 import os
+import re
 import tempfile
+import time
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +26,10 @@ from vol3d_gui.core.volume import Volume
 from vol3d_gui.ml.preprocess import grid_affine, preprocess_volume
 
 REQUIRED_CARD_KEYS = ("name", "class_names", "input_shape", "preprocessing", "gradcam_layer")
+# save_bundle writes ".tmp-<pid>-*" beside the bundle, then renames: a process killed in between
+# leaves them behind; they are never listed or loaded, and removed once their process is gone
+_TMP_PREFIX = ".tmp-"
+_STALE_TMP_S = 24 * 3600  # a temp file without a pid (older vol3d) is removed after a day
 
 
 class ModelError(Vol3dError):
@@ -38,7 +46,8 @@ def bundle_paths(path) -> tuple[Path, Path]:
     holding exactly one bundle."""
     path = Path(path)
     if path.is_dir():
-        kerases = sorted(path.glob("*.keras"))
+        # hidden files are not bundles: a killed save leaves .tmp-*.keras beside the real one
+        kerases = sorted(p for p in path.glob("*.keras") if not p.name.startswith("."))
         if len(kerases) != 1:
             raise ModelError(path, f"expected one .keras file in the folder, found {len(kerases)}")
         path = kerases[0]
@@ -56,10 +65,42 @@ def read_card(path) -> dict:
         card = json.loads(card_path.read_text())
     except (OSError, ValueError) as exc:
         raise ModelError(card_path, f"model card is not valid JSON ({exc})") from exc
+    check_card(card, card_path)
+    return card
+
+
+def check_card(card, card_path) -> None:
+    """Refuse a card whose required fields are missing or of the wrong kind (a card that is a
+    JSON number, or a class list that is a string, would fail later with a TypeError)."""
+    if not isinstance(card, dict):
+        raise ModelError(card_path, f"model card is a JSON {type(card).__name__}, not an object with fields")
     missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
     if missing:
         raise ModelError(card_path, f"model card lacks {', '.join(missing)}")
-    return card
+    problems = []
+    if not isinstance(card["name"], str) or not card["name"].strip():
+        problems.append("name must be a non-empty string")
+    names = card["class_names"]
+    if not (isinstance(names, (list, tuple)) and names and all(isinstance(n, str) for n in names)):
+        problems.append("class_names must be a list of strings")
+    shape = card["input_shape"]
+    if not (isinstance(shape, (list, tuple)) and len(shape) == 3
+            and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 < v <= 4096
+                    for v in shape)):
+        problems.append("input_shape must be three positive integers")
+    if not isinstance(card["preprocessing"], dict):
+        problems.append("preprocessing must be an object")
+    if not isinstance(card["gradcam_layer"], str):
+        problems.append("gradcam_layer must be a layer name")
+    if problems:
+        raise ModelError(card_path, "invalid model card: " + "; ".join(problems))
+
+
+def safe_bundle_name(name) -> str:
+    """A bundle name usable as a file stem inside its folder: a card's name such as '../../x'
+    or '/etc/x' must not make fine-tuning write outside --out."""
+    text = re.sub(r"[^\w.-]+", "_", str(name), flags=re.ASCII).strip("._-")
+    return text[:100] or "model"
 
 
 class ModelBundle:
@@ -208,7 +249,10 @@ def save_bundle(model, card: dict, path) -> Path:
     model_path, card_path = bundle_paths(path)
     if model_path.exists() or card_path.exists():
         raise ModelError(model_path, "a bundle with this name exists; bundles are never overwritten")
-    model_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        model_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(model_path.parent, f"cannot create the folder ({exc.strerror or exc})") from exc
     card = dict(card)
     card.setdefault("name", model_path.stem)
     card.setdefault("version", "1")
@@ -222,25 +266,64 @@ def save_bundle(model, card: dict, path) -> Path:
         card.setdefault("framework", {"keras": keras.__version__, "tensorflow": tf.__version__})
     except ImportError:  # pragma: no cover
         pass
-    missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
-    if missing:
-        raise ModelError(card_path, f"card lacks {', '.join(missing)}")
-    fd, tmp_model = tempfile.mkstemp(suffix=".keras", dir=model_path.parent, prefix=".tmp-")
-    os.close(fd)
-    tmp_card = Path(str(tmp_model) + ".json")
+    check_card(card, card_path)
+    clean_interrupted_saves(model_path.parent)
+    tmp_model = tmp_card = None
     try:
+        fd, tmp_model = tempfile.mkstemp(suffix=".keras", dir=model_path.parent,
+                                         prefix=f"{_TMP_PREFIX}{os.getpid()}-")
+        os.close(fd)
+        tmp_card = Path(str(tmp_model) + ".json")
         model.save(tmp_model)
         tmp_card.write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
         # card last: a bundle is visible (listed) only once its model is in place
         os.replace(tmp_model, model_path)
         os.replace(tmp_card, card_path)
-    except BaseException:
-        Path(tmp_model).unlink(missing_ok=True)
-        tmp_card.unlink(missing_ok=True)
-        if card_path.exists() is False:
+    except BaseException as exc:
+        for tmp in (tmp_model, tmp_card):
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+        if not card_path.exists():
             model_path.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            full = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+            raise ModelError(model_path, "cannot save the bundle: the disk is full" if full else
+                             f"cannot save the bundle ({exc.strerror or exc})") from exc
         raise
     return model_path
+
+
+def clean_interrupted_saves(folder) -> list[Path]:
+    """Remove what killed saves left in ``folder``: temp files of processes that are gone (or,
+    without a pid, older than a day). A save still running in another process is left alone."""
+    removed = []
+    folder = Path(folder)
+    try:
+        leftovers = list(folder.glob(f"{_TMP_PREFIX}*"))
+    except OSError:
+        return removed
+    for p in leftovers:
+        m = re.match(rf"{re.escape(_TMP_PREFIX)}(\d+)-", p.name)
+        try:
+            stale = (not _process_alive(int(m[1]))) if m else time.time() - p.stat().st_mtime > _STALE_TMP_S
+            if stale and p.is_file():
+                p.unlink()
+                removed.append(p)
+        except OSError:
+            pass  # a read-only models folder: the leftovers stay, and are ignored
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
 
 
 def _json_default(o):
@@ -254,18 +337,22 @@ def _json_default(o):
 
 
 def list_bundles(*dirs) -> list[Path]:
-    """Every NAME.keras with a NAME.json beside it under the given folders (recursively)."""
+    """Every NAME.keras with a NAME.json beside it under the given folders (recursively); the
+    leftovers of interrupted saves (hidden .tmp-* files) are skipped and cleaned up."""
     found = []
     for d in dirs:
         d = Path(d)
         if d.is_dir():
+            for folder in {p.parent for p in d.rglob(f"{_TMP_PREFIX}*")}:
+                clean_interrupted_saves(folder)
             found += [p for p in sorted(d.rglob("*.keras")) if p.with_suffix(".json").is_file()
                       and not p.name.startswith(".")]
     return found
 
 
 def next_version_path(parent: Path, base_name: str) -> Path:
-    """models/NAME-ft-N.keras with the first N not taken."""
+    """models/NAME-ft-N.keras with the first N not taken; NAME is made safe as a file stem."""
+    base_name = safe_bundle_name(base_name)
     n = 1
     while (parent / f"{base_name}-ft-{n}.keras").exists() or (parent / f"{base_name}-ft-{n}.json").exists():
         n += 1

@@ -5,10 +5,11 @@ write to one database; each label is its own short ``BEGIN IMMEDIATE`` transacti
 process killed mid-write loses at most the label it was writing and never a committed one.
 The current label of an item is its latest event (by time, then by insertion order); history
 is kept; a "clear" is a tombstone event, not a delete. Qt-free and standalone: it imports
-nothing else of vol3d, so it defines its own error type.
+nothing of vol3d outside vol3d_gui.store, so it defines its own error type.
 
-Item keys are ``"<study>::<item id>"`` (see :func:`make_item_key`), where the study is its
-source path or name; a loose file can use its path alone.
+Item keys are ``"<study>::<item id>"`` built by :func:`make_item_key` (the study is its source
+path or name), each part escaped so that keys cannot collide and any file name can be
+labelled (see store.item_keys); a loose file can use its path alone.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ import csv
 import getpass
 import hashlib
 import json
-import math
-import operator
 import os
 import sqlite3
 import tempfile
@@ -27,11 +26,28 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+from vol3d_gui.store.item_keys import (  # noqa: F401 (re-exported: the UI imports them from here)
+    KEY_SEP,
+    check_key,
+    make_item_key,
+    split_item_key,
+    storable_text,
+    study_key_prefix,
+)
+from vol3d_gui.store.label_values import (  # noqa: F401 (re-exported)
+    CSV_FIELDS,
+    class_index,
+    csv_cell,
+    from_csv_cell,
+    neutralised,
+    normalise_time,
+    parse_csv_row,
+    probabilities,
+    storable,
+)
+
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x766F6C33  # "vol3": tells our databases from any other SQLite file
-KEY_SEP = "::"
-CSV_FIELDS = ["event_id", "item_key", "item_id", "content_hash", "label", "class_name", "reviewer", "created",
-              "model_class", "model_probabilities", "model_version", "note", "cleared"]
 _WRITE_ATTEMPTS = 3  # on top of SQLite's own busy timeout; bounded so the GUI never hangs for minutes
 
 
@@ -82,17 +98,6 @@ class ContentCheck:
     unverified: dict[str, LabelEvent] = field(default_factory=dict)  # no hash on one side
 
 
-def make_item_key(study, item_id) -> str:
-    """The key of an item of a study (its source path or name)."""
-    return f"{study}{KEY_SEP}{item_id}"
-
-
-def split_item_key(key: str) -> tuple[str | None, str]:
-    """(study, item id); study is None for a key without one (e.g. a loose file's path)."""
-    study, sep, item = key.rpartition(KEY_SEP)
-    return (study, item) if sep else (None, key)
-
-
 def default_store_path() -> Path:
     """labels.db in the user data directory (platformdirs)."""
     from platformdirs import user_data_dir
@@ -133,25 +138,10 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
-def _normalise_time(text: str) -> str:
-    """UTC ISO 8601 with microseconds, so that times sort as text."""
-    t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if t.tzinfo is None:
-        raise ValueError(f"time {text!r} has no time zone")
-    return t.astimezone(timezone.utc).isoformat(timespec="microseconds")
-
-
 def _fingerprint(item_key, label, cleared, reviewer, created, content_hash) -> str:
     """What makes two events the same event: an import skips events the store already has."""
     return hashlib.sha256(json.dumps([item_key, None if label is None else int(label), bool(cleared),
                                       reviewer or "", created or "", content_hash or ""]).encode()).hexdigest()
-
-
-def _probabilities(probs) -> str:
-    values = [float(p) for p in probs]
-    if not values or not all(math.isfinite(p) for p in values):
-        raise ValueError(f"model probabilities must be finite numbers, got {values}")
-    return json.dumps(values)
 
 
 # --- schema migrations: MIGRATIONS[n] takes a database at version n to n + 1 ----------------------
@@ -186,7 +176,7 @@ def _v1_to_v2(db: sqlite3.Connection) -> None:
     for i, key, label, cleared, reviewer, created, content_hash in db.execute(
             "SELECT id, item_key, label, cleared, reviewer, created, content_hash FROM label_events").fetchall():
         try:
-            created = _normalise_time(created)
+            created = normalise_time(created)
         except ValueError:
             pass  # kept as written: it still sorts, and history shows it as it was
         updates.append((created, _fingerprint(key, label, cleared, reviewer, created, content_hash), i))
@@ -195,7 +185,23 @@ def _v1_to_v2(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX label_events_item_time ON label_events(item_key, created, id)")
 
 
-MIGRATIONS = [_v0_to_v1, _v1_to_v2]
+def _v2_to_v3(db: sqlite3.Connection) -> None:
+    # Version 2 joined study and item with a bare '::' and split at the last one, so an item id
+    # holding '::' took another item's label. Keys are rewritten in the escaped form, split as
+    # version 2 split them (that is what they meant then); fingerprints follow their keys.
+    updates = []
+    for i, key, label, cleared, reviewer, created, content_hash in db.execute(
+            "SELECT id, item_key, label, cleared, reviewer, created, content_hash FROM label_events").fetchall():
+        study, sep, item = key.rpartition(KEY_SEP)
+        if not sep:
+            continue
+        new = make_item_key(study, item)
+        if new != key:
+            updates.append((new, _fingerprint(new, label, cleared, reviewer, created, content_hash), i))
+    db.executemany("UPDATE label_events SET item_key = ?, fingerprint = ? WHERE id = ?", updates)
+
+
+MIGRATIONS = [_v0_to_v1, _v1_to_v2, _v2_to_v3]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -304,6 +310,8 @@ class LabelStore:
                 last = exc  # SQLite already waited busy_timeout; try again a bounded number of times
             except sqlite3.DatabaseError as exc:
                 raise LabelStoreError(self.path, f"cannot write ({exc})") from exc
+            except (OverflowError, UnicodeEncodeError) as exc:  # a value SQLite cannot hold
+                raise LabelStoreError(self.path, f"cannot write ({exc})") from exc
         raise LabelStoreError(self.path, f"another writer kept the database locked ({last})")
 
     def _known(self, row: dict, untimed: bool) -> bool:
@@ -321,7 +329,7 @@ class LabelStore:
     @staticmethod
     def _reviewer(reviewer: str | None) -> str:
         if reviewer and reviewer.strip():
-            return reviewer.strip()
+            return storable(reviewer.strip())
         try:  # a label is never refused for a missing name: record who was logged in
             return getpass.getuser()
         except Exception:
@@ -336,11 +344,8 @@ class LabelStore:
         or just the probabilities (the class is then their argmax), or None.
         """
         try:
-            if not isinstance(item_key, str) or not item_key:
-                raise ValueError(f"item key must be a non-empty string, got {item_key!r}")
-            label = operator.index(label)
-            if label < 0:
-                raise ValueError(f"class index must be >= 0, got {label}")
+            check_key(item_key)
+            label = class_index(label)
             model_class, probs = None, None
             if model_prediction is not None:
                 if (isinstance(model_prediction, tuple) and len(model_prediction) == 2
@@ -349,21 +354,24 @@ class LabelStore:
                 else:
                     probs = list(model_prediction)
                     model_class = max(range(len(probs)), key=lambda i: probs[i]) if probs else None
-            probs_json = None if probs is None else _probabilities(probs)
-            model_class = None if model_class is None else operator.index(model_class)
-        except (TypeError, ValueError) as exc:
+            probs_json = None if probs is None else probabilities(probs)
+            model_class = None if model_class is None else class_index(model_class, "model class")
+        except (TypeError, ValueError, OverflowError) as exc:
             raise LabelStoreError(self.path, f"label for {item_key!r} not saved: {exc}") from exc
         return self._write([{
-            "item_key": item_key, "content_hash": content_hash, "label": label, "class_name": class_name,
-            "reviewer": self._reviewer(reviewer), "created": _now(), "model_class": model_class,
-            "model_probabilities": probs_json, "model_version": model_version, "note": note, "cleared": 0}])[0]
+            "item_key": item_key, "content_hash": storable(content_hash), "label": label,
+            "class_name": storable(class_name), "reviewer": self._reviewer(reviewer), "created": _now(),
+            "model_class": model_class, "model_probabilities": probs_json,
+            "model_version": storable(model_version), "note": storable(note), "cleared": 0}])[0]
 
     def clear_label(self, item_key: str, *, reviewer: str, note: str | None = None) -> int:
         """A tombstone: the item has no current label from now on; its history stays."""
-        if not isinstance(item_key, str) or not item_key:
-            raise LabelStoreError(self.path, f"item key must be a non-empty string, got {item_key!r}")
+        try:
+            check_key(item_key)
+        except ValueError as exc:
+            raise LabelStoreError(self.path, f"label for {item_key!r} not cleared: {exc}") from exc
         return self._write([{"item_key": item_key, "content_hash": None, "label": None, "class_name": None,
-                             "reviewer": self._reviewer(reviewer), "created": _now(), "note": note,
+                             "reviewer": self._reviewer(reviewer), "created": _now(), "note": storable(note),
                              "cleared": 1}])[0]
 
     # --- reading -----------------------------------------------------------------------------------
@@ -378,8 +386,8 @@ class LabelStore:
     def current_labels(self, study: str | None = None) -> dict[str, LabelEvent]:
         """item_key -> its latest event, for items whose latest event is not a clear.
 
-        ``study``: only the items of that study (keys ``study::item``); a trailing ``::`` is
-        accepted. "Latest" is by time, then by insertion order, so that events merged from
+        ``study``: only the items of that study (as given to make_item_key); a trailing ``::``
+        is accepted. "Latest" is by time, then by insertion order, so that events merged from
         another store's CSV take their place in time rather than winning for being imported last.
         """
         sql = ("SELECT * FROM (SELECT e.*, ROW_NUMBER() OVER (PARTITION BY item_key "
@@ -388,7 +396,7 @@ class LabelStore:
         args: tuple = ()
         where = ""
         if study is not None:
-            prefix = study if study.endswith(KEY_SEP) else study + KEY_SEP
+            prefix = study_key_prefix(study)
             # substr, not LIKE: study paths may hold % or _, and LIKE ignores case for ASCII.
             where = "WHERE substr(item_key, 1, ?) = ?"
             args = (len(prefix), prefix)
@@ -447,18 +455,20 @@ class LabelStore:
         tmp = None
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            # surrogateescape: an item id from a non-UTF-8 file name is written as its own bytes
+            with os.fdopen(fd, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
                 w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
                 w.writeheader()
                 for e in events:
-                    w.writerow({
-                        "event_id": e.event_id, "item_key": e.item_key, "item_id": e.item_id,
+                    w.writerow(neutralised({
+                        "event_id": e.event_id, "item_key": e.item_key, "item_id": _csv_item_id(e.item_id),
                         "content_hash": e.content_hash or "", "label": "" if e.label is None else e.label,
                         "class_name": e.class_name or "", "reviewer": e.reviewer, "created": e.created,
                         "model_class": "" if e.model_class is None else e.model_class,
                         "model_probabilities": "" if e.model_probabilities is None
                         else json.dumps(e.model_probabilities),
-                        "model_version": e.model_version or "", "note": e.note or "", "cleared": int(e.cleared)})
+                        "model_version": e.model_version or "", "note": e.note or "",
+                        "cleared": int(e.cleared)}))
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
@@ -475,7 +485,8 @@ class LabelStore:
         names the file and the line."""
         path = Path(path)
         try:
-            with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheets write a BOM
+            # -sig: spreadsheets write a BOM; surrogateescape: what export_csv wrote for odd names
+            with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
                 reader = csv.DictReader(fh)
                 header = reader.fieldnames or []
                 if "item_key" not in header or "label" not in header:
@@ -486,8 +497,8 @@ class LabelStore:
         parsed, seen = [], set()
         for n, r in rows:
             try:
-                parsed_row = self._parse_csv_row(r)
-            except (ValueError, TypeError) as exc:
+                parsed_row = parse_csv_row(r)
+            except (ValueError, TypeError, OverflowError) as exc:
                 raise LabelStoreError(path, f"line {n}: {exc}") from exc
             key = _fingerprint(parsed_row["item_key"], parsed_row["label"], parsed_row["cleared"],
                                parsed_row["reviewer"], parsed_row["created"], parsed_row["content_hash"])
@@ -496,39 +507,6 @@ class LabelStore:
                 parsed.append(parsed_row)
         ids = self._write(parsed, skip_known=True) if parsed else []
         return sum(i is not None for i in ids)
-
-    @staticmethod
-    def _parse_csv_row(r: dict) -> dict:
-        if None in r:
-            raise ValueError("more fields than the header has")
-
-        def text(name):
-            v = r.get(name)
-            return v.strip() if v and v.strip() else None
-
-        key = text("item_key")
-        if not key:
-            raise ValueError("item_key is empty")
-        cleared_text = (text("cleared") or "0").lower()
-        if cleared_text not in ("0", "1", "true", "false"):
-            raise ValueError(f"cleared must be 0 or 1, got {cleared_text!r}")
-        cleared = cleared_text in ("1", "true")
-        label = None
-        if not cleared:
-            if text("label") is None:
-                raise ValueError(f"no label for {key!r}")
-            label = int(text("label"))
-            if label < 0:
-                raise ValueError(f"class index must be >= 0, got {label}")
-        probs = text("model_probabilities")
-        model_class = text("model_class")
-        created = _normalise_time(text("created")) if text("created") else None
-        return {"_untimed": created is None, "item_key": key, "content_hash": text("content_hash"),
-                "label": label,
-                "class_name": text("class_name"), "reviewer": text("reviewer") or "",
-                "created": created, "model_class": int(model_class) if model_class else None,
-                "model_probabilities": _probabilities(json.loads(probs)) if probs else None,
-                "model_version": text("model_version"), "note": text("note"), "cleared": int(cleared)}
 
     def close(self) -> None:
         if not self._closed:
@@ -540,3 +518,13 @@ class LabelStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _csv_item_id(item_id: str) -> str:
+    """The item id as the CSV can hold it: a non-UTF-8 file name's bytes (surrogateescape) as
+    they are; any other lone surrogate (not from a file name) escaped as in keys."""
+    try:
+        item_id.encode("utf-8", "surrogateescape")
+        return item_id
+    except UnicodeEncodeError:
+        return storable_text(item_id)

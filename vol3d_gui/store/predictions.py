@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from vol3d_gui.store.item_keys import storable_text, unstored_text
+from vol3d_gui.store.label_values import csv_cell
 from vol3d_gui.store.labels import LabelStoreError
 
 _SCHEMA = """
@@ -79,7 +81,8 @@ class PredictionStore:
                content_hash: str | None = None) -> None:
         try:
             probs = json.dumps([float(p) for p in probabilities])
-            row = (str(study), str(item_id), str(model), int(class_index), probs,
+            # study and item escaped: a file name that is not UTF-8 is stored like any other
+            row = (storable_text(str(study)), storable_text(str(item_id)), str(model), int(class_index), probs,
                    None if uncertainty is None else float(uncertainty),
                    None if in_domain is None else int(bool(in_domain)), content_hash,
                    datetime.now(timezone.utc).isoformat(timespec="microseconds"))
@@ -91,12 +94,12 @@ class PredictionStore:
         """item id -> the newest prediction of any model, for one study's items."""
         try:
             rows = self.db.execute("SELECT * FROM predictions WHERE study = ? ORDER BY created",
-                                   (str(study),)).fetchall()
+                                   (storable_text(str(study)),)).fetchall()
         except sqlite3.Error as exc:
             raise LabelStoreError(self.path, f"cannot read ({exc})") from exc
         out: dict[str, StoredPrediction] = {}
         for r in rows:
-            p = StoredPrediction(r[0], r[1], r[2], int(r[3]), json.loads(r[4]), r[5],
+            p = StoredPrediction(unstored_text(r[0]), unstored_text(r[1]), r[2], int(r[3]), json.loads(r[4]), r[5],
                                  None if r[6] is None else bool(r[6]), r[7], r[8])
             out[p.item_id] = p  # ordered by time: the newest wins
         return out
@@ -112,7 +115,8 @@ class PredictionStore:
         tmp = None
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            # surrogateescape: an item id from a non-UTF-8 file name is written as its own bytes
+            with os.fdopen(fd, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
                 w = csv.DictWriter(fh, fieldnames=fields)
                 w.writeheader()
                 for item_id in ids:
@@ -137,6 +141,6 @@ class PredictionStore:
 
 
 def _cell(text) -> str:
-    """A spreadsheet must not run a cell as a formula (=, +, -, @ at its start)."""
-    text = "" if text is None else str(text)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    """A spreadsheet must not run a cell as a formula (=, +, -, @ at its start); the label
+    store's rule, so that `vol3d finetune` reads the item ids back unchanged."""
+    return csv_cell("" if text is None else str(text))

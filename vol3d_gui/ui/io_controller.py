@@ -60,9 +60,10 @@ class IOController(QtCore.QObject):
         return self.pending is not None
 
     def open_path(self, path) -> None:
-        """A volume file, a DICOM folder or a study (.npz or a folder of volumes)."""
+        """A volume file, a DICOM folder or a study (.npz, a folder of volumes, or the results
+        table of `vol3d score`)."""
         path = Path(path)
-        if path.suffix.lower() == ".npz" or path.is_dir():
+        if path.suffix.lower() in (".npz", ".csv", ".parquet") or path.is_dir():
             self.open_study(path)
         else:
             self.open_volume(path)

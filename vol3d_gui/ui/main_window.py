@@ -171,7 +171,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return self._waited(wait, before)
 
     def open_path(self, path, wait: bool = True) -> bool:
-        """A file, a DICOM folder or a study (.npz or a folder of volumes)."""
+        """A file, a DICOM folder or a study (.npz, a folder of volumes, a `vol3d score` results table)."""
         before = self.viewer.volume
         self.io.open_path(path)
         return self._waited(wait, before)
@@ -190,6 +190,22 @@ class MainWindow(QtWidgets.QMainWindow):
         before = self.viewer.volume
         self.io.open_item(item_id)
         return self._waited(wait, before)
+
+    def choose_series(self) -> bool:
+        """File > Choose series: the folder's DICOM series and volume files (description,
+        modality, slices, spacing) in a dialog; the one chosen opens."""
+        from vol3d_gui.ui.series_chooser import SeriesChooser
+
+        study = self.viewer.study
+        if study is None:
+            return False
+        entries = [{"id": it.id, "name": it.name, **it.extras} for it in study if it.split is None]
+        if not entries:
+            return False
+        dlg = SeriesChooser(entries, self, current_id=getattr(self.viewer.item, "id", None))
+        if dlg.exec() != QtWidgets.QDialog.DialogCode.Accepted or dlg.chosen_id is None:
+            return False
+        return self.open_item(dlg.chosen_id, wait=False)
 
     def _waited(self, wait: bool, before) -> bool:
         if not wait:
@@ -281,6 +297,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.review_controller.set_blind(state.blind)
         self.worklist.set_filter(state.filter)
         self.worklist.sort_by_uncertainty(state.sort == "uncertainty")
+        self.worklist.sort_by_domain(state.sort == "domain")
         if state.study_source:
             try:
                 study = reopen_study(state.study_source)

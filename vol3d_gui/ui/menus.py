@@ -8,7 +8,8 @@ from vol3d_gui.core.windowing import CT_PRESETS
 from vol3d_gui.ui.settings import app_settings
 
 MAX_RECENT = 10
-VOLUME_FILTER = "Volumes (*.nii *.nii.gz *.nrrd *.nhdr *.dcm *.npz *.mgz *.mnc);;All files (*)"
+VOLUME_FILTER = ("Volumes (*.nii *.nii.gz *.nrrd *.nhdr *.dcm *.npz *.mgz *.mnc);;"
+                 "Results of vol3d score (*.csv *.parquet);;All files (*)")
 
 
 def build_menus(window) -> None:
@@ -17,6 +18,7 @@ def build_menus(window) -> None:
     file_menu = mb.addMenu("&File")
     add_action(window, file_menu, "&Open file...", lambda: _open_file_dialog(window), QtGui.QKeySequence.StandardKey.Open)
     add_action(window, file_menu, "Open &folder (DICOM series or study)...", lambda: _open_folder_dialog(window), "Ctrl+Shift+O")
+    add_action(window, file_menu, "Choose &series...", window.choose_series)
     window.recent_menu = file_menu.addMenu("Open &recent")
     file_menu.addSeparator()
     export = file_menu.addMenu("&Export screenshot")

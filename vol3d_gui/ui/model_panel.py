@@ -196,6 +196,10 @@ class ModelPanel(QtWidgets.QWidget):
         self.probs = None
         self.chart.clear_bars()
         self.result_label.setText("")
+        if volume is not None and min(volume.shape) == 1:
+            # a single DICOM slice opens for viewing; the classifier is 3-D
+            self.result_label.setText("A single slice: the model needs a volume")
+            return
         if self.bundle is not None and volume is not None:
             self._predict_current()
 

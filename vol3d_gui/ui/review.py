@@ -18,7 +18,7 @@ from vol3d_gui.store.predictions import PredictionStore, predictions_path
 from vol3d_gui.ui.io_controller import IOController
 from vol3d_gui.ui.settings import app_settings, labels_db_path
 from vol3d_gui.viewer.review import Assignment, ReviewError, ReviewSession, study_key
-from vol3d_gui.viewer.worklist import Prediction
+from vol3d_gui.viewer.worklist import Prediction, predictions_from_results
 
 STORE_POLL_MS = 2000  # labels written by another window or process show up within this
 
@@ -57,6 +57,10 @@ class ReviewController(QtCore.QObject):
 
     def _on_study(self, study) -> None:
         self.refresh_labels()
+        if study is not None:  # a results table of `vol3d score`: the archive run's predictions
+            stored = predictions_from_results(study)
+            if stored:
+                self.session.worklist.set_predictions(stored)
         if study is None or self.predictions is None:
             return
         try:

@@ -115,10 +115,16 @@ class WorklistPanel(QtWidgets.QWidget):
         self.sort_button = QtWidgets.QPushButton("Most uncertain first")
         self.sort_button.setCheckable(True)
         self.sort_button.setToolTip("Active-learning order: the model's least certain predictions first")
-        self.sort_button.toggled.connect(lambda on: self.worklist.set_sort("uncertainty" if on else "study"))
+        self.sort_button.toggled.connect(lambda on: self._sort_toggled("uncertainty", on))
+        self.domain_button = QtWidgets.QPushButton("Out of domain first")
+        self.domain_button.setCheckable(True)
+        self.domain_button.setToolTip("Cases the model's domain check flagged first (e.g. from an archive "
+                                      "run's results), each group most uncertain first")
+        self.domain_button.toggled.connect(lambda on: self._sort_toggled("domain", on))
         bar = QtWidgets.QHBoxLayout()
         bar.addWidget(self.filter_combo, 1)
         bar.addWidget(self.sort_button)
+        bar.addWidget(self.domain_button)
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.header)
@@ -143,6 +149,20 @@ class WorklistPanel(QtWidgets.QWidget):
 
     def sort_by_uncertainty(self, on: bool = True) -> None:
         self.sort_button.setChecked(on)
+
+    def sort_by_domain(self, on: bool = True) -> None:
+        self.domain_button.setChecked(on)
+
+    def _sort_toggled(self, mode: str, on: bool) -> None:
+        other = self.domain_button if mode == "uncertainty" else self.sort_button
+        if on and other.isChecked():  # one order at a time
+            other.blockSignals(True)
+            other.setChecked(False)
+            other.blockSignals(False)
+        if on:
+            self.worklist.set_sort(mode)
+        elif not other.isChecked():
+            self.worklist.set_sort("study")
 
     def shown_ids(self) -> list[str]:
         return self.worklist.shown_ids()

@@ -72,18 +72,25 @@ def display_grid(volume: Volume, max_size: int = DEFAULT_MAX_3D_TEXTURE,
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     else:
         lo, hi = float(data.min()), float(data.max())
-    if not hi > lo:
-        hi = lo + 1.0
+    if not hi > lo:  # a constant image; lo + 1.0 == lo beyond 2**53 (a uint64 near 2**63)
+        hi = lo + max(1.0, abs(lo) * 1e-6)
     return DisplayGrid(to_u16_texture(data, lo, hi), affine, (lo, hi), f)
 
 
 def to_u16_texture(data: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Values mapped linearly from [lo, hi] to [0, 65535] (NaN -> 0), x fastest (GL's order)."""
-    scale = np.float32(65535.0 / (hi - lo))
+    # float32 unless the values are beyond its range (a float64 image of +-1e308 would become
+    # inf and then NaN): then float64, on halves, because hi - lo itself overflows float64
+    wide = max(abs(lo), abs(hi)) > 1e37
+    ftype = np.float64 if wide else np.float32
+    half = 0.5 if wide else 1.0
+    scale = ftype(65535.0 / (hi * half - lo * half))
     out = np.empty(data.shape[::-1], np.uint16)
     for k in range(data.shape[2]):  # one slab at a time: no full-size float copy
-        slab = data[:, :, k].astype(np.float32)
-        slab -= np.float32(lo)
+        slab = data[:, :, k].astype(ftype)
+        if wide:
+            slab *= half
+        slab -= ftype(lo * half)
         slab *= scale
         np.clip(slab, 0, 65535, out=slab)
         np.nan_to_num(slab, copy=False, nan=0.0)

@@ -18,11 +18,15 @@ def window_presets(volume: Volume) -> dict[str, Window]:
     """Named windows for the volume: the file's own (in order), then the CT presets (a reader
     may pick one for any volume; only the opening window is chosen by modality)."""
     presets: dict[str, Window] = {}
-    for i, (center, width) in enumerate(volume.meta.get("window_presets") or []):
+    names = list(volume.meta.get("window_preset_names") or [])  # the file's explanations
+    for i, pair in enumerate(volume.meta.get("window_presets") or []):
         try:
-            presets[f"file {i + 1}"] = Window(float(center), float(width))
+            center, width = pair
+            window = Window(float(center), float(width))
         except (TypeError, ValueError):
             continue
+        name = str(names[i]) if i < len(names) and names[i] else f"file {i + 1}"
+        presets[name if name not in presets and name not in CT_PRESETS else f"file: {name}"] = window
     presets.update(CT_PRESETS)
     return presets
 

@@ -16,7 +16,7 @@ import numpy as np
 from psygnal import Signal
 
 FILTERS = ("all", "unlabelled", "disagreements")
-SORTS = ("study", "uncertainty")
+SORTS = ("study", "uncertainty", "domain")
 
 
 @dataclass
@@ -145,6 +145,17 @@ class Worklist:
                     return -pred.uncertainty if pred is not None else 1.0
 
                 rows.sort(key=key)
+            elif self.sort == "domain":
+                # what a domain check flagged first (out of domain, then not checked), each group
+                # most uncertain first; unpredicted last
+                def key(row):
+                    pred = self.predictions.get(study[row].id)
+                    if pred is None:
+                        return (3, 0.0)
+                    group = 0 if pred.in_domain is False else (1 if pred.in_domain is None else 2)
+                    return (group, -pred.uncertainty)
+
+                rows.sort(key=key)
             self._order = rows
         return self._order
 
@@ -206,3 +217,20 @@ class Worklist:
     def _invalidate(self) -> None:
         self._order = None
         self.reordered.emit()
+
+
+def predictions_from_results(study) -> dict[str, Prediction]:
+    """The predictions a results study (core.results_study.open_results) carries, for the
+    worklist: every item scored without error."""
+    out = {}
+    names = list(study.class_names or [])
+    for item in study:
+        score = item.extras.get("score")
+        if not score or score.get("status") != "ok" or score.get("predicted_index") is None:
+            continue
+        k = int(score["predicted_index"])
+        probs = np.array([score["probabilities"].get(c, np.nan) for c in names], dtype=float)
+        out[item.id] = Prediction(k, names[k] if 0 <= k < len(names) else str(k), probs,
+                                  model=score.get("model"), uncertainty_value=score.get("uncertainty"),
+                                  in_domain=score.get("in_domain"))
+    return out

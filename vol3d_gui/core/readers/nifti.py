@@ -8,6 +8,7 @@ orientation, scaling and affine handling stay nibabel's own.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
@@ -18,7 +19,7 @@ import numpy as np
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
 
 from vol3d_gui.core.errors import VolumeReadError
-from vol3d_gui.core.readers.budget import check_budget, check_shape
+from vol3d_gui.core.readers.budget import check_budget, check_shape, open_regular
 from vol3d_gui.core.volume import Volume
 
 try:  # ISA-L inflate is several times faster than zlib's
@@ -29,8 +30,30 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
 _HEADER_BYTES = 540  # NIfTI-2's header size; NIfTI-1's is 348
 
 
+_SKIP_CHUNK = 1 << 20
+
+
+@contextlib.contextmanager
 def _open(path: Path):
-    return _gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+    """(stream, size of the voxel file or None when it is compressed); a FIFO or a device
+    is refused before anything is read from it."""
+    with open_regular(path, "NIfTI file") as raw:
+        if path.name.lower().endswith(".gz"):
+            with _gzip.open(raw, "rb") as fh:
+                yield fh, None
+        else:
+            yield raw, os.fstat(raw.fileno()).st_size
+
+
+def _skip(fh, n: int, path: Path) -> None:
+    """Read past ``n`` bytes through a small buffer: a vox_offset of 1 GiB costs reading, not
+    1 GiB of memory."""
+    scratch = bytearray(min(n, _SKIP_CHUNK))
+    while n > 0:
+        got = fh.readinto(memoryview(scratch)[: min(n, len(scratch))])
+        if not got:
+            raise VolumeReadError(path, "file is truncated: it ends before the voxel data (vox_offset)")
+        n -= got
 
 
 def _parse_header(path: Path, head: bytes):
@@ -49,6 +72,22 @@ def _parse_header(path: Path, head: bytes):
     raise VolumeReadError(path, "not a NIfTI file (header size field is neither 348 nor 540)")
 
 
+def check_affine(path, affine: np.ndarray) -> None:
+    """Refuse an affine that places no voxel sensibly: not finite, singular, or a voxel size
+    outside 1e-6..1e6 mm (a spacing of 1e-180 leaves an axis with no orientation)."""
+    affine = np.asarray(affine, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        sizes = np.sqrt(np.sum(affine[:3, :3] ** 2, axis=0))
+        det = np.linalg.det(affine[:3, :3]) if np.all(np.isfinite(affine)) else np.nan
+    # singular or nearly so: axes (almost) parallel, judged against the voxel size, so that
+    # reorienting (flips and swaps, rounding) cannot push it over Volume's own check
+    if (not np.all(np.isfinite(affine)) or not np.isfinite(det) or abs(det) < 1e-12
+            or abs(det) < 1e-9 * float(np.prod(sizes))):
+        raise VolumeReadError(path, "the header's affine is singular or not finite")
+    if np.any(sizes < 1e-6) or np.any(sizes > 1e6):
+        raise VolumeReadError(path, f"voxel sizes {sizes.tolist()} mm are not plausible")
+
+
 def reorient_to_ras(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
     """Closest-canonical RAS+ order by flips and axis swaps only (no resampling), via nibabel.
 
@@ -65,7 +104,7 @@ def reorient_to_ras(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, n
 def load_nifti(path: Path) -> Volume:
     path = Path(path)
     try:
-        with _open(path) as fh:
+        with _open(path) as (fh, file_size):
             head = fh.read(_HEADER_BYTES)
             hdr = _parse_header(path, head)
             shape = check_shape(path, hdr.get_data_shape())
@@ -80,22 +119,27 @@ def load_nifti(path: Path) -> Volume:
             offset = int(hdr.get_data_offset())
             n_first = int(np.prod(shape[:3]))  # a 4-D series: only its first volume is read
             nbytes = n_first * raw_dtype.itemsize
-            buf = np.empty(offset + nbytes, dtype=np.uint8)
-            buf[: len(head)] = np.frombuffer(head[: min(len(head), buf.size)], np.uint8)[: buf.size]
-            got = min(len(head), buf.size)
+            if file_size is not None and file_size < offset + nbytes:  # refused before allocating
+                raise VolumeReadError(path, f"file is truncated: {max(file_size - offset, 0)} of "
+                                            f"{nbytes} voxel bytes present")
+            buf = np.empty(nbytes, dtype=np.uint8)
+            have = head[offset:offset + nbytes] if offset < len(head) else b""
+            buf[: len(have)] = np.frombuffer(have, np.uint8)
+            _skip(fh, max(offset - len(head), 0), path)
+            got = len(have)
             mv = memoryview(buf)
             while got < buf.size:
                 n = fh.readinto(mv[got:])
                 if not n:
                     raise VolumeReadError(
-                        path, f"file is truncated: {got - offset} of {nbytes} voxel bytes present")
+                        path, f"file is truncated: {got} of {nbytes} voxel bytes present")
                 got += n
     except VolumeReadError:
         raise
     except (EOFError, OSError, gzip.BadGzipFile, ValueError) as exc:
         raise VolumeReadError(path, f"corrupt or truncated file ({type(exc).__name__}: {exc})") from exc
 
-    data = buf[offset:].view(raw_dtype).reshape(shape[:3], order="F")
+    data = buf.view(raw_dtype).reshape(shape[:3], order="F")
     if not raw_dtype.isnative:
         data = data.astype(raw_dtype.newbyteorder("="))
     if scaled:
@@ -114,8 +158,7 @@ def load_nifti(path: Path) -> Volume:
             meta["description"] = text
 
     affine = hdr.get_best_affine()
-    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
-        raise VolumeReadError(path, "the header's affine is singular or not finite")
+    check_affine(path, affine)
     data, affine, orig = reorient_to_ras(data, affine)
     meta["original_orientation"] = orig
     name = path.name[: -len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
