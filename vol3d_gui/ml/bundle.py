@@ -194,6 +194,42 @@ class ModelBundle:
                 progress(i + 1, len(volumes))
         return out
 
+    # --- trust: domain check, uncertainty, operating point (vol3d_gui.ml.domain) -------------
+    def analyse_tensor(self, x: np.ndarray):
+        """(probabilities, uncertainty, feature_score) for one preprocessed tensor (D, H, W, 1),
+        from one compiled pass; feature_score is None when the card has no feature reference.
+        What the ML process returns for the model-grid tensor the GUI sends it."""
+        from vol3d_gui.ml.domain import feature_score
+        from vol3d_gui.ml.uncertainty import TensorAnalysis, analyse
+
+        a = analyse(self, np.asarray(x)[None])
+        f = feature_score(self.card, a.features)
+        return TensorAnalysis(a.probabilities[0], float(a.uncertainty[0]), None if f is None else float(f[0]))
+
+    def check_domain(self, volume: Volume):
+        """DomainCheck(in_domain, score, reasons) of a volume against the card's training domain."""
+        return self.assess(volume)[1]
+
+    def predict_with_uncertainty(self, volume: Volume):
+        """Prediction(probabilities, uncertainty): MC-dropout predictive entropy in bits."""
+        return self.assess(volume)[0]
+
+    def assess(self, volume: Volume):
+        """(Prediction, DomainCheck) from one preprocessing and one forward pass."""
+        from vol3d_gui.ml import domain
+        from vol3d_gui.ml.uncertainty import Prediction
+
+        x = self.preprocess(volume)
+        probs, unc, fscore = self.analyse_tensor(x)
+        check = domain.combine(domain.metadata_ratios(self.card, volume, x), fscore)
+        return Prediction(probs, unc), check
+
+    def decide(self, probs) -> int:
+        """The class to display: the card's operating point for two classes, else the argmax."""
+        from vol3d_gui.ml.reliability import decide
+
+        return decide(self.card, probs)
+
     def summary(self) -> str:
         c = self.card
         lines = [f"{self.label}", f"classes: {', '.join(self.class_names)}",
@@ -357,3 +393,22 @@ def next_version_path(parent: Path, base_name: str) -> Path:
     while (parent / f"{base_name}-ft-{n}.keras").exists() or (parent / f"{base_name}-ft-{n}.json").exists():
         n += 1
     return parent / f"{base_name}-ft-{n}.keras"
+
+
+def update_card(path, fields: dict) -> Path:
+    """Add or replace top-level ``fields`` of an existing bundle's card, keeping every other
+    field, and write it atomically (temp file, then os.replace). The .keras file is not
+    touched: this is for what is measured about fixed weights (domain, calibration table,
+    operating point), never for anything that changes what the model computes."""
+    model_path, card_path = bundle_paths(path)
+    card = read_card(model_path)
+    card.update(fields)
+    fd, tmp = tempfile.mkstemp(suffix=".json", dir=card_path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(card, indent=2, default=_json_default) + "\n")
+        os.replace(tmp, card_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return card_path
