@@ -19,6 +19,7 @@ score that the ML process returns for the tensor it was sent.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -128,6 +129,20 @@ def metadata_reasons(card: dict, volume, x: np.ndarray | None = None) -> list[st
 
 
 # --- (b) the feature-space reference ------------------------------------------------------
+def encode_matrix(a: np.ndarray) -> dict:
+    """A d x d matrix for the card as base64 float32 (little-endian, row-major): as a JSON list
+    of lists the 64 x 64 precision of adrenal3d would be 4096 lines of the card."""
+    a = np.ascontiguousarray(a, dtype="<f4")
+    return {"dtype": "float32", "shape": list(a.shape), "base64": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def decode_matrix(m) -> np.ndarray:
+    if isinstance(m, dict):
+        raw = np.frombuffer(base64.b64decode(m["base64"]), dtype="<f4")
+        return raw.reshape(m["shape"]).astype(np.float64)
+    return np.asarray(m, np.float64)  # a plain list of lists (hand-written cards, tests)
+
+
 def fit_feature_reference(train_features, train_labels, val_features, shrinkage: float = 0.05,
                           quantile: float = PASS_QUANTILE) -> dict:
     """Class means and a shared, shrunk covariance of the training features; the threshold is
@@ -143,7 +158,7 @@ def fit_feature_reference(train_features, train_labels, val_features, shrinkage:
     d = cov.shape[0]
     cov = (1 - shrinkage) * cov + shrinkage * (np.trace(cov) / d + 1e-12) * np.eye(d)
     ref = {"method": "mahalanobis, nearest class mean, shared covariance", "classes": classes,
-           "means": means.tolist(), "precision": np.linalg.inv(cov).tolist(),
+           "means": means.tolist(), "precision": encode_matrix(np.linalg.inv(cov)),
            "shrinkage": shrinkage, "n_train": int(len(f))}
     val = np.sort(mahalanobis(ref, val_features))
     # the split-conformal rank: with n validation volumes, the ceil((n + 1) q)-th smallest
@@ -163,7 +178,7 @@ def mahalanobis(ref: dict, features) -> np.ndarray:
     """Distance of each feature vector (N, d) to the nearest class mean."""
     f = np.atleast_2d(np.asarray(features, np.float64))
     means = np.asarray(ref["means"], np.float64)
-    prec = np.asarray(ref["precision"], np.float64)
+    prec = decode_matrix(ref["precision"])
     diff = f[:, None, :] - means[None]  # (N, C, d)
     d2 = np.einsum("ncd,de,nce->nc", diff, prec, diff)
     return np.sqrt(np.maximum(d2.min(axis=1), 0.0))
