@@ -45,7 +45,9 @@ class ReliabilityChart(pg.PlotWidget):
         kind = (table or {}).get("kind", "positive class")
         self.getAxis("bottom").setLabel("predicted probability" + (" (top label)" if kind == "top label" else ""))
         self.getAxis("left").setLabel("observed share" if kind != "top label" else "accuracy")
-        diagonal = pg.PlotDataItem([0, 1], [0, 1], pen=pg.mkPen((150, 150, 150), width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
+        diagonal = pg.PlotDataItem([0, 1], [0, 1], pen=pg.mkPen((90, 90, 90), width=1,
+                                                              style=pg.QtCore.Qt.PenStyle.DashLine))
+        diagonal.setZValue(10)  # perfect calibration stays visible over the bars
         self._add(diagonal)
         if not table or not table.get("bins"):
             self.setTitle("no reliability table in this model's card")
