@@ -12,7 +12,8 @@ preprocessing, one compiled pass, metadata checks). Out of domain:
   noise     white and smoothed random volumes with the in-domain shape, spacing and dtype
   scale     in-domain test volumes zoomed 2x (centre crop) or shrunk 0.5x (padded with their
             background), same shape and spacing: only the anatomy's size is wrong
-Reported: AUROC of DomainCheck.score (in-domain vs each set and all pooled), the share of
+Reported: AUROC of DomainCheck.score (in-domain vs each set and all pooled; also of the
+feature score alone, without the metadata checks), the share of
 in-domain volumes that pass, and the AUROC of the uncertainty for misclassified vs correct
 test cases. Timing: assess() against predict() on one volume (the <= 3x budget).
 """
@@ -111,6 +112,7 @@ def evaluate(bundle, in_domain: list[tuple[Volume, int]], ood: dict[str, list[Vo
     res = [bundle.assess(v) for v, _ in in_domain]
     y = np.array([lab for _, lab in in_domain])
     scores_in = np.array([c.score for _, c in res])
+    feats_in = feature_only(bundle, [v for v, _ in in_domain])
     shown = np.array([bundle.decide(p.probabilities) for p, _ in res])
     unc = np.array([p.uncertainty for p, _ in res])
     wrong = shown != y
@@ -127,12 +129,19 @@ def evaluate(bundle, in_domain: list[tuple[Volume, int]], ood: dict[str, list[Vo
         out["ood"][name] = {"n": len(vols), "auroc": binary_auc(np.r_[np.zeros(len(s_in := scores_in)), np.ones(len(s))],
                                                                   np.r_[s_in, s]),
                             "flagged": float(np.mean([not c.in_domain for c in checks])),
+                            # the network's half alone, without the metadata checks
+                            "auroc_features_only": binary_auc(np.r_[np.zeros(len(feats_in)), np.ones(len(s))],
+                                                              np.r_[feats_in, feature_only(bundle, vols)]),
                             "example_reason": next((c.reasons[0] for c in checks if c.reasons), None)}
     allood = np.concatenate(pooled)
     out["ood_auroc_pooled"] = binary_auc(np.r_[np.zeros(len(scores_in)), np.ones(len(allood))],
                                          np.r_[scores_in, allood])
     out["ood_auroc_min_over_sets"] = min(v["auroc"] for v in out["ood"].values())
     return out
+
+
+def feature_only(bundle, vols) -> np.ndarray:
+    return np.array([bundle.analyse_tensor(bundle.preprocess(v)).feature_score for v in vols])
 
 
 def sets_for(name: str, n_in: int | None = None):

@@ -4,8 +4,14 @@ only jumps to a peak inside the body of an in-domain case."""
 import numpy as np
 import pytest
 
-from vol3d_gui.core.foreground import (crosshair_target, foreground_mask, inside, mask_saliency,
-                                       otsu_threshold, saliency_peak)
+from vol3d_gui.core.foreground import (
+    crosshair_target,
+    foreground_mask,
+    inside,
+    mask_saliency,
+    otsu_threshold,
+    saliency_peak,
+)
 from vol3d_gui.core.phantom import lesion_phantom
 from vol3d_gui.core.volume import Volume, centered_affine
 

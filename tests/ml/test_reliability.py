@@ -3,8 +3,13 @@
 import numpy as np
 import pytest
 
-from vol3d_gui.ml.reliability import (decide, operating_point, operating_point_record, reliability_table,
-                                      sensitivity_specificity)
+from vol3d_gui.ml.reliability import (
+    decide,
+    operating_point,
+    operating_point_record,
+    reliability_table,
+    sensitivity_specificity,
+)
 
 
 def _probs(p1):

@@ -4,7 +4,12 @@ nothing in empty bins, the operating point as a line."""
 import numpy as np
 
 from tests.ui.conftest import grab
-from vol3d_gui.ui.reliability_chart import BAR_COLOUR, GAP_COLOUR, THRESHOLD_COLOUR, ReliabilityChart
+from vol3d_gui.ui.reliability_chart import (
+    BAR_COLOUR,
+    GAP_COLOUR,
+    THRESHOLD_COLOUR,
+    ReliabilityChart,
+)
 
 
 def _table(observed):
