@@ -184,7 +184,7 @@ def uncertainty_candidates(bundle, inside) -> dict:
     a = analyse(bundle, x)
     kernel, bias, rate = head_weights(bundle.model)
     rng = np.random.default_rng(0)
-    keep = (rng.random((64, *a.features.shape)) >= rate) / (1.0 - rate)
+    keep = (rng.random((64, 1, a.features.shape[1])) >= rate) / (1.0 - rate)  # as mc_dropout
     z = np.einsum("knd,dc->knc", keep * a.features[None], kernel) + bias
     p = np.exp(z - z.max(-1, keepdims=True))
     p /= p.sum(-1, keepdims=True)

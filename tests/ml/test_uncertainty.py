@@ -84,3 +84,17 @@ def test_update_card_keeps_fields_and_never_touches_the_weights(tiny_bundle_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.json", "copy.keras"]  # no temp left
     bundle = load_bundle(keras_path)
     assert bundle.decide([0.65, 0.35]) == 1
+
+
+def test_assess_batch_matches_one_volume_at_a_time(tiny):
+    vols = [lesion_phantom(s, s % 2 == 0, shape=(32, 32, 24))[0] for s in range(5)]
+    batch = tiny.assess_batch([lambda v=v: v for v in vols], batch_size=2)
+    assert len(batch) == 5
+    for v, (pred, check) in zip(vols, batch):
+        one, one_check = tiny.assess(v)
+        np.testing.assert_allclose(pred.probabilities, one.probabilities, atol=1e-6)
+        assert pred.uncertainty == pytest.approx(one.uncertainty, abs=1e-6)
+        assert check == one_check
+    calls = []
+    stopped = tiny.assess_batch(vols, should_stop=lambda: len(calls) >= 3, progress=lambda d, n: calls.append(d))
+    assert len(stopped) == 3 and calls == [1, 2, 3]

@@ -224,6 +224,40 @@ class ModelBundle:
         check = domain.combine(domain.metadata_ratios(self.card, volume, x), fscore)
         return Prediction(probs, unc), check
 
+    def assess_batch(self, volumes, batch_size: int = 8, progress=None, should_stop=None) -> list:
+        """[(Prediction, DomainCheck)] for Volumes or zero-argument loaders, in batches (classify
+        all: each item marked in or out of the domain, the worklist sorted by uncertainty).
+        ``progress(done, total)`` after each volume; ``should_stop()`` polled per volume (the
+        items assessed so far are returned)."""
+        from vol3d_gui.ml import domain
+        from vol3d_gui.ml.uncertainty import Prediction, analyse
+
+        volumes = list(volumes)
+        out: list = []
+        pending: list = []
+
+        def flush():
+            a = analyse(self, np.stack([x for _, x in pending]))
+            f = domain.feature_score(self.card, a.features)
+            for i, (meta, _) in enumerate(pending):
+                out.append((Prediction(a.probabilities[i], float(a.uncertainty[i])),
+                            domain.combine(meta, None if f is None else float(f[i]))))
+            pending.clear()
+
+        for i, v in enumerate(volumes):
+            if should_stop is not None and should_stop():
+                break
+            vol = v() if callable(v) else v
+            x = self.preprocess(vol)
+            pending.append((domain.metadata_ratios(self.card, vol, x), x))
+            if len(pending) == batch_size:
+                flush()
+            if progress is not None:
+                progress(i + 1, len(volumes))
+        if pending:
+            flush()
+        return out
+
     def decide(self, probs) -> int:
         """The class to display: the card's operating point for two classes, else the argmax."""
         from vol3d_gui.ml.reliability import decide
