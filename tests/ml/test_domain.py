@@ -113,3 +113,8 @@ def test_combine_takes_the_largest_ratio_and_orders_reasons():
     mod = domain.combine(([], "modality MR, trained on CT"), 0.5)
     assert not mod.in_domain and mod.reasons == ["modality MR, trained on CT"]
     assert mod.to_dict() == {"in_domain": False, "score": 0.5, "reasons": ["modality MR, trained on CT"]}
+
+
+def test_a_nan_feature_score_is_out_of_domain():
+    check = domain.combine(([], None), float("nan"))
+    assert not check.in_domain and check.score == domain.NOT_FINITE

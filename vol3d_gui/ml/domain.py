@@ -34,6 +34,7 @@ INTENSITY_MARGIN = 0.25
 INTENSITY_FLOOR = 0.02
 PASS_QUANTILE = 0.975  # conformal rank on validation; see fit_feature_reference
 INTENSITY_STATS = ("mean", "std", "low_fraction", "high_fraction")
+NOT_FINITE = 1e6  # the score of a feature vector with NaN or Inf: far outside, and valid JSON
 
 
 @dataclass
@@ -197,6 +198,8 @@ def combine(metadata: tuple[list[tuple[float, str]], str | None], feature_ratio:
     """One DomainCheck from the metadata ratios and the feature ratio (either may be absent)."""
     ratios, modality = metadata
     ratios = list(ratios)
+    if feature_ratio is not None and not np.isfinite(feature_ratio):
+        feature_ratio = NOT_FINITE  # NaN features (a broken input) must never pass as in-domain
     if feature_ratio is not None:
         ratios.append((float(feature_ratio), f"the network's features are far from its training data "
                                              f"({feature_ratio:.2f}x the in-domain threshold)"))
