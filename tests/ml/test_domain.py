@@ -3,6 +3,8 @@ feature-space distance whose validation threshold lets the promised share throug
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vol3d_gui.core.volume import Volume, centered_affine
 from vol3d_gui.ml import domain
@@ -118,3 +120,15 @@ def test_combine_takes_the_largest_ratio_and_orders_reasons():
 def test_a_nan_feature_score_is_out_of_domain():
     check = domain.combine(([], None), float("nan"))
     assert not check.in_domain and check.score == domain.NOT_FINITE
+
+
+@given(lo=st.floats(0.3, 5.0), width=st.floats(1.0, 3.0), factor=st.floats(0.2, 5.0))
+def test_geometry_ratio_is_at_most_one_exactly_within_the_tolerance(lo, width, factor):
+    hi = lo * width
+    dom = {"spacing_mm": {"min": [lo] * 3, "max": [hi] * 3}}
+    v = (lo if factor < 1 else hi) * factor
+    (ratio, why), = domain.geometry_ratios(dom, [v, (lo + hi) / 2, lo], None)
+    within = lo / domain.SPACING_TOLERANCE <= v <= hi * domain.SPACING_TOLERANCE
+    if abs(np.log(factor)) < 1e-9 or abs(abs(np.log(factor)) - np.log(domain.SPACING_TOLERANCE)) > 1e-9:
+        assert (ratio <= 1.0) == within
+    assert why.startswith("voxel spacing")
