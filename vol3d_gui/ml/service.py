@@ -60,6 +60,25 @@ class Service:
     def do_predict(self, volume):
         return self.need_bundle().predict(volume)
 
+    def do_assess(self, volume):
+        """Probabilities, uncertainty, the displayed class (the card's operating point) and the
+        domain check of one volume, from one forward pass."""
+        bundle = self.need_bundle()
+        prediction, check = bundle.assess(volume)
+        return {"probabilities": prediction.probabilities, "uncertainty": prediction.uncertainty,
+                "class_index": bundle.decide(prediction.probabilities), "domain": check.to_dict()}
+
+    def do_analyse(self, x):
+        """(probabilities, uncertainty, feature_score) for a preprocessed model-grid tensor; the
+        GUI adds the metadata half (vol3d_gui.ml.domain.metadata_ratios) and combines the two."""
+        return tuple(self.need_bundle().analyse_tensor(x))
+
+    def do_gradcam_in_body(self, volume, class_index=None, plus=False):
+        """(saliency masked to the body, the body mask): see ml.gradcam.gradcam_in_body."""
+        from vol3d_gui.ml.gradcam import gradcam_in_body
+
+        return gradcam_in_body(self.need_bundle(), volume, class_index, plus=plus)
+
     def do_gradcam(self, volume, class_index=None, plus=False):
         from vol3d_gui.ml.gradcam import gradcam
 

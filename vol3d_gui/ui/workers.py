@@ -108,8 +108,8 @@ class MLWorker(QtCore.QObject):
     def predict(self, volume, item_id=None) -> int:
         def fn(ctx):
             self._need_bundle()
-            return {"item_id": item_id, "probabilities": ctx.call("predict", volume=volume),
-                    "model": ctx.bundle.label}
+            # probabilities, uncertainty, displayed class and domain check (ml.service.do_assess)
+            return {"item_id": item_id, **ctx.call("assess", volume=volume), "model": ctx.bundle.label}
 
         return self.submit("predict", fn)
 
@@ -123,10 +123,10 @@ class MLWorker(QtCore.QObject):
             for i, item in enumerate(items):
                 if ctx.should_stop():
                     break
-                probs = ctx.call("predict", volume=item.load())
+                answer = ctx.call("assess", volume=item.load())
                 n += 1
                 self.result.emit(self._current.id, "predict_item",
-                                 {"item_id": item.id, "probabilities": probs, "model": ctx.bundle.label})
+                                 {"item_id": item.id, **answer, "model": ctx.bundle.label})
                 ctx.progress(i + 1, len(items), item.name)
             return {"n": n, "of": len(items)}
 
@@ -135,8 +135,10 @@ class MLWorker(QtCore.QObject):
     def gradcam(self, volume, class_index=None, key=None, plus=False) -> int:
         def fn(ctx):
             self._need_bundle()
-            return {"key": key, "saliency": ctx.call("gradcam", volume=volume, class_index=class_index,
-                                                     plus=plus)}
+            # masked to the body before it is drawn (core.foreground), with the mask for the
+            # crosshair's decision
+            saliency, body = ctx.call("gradcam_in_body", volume=volume, class_index=class_index, plus=plus)
+            return {"key": key, "saliency": saliency, "body": body}
 
         return self.submit("gradcam", fn)
 

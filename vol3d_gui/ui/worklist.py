@@ -62,7 +62,9 @@ class WorklistTableModel(QtCore.QAbstractTableModel):
             if col == 2:
                 return wl.class_name(wl.labels.get(item.id))
             if col == 3 and pred is not None:
-                return f"{pred.class_name} ({pred.confidence:.0%})"
+                text = f"{pred.class_name} ({pred.confidence:.0%})"
+                # classify-all marks what the model was not trained for: its answer is not evidence
+                return f"{text}, outside domain" if pred.in_domain is False else text
             if col == 4:
                 agree = wl.agreement(item.id)
                 return "" if agree is None else ("yes" if agree else "NO")
@@ -110,7 +112,7 @@ class WorklistPanel(QtWidgets.QWidget):
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
         self.header = QtWidgets.QLabel("No study open")
         self.filter_combo = QtWidgets.QComboBox()
-        self.filter_combo.addItems(["All items", "Unlabelled", "Disagreements"])
+        self.filter_combo.addItems(["All items", "Unlabelled", "Disagreements", "Outside the model's domain"])
         self.filter_combo.currentIndexChanged.connect(lambda i: self.set_filter(FILTERS[i]))
         self.sort_button = QtWidgets.QPushButton("Most uncertain first")
         self.sort_button.setCheckable(True)

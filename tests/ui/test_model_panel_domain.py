@@ -1,0 +1,59 @@
+"""The model panel with a card that records a domain, an operating point and a reliability
+table: an out-of-domain case is said to be one, its probabilities greyed and no jump to the
+saliency peak offered; the displayed class follows the operating point."""
+
+import shutil
+
+import numpy as np
+
+from tests.ui.conftest import grab
+from vol3d_gui.core.phantom import lesion_phantom
+from vol3d_gui.ml.bundle import update_card
+
+SMALL = (48, 48, 36)  # at 1 x 1 x 1.5 mm: a 48 x 48 x 54 mm field of view
+TABLE = {"kind": "positive class", "split": "test", "n": 20, "ece": 0.123,
+         "bins": [{"lo": i / 10, "hi": (i + 1) / 10, "n": 2, "mean_predicted": (i + 0.5) / 10,
+                   "observed": (i + 0.5) / 10} for i in range(10)]}
+
+
+def _bundle_with(tmp_path, tiny_bundle_path, fov):
+    path = tmp_path / "tiny-domain.keras"
+    shutil.copy(tiny_bundle_path, path)
+    shutil.copy(tiny_bundle_path.with_suffix(".json"), path.with_suffix(".json"))
+    update_card(path, {"domain": {"fov_mm": {"min": fov, "max": fov}}, "reliability": TABLE,
+                       "operating_point": {"positive_class": 1, "threshold": 0.0}})
+    return path
+
+
+def _open(qtbot, window, path):
+    panel = window.attach_model(str(path))
+    qtbot.waitUntil(lambda: panel.bundle is not None, timeout=60000)
+    window.open_volume(lesion_phantom(3, True, SMALL)[0])
+    qtbot.waitUntil(lambda: panel.probs is not None, timeout=30000)
+    return panel
+
+
+def test_an_out_of_domain_case_is_named_greyed_and_not_jumped_to(qtbot, window, tiny_bundle_path, tmp_path):
+    panel = _open(qtbot, window, _bundle_with(tmp_path, tiny_bundle_path, [200.0, 200.0, 200.0]))
+    text = panel.result_label.text()
+    assert "outside this model's training data:" in text and "field of view 48 x 48 x 54 mm" in text
+    px = grab(panel.chart)
+    grey = np.all(np.abs(px.astype(int) - 185) < 6, axis=-1)
+    red = np.all(np.abs(px.astype(int) - np.array([220, 80, 60])) < 30, axis=-1)
+    assert grey.sum() > 50 and red.sum() == 0
+    qtbot.waitUntil(lambda: "saliency" in window.overlays, timeout=30000)
+    assert window.current_saliency.meta.get("masked_to") == "foreground"
+    assert not panel.peak_button.isEnabled() and "outside" in panel.peak_button.toolTip()
+    assert "ECE 0.123" in panel.reliability.getPlotItem().titleLabel.text
+
+
+def test_an_in_domain_case_shows_the_operating_points_class(qtbot, window, tiny_bundle_path, tmp_path):
+    panel = _open(qtbot, window, _bundle_with(tmp_path, tiny_bundle_path, [48.0, 48.0, 54.0]))
+    assert panel.in_domain() is True
+    # threshold 0: every case is called positive, whatever the argmax says
+    assert panel.displayed_class() == 1 and panel.result_label.text().startswith("<b>lesion</b>")
+    assert "uncertainty" in panel.result_label.text()
+    qtbot.waitUntil(lambda: "saliency" in window.overlays, timeout=30000)
+    if panel.peak_button.isEnabled():  # the untrained tiny model's map may be empty in the body
+        panel.peak_button.click()
+        assert np.allclose(window.viewer.cursor, panel._body_target)
