@@ -105,11 +105,11 @@ def test_mahalanobis_uses_the_covariance_not_euclidean_distance():
     np.testing.assert_allclose(d, [1.0, 2.0])
 
 
-def test_combine_takes_the_largest_ratio_and_orders_reasons():
+def test_combine_takes_the_largest_ratio_and_names_metadata_first():
     meta = ([(0.2, "fov fine"), (1.7, "field of view too large")], None)
     check = domain.combine(meta, 3.0)
     assert not check.in_domain and check.score == 3.0
-    assert check.reasons[0].startswith("the network's features") and check.reasons[1] == "field of view too large"
+    assert check.reasons[0] == "field of view too large" and check.reasons[1].startswith("the network's features")
     ok = domain.combine(([(0.2, "fine")], None), 0.9)
     assert ok.in_domain and ok.score == pytest.approx(0.9) and ok.reasons == []
     mod = domain.combine(([], "modality MR, trained on CT"), 0.5)

@@ -204,7 +204,10 @@ def combine(metadata: tuple[list[tuple[float, str]], str | None], feature_ratio:
         ratios.append((float(feature_ratio), f"the network's features are far from its training data "
                                              f"({feature_ratio:.2f}x the in-domain threshold)"))
     score = max((r for r, _ in ratios), default=0.0)
-    reasons = ([modality] if modality else []) + [why for r, why in sorted(ratios, key=lambda t: -t[0]) if r > 1.0]
+    # named mismatches first (modality, spacing, field of view, intensity), the feature score
+    # last: "field of view 197 x 233 x 189 mm, trained on 128 x 128 x 144 mm" tells a reader more
+    # than "12x the threshold", whichever ratio is larger
+    reasons = ([modality] if modality else []) + [why for r, why in ratios if r > 1.0]
     return DomainCheck(in_domain=not reasons, score=float(score), reasons=reasons)
 
 
