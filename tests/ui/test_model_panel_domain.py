@@ -57,3 +57,23 @@ def test_an_in_domain_case_shows_the_operating_points_class(qtbot, window, tiny_
     if panel.peak_button.isEnabled():  # the untrained tiny model's map may be empty in the body
         panel.peak_button.click()
         assert np.allclose(window.viewer.cursor, panel._body_target)
+
+
+def test_worklist_marks_out_of_domain_predictions_and_filters_them(qtbot, window):
+    from PySide6 import QtCore
+
+    from vol3d_gui.core.phantom import phantom_study
+
+    study = phantom_study(n=4, seed=2, shape=SMALL)
+    window.open_study(study)
+    wl, table = window.worklist_state, window.worklist.table_model
+    ids = [it.id for it in study]
+    wl.set_prediction(ids[0], 1, [0.1, 0.9], uncertainty_value=0.3, in_domain=False)
+    wl.set_prediction(ids[1], 0, [0.8, 0.2], uncertainty_value=0.6, in_domain=True)
+    row = table.row_of(ids[0])
+    tip = table.data(table.index(row, 3), QtCore.Qt.ItemDataRole.ToolTipRole)
+    assert tip.startswith("outside the model's training data")
+    assert table.data(table.index(row, 3), QtCore.Qt.ItemDataRole.FontRole).italic()
+    assert table.data(table.index(table.row_of(ids[1]), 3), QtCore.Qt.ItemDataRole.FontRole) is None
+    window.worklist.filter_combo.setCurrentIndex(3)  # "Outside the model's domain"
+    assert window.worklist.shown_ids() == [ids[0]]
