@@ -98,3 +98,14 @@ def test_assess_batch_matches_one_volume_at_a_time(tiny):
     calls = []
     stopped = tiny.assess_batch(vols, should_stop=lambda: len(calls) >= 3, progress=lambda d, n: calls.append(d))
     assert len(stopped) == 3 and calls == [1, 2, 3]
+
+
+def test_assess_detail_is_assess_plus_the_spread_of_each_probability(tiny):
+    vol, _ = lesion_phantom(2, True, shape=(32, 32, 24))
+    detail = tiny.assess_detail(vol)
+    pred, check = tiny.assess(vol)
+    np.testing.assert_allclose(detail["probabilities"], pred.probabilities, atol=1e-6)
+    assert detail["uncertainty"] == pytest.approx(pred.uncertainty, abs=1e-9)
+    assert detail["domain"] == check.to_dict() and detail["class_index"] == tiny.decide(pred.probabilities)
+    # two classes: both probabilities move together over the dropout samples
+    assert detail["spread"].shape == (2,) and detail["spread"][0] == pytest.approx(detail["spread"][1])

@@ -53,6 +53,8 @@ def test_an_in_domain_case_shows_the_operating_points_class(qtbot, window, tiny_
     # threshold 0: every case is called positive, whatever the argmax says
     assert panel.displayed_class() == 1 and panel.result_label.text().startswith("<b>lesion</b>")
     assert "uncertainty" in panel.result_label.text()
+    # an error bar beside each probability: its spread over the MC-dropout samples
+    assert panel.chart.error_bars is not None and len(panel.answer["spread"]) == 2
     qtbot.waitUntil(lambda: "saliency" in window.overlays, timeout=30000)
     if panel.peak_button.isEnabled():  # the untrained tiny model's map may be empty in the body
         panel.peak_button.click()

@@ -224,6 +224,21 @@ class ModelBundle:
         check = domain.combine(domain.metadata_ratios(self.card, volume, x), fscore)
         return Prediction(probs, unc), check
 
+    def assess_detail(self, volume: Volume) -> dict:
+        """What the model panel shows for one volume, from one pass: probabilities, uncertainty,
+        the spread of each class's probability over the MC-dropout samples (the error bar beside
+        each probability), the displayed class and the domain check as a dict."""
+        from vol3d_gui.ml import domain
+        from vol3d_gui.ml.uncertainty import analyse
+
+        x = self.preprocess(volume)
+        a = analyse(self, x[None])
+        f = domain.feature_score(self.card, a.features)
+        check = domain.combine(domain.metadata_ratios(self.card, volume, x), None if f is None else float(f[0]))
+        return {"probabilities": a.probabilities[0], "uncertainty": float(a.uncertainty[0]),
+                "spread": a.mc_std[0], "class_index": self.decide(a.probabilities[0]),
+                "domain": check.to_dict()}
+
     def assess_batch(self, volumes, batch_size: int = 8, progress=None, should_stop=None) -> list:
         """[(Prediction, DomainCheck)] for Volumes or zero-argument loaders, in batches (classify
         all: each item marked in or out of the domain, the worklist sorted by uncertainty).

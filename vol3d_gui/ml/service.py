@@ -61,12 +61,9 @@ class Service:
         return self.need_bundle().predict(volume)
 
     def do_assess(self, volume):
-        """Probabilities, uncertainty, the displayed class (the card's operating point) and the
-        domain check of one volume, from one forward pass."""
-        bundle = self.need_bundle()
-        prediction, check = bundle.assess(volume)
-        return {"probabilities": prediction.probabilities, "uncertainty": prediction.uncertainty,
-                "class_index": bundle.decide(prediction.probabilities), "domain": check.to_dict()}
+        """Probabilities, uncertainty and its per-class spread, the displayed class (the card's
+        operating point) and the domain check of one volume, from one forward pass."""
+        return self.need_bundle().assess_detail(volume)
 
     def do_analyse(self, x):
         """(probabilities, uncertainty, feature_score) for a preprocessed model-grid tensor; the
