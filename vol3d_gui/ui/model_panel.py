@@ -322,7 +322,7 @@ class ModelPanel(QtWidgets.QWidget):
                                       spread=(self.answer or {}).get("spread"))
         unc = (self.answer or {}).get("uncertainty")
         text = f"<b>{names[k]}</b> ({self.probs[k]:.1%}"
-        text += f", uncertainty {unc:.2f}) — {self.bundle.label}" if unc is not None else f") — {self.bundle.label}"
+        text += f", uncertainty {unc:.2f} bit) — {self.bundle.label}" if unc is not None else f") — {self.bundle.label}"
         if outside:
             reasons = self.answer["domain"]["reasons"]
             text = (f"<span style='color:#b03a2e'><b>outside this model's training data:</b> "
