@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("vol3d_gui.commands.finetune", "fine-tune a bundle on reviewed labels"),
     "calibrate": ("vol3d_gui.commands.calibrate", "Platt-scale a two-class bundle on a validation split"),
     "score": ("vol3d_gui.commands.score", "score a folder or manifest of volumes into a results table"),
+    "card-domain": ("vol3d_gui.commands.card_domain",
+                    "record a bundle's training domain, reliability and operating point in its card"),
 }
 
 

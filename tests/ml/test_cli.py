@@ -80,7 +80,48 @@ def test_predict_prints_one_json_line_per_volume(trained, tmp_path, capsys):
     for d in lines[:2]:
         assert d["class"] in ("normal", "hyperplasia")
         assert sum(d["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert 0.0 <= d["uncertainty"] <= 1.0
+        # uniform noise in a 20 mm box is nothing like 28 mm adrenal masks: flagged, with reasons
+        assert d["in_domain"] is False and d["domain"]["reasons"] and d["domain"]["score"] > 1.0
     assert "error" in lines[2]
+
+
+def test_train_records_domain_reliability_and_operating_point(trained):
+    _, out = trained
+    card = json.loads(out.with_suffix(".json").read_text())
+    dom = card["domain"]
+    assert dom["fov_mm"] == {"min": [28.0, 28.0, 28.0], "max": [28.0, 28.0, 28.0]}
+    assert dom["features"]["threshold"] > 0 and dom["features"]["n_train"] == 24
+    assert card["reliability"]["split"] == "test" and card["reliability"]["n"] == 24
+    assert 0.0 <= card["reliability"]["ece"] <= 1.0
+    if "operating_point" in card:  # the 24 validation cases hold a positive
+        assert card["operating_point"]["val_sensitivity"] >= 0.9
+
+
+def test_card_domain_reproduces_the_fields_and_keeps_the_weights(trained, tmp_path, capsys):
+    import shutil
+
+    data, out = trained
+    copy = tmp_path / "copy.keras"
+    shutil.copy(out.with_suffix(".keras"), copy)
+    written = json.loads(out.with_suffix(".json").read_text())
+    stripped = {k: v for k, v in written.items()
+                if k not in ("domain", "reliability", "operating_point", "uncertainty")}
+    copy.with_suffix(".json").write_text(json.dumps(stripped))
+    weights = copy.read_bytes()
+    assert main(["card-domain", "--model", str(copy), "--dataset", str(data)]) == 0
+    card = json.loads(copy.with_suffix(".json").read_text())
+    assert copy.read_bytes() == weights
+    assert {k: card[k] for k in stripped} == stripped  # every earlier field kept as it was
+    assert card["domain"]["features"]["threshold"] == pytest.approx(written["domain"]["features"]["threshold"],
+                                                                    rel=1e-4)
+    assert card["reliability"]["ece"] == pytest.approx(written["reliability"]["ece"], abs=1e-4)
+    # the domain is what the model was trained on: other data is refused
+    capsys.readouterr()
+    from tests.conftest import dataset_path
+
+    assert main(["card-domain", "--model", str(copy), "--dataset", str(dataset_path("vesselmnist3d_28.npz"))]) == 2
+    assert "not the data" in capsys.readouterr().err
 
 
 def test_bad_model_is_a_clean_error(tmp_path, capsys):

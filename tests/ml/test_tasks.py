@@ -13,7 +13,14 @@ from vol3d_gui.ml.bundle import ModelBundle, load_bundle, read_card
 from vol3d_gui.ml.finetune import finetune_bundle, stratified_split
 from vol3d_gui.ml.gradcam import gradcam, saliency_volume
 from vol3d_gui.ml.service import Service
-from vol3d_gui.ml.tasks import EtaClock, Progress, gradcam_request, predict_request
+from vol3d_gui.ml.tasks import (
+    EtaClock,
+    Progress,
+    assess_answer,
+    gradcam_request,
+    model_input,
+    predict_request,
+)
 from vol3d_gui.ml.training import TrainingStopped
 
 from .conftest import PHANTOM_MODEL
@@ -46,6 +53,23 @@ def test_gui_path_probabilities_equal_the_cli(phantom_bundle):
     assert request["x"].dtype == np.float32 and request["x"].shape == (1, *phantom_bundle.input_shape, 1)
     np.testing.assert_allclose(_service(phantom_bundle).do_predict(**request), phantom_bundle.predict(vol),
                                atol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["phantom", "brain-sized"])
+def test_gui_path_assessment_equals_the_cli(phantom_bundle, case):
+    """The service sees the tensor only; the GUI adds the metadata half of the domain check
+    and the operating point: together they give what `vol3d predict` reports."""
+    vol, _ = lesion_phantom(7, True)
+    if case != "phantom":  # another field of view and spacing: out of the domain by its metadata
+        vol = Volume(vol.data, vol.affine @ np.diag([1.6, 1.6, 1.4, 1.0]))
+    card_only = _card_only(phantom_bundle)
+    x = model_input(card_only, vol)
+    got = assess_answer(card_only, vol, x, _service(phantom_bundle).do_assess(x))
+    want = phantom_bundle.assess_detail(vol)
+    np.testing.assert_allclose(got["probabilities"], want["probabilities"], atol=1e-5)
+    assert got["class_index"] == want["class_index"] and got["domain"] == want["domain"]
+    assert got["uncertainty"] == pytest.approx(want["uncertainty"], abs=1e-5)
+    assert want["domain"]["in_domain"] is (case == "phantom")
 
 
 def test_gui_path_gradcam_equals_the_cli(tiny_bundle_path):

@@ -1,4 +1,9 @@
-"""vol3d predict: classify volumes; one JSON line per volume (errors too, as JSON lines)."""
+"""vol3d predict: classify volumes; one JSON line per volume (errors too, as JSON lines).
+
+Each line holds the probabilities, the displayed class (the card's operating point), the
+uncertainty (MC-dropout predictive entropy, bits) and the domain check: ``in_domain`` false
+with its reasons when the volume is unlike the model's training data, so that a script
+does not take a confident answer on a brain for a finding."""
 
 from __future__ import annotations
 
@@ -27,11 +32,15 @@ def run(args) -> int:
             failures += 1
             print(json.dumps({"path": path, "error": str(exc)}), flush=True)
             continue
-        probs = bundle.predict(vol)
-        k = int(probs.argmax())
+        prediction, check = bundle.assess(vol)
+        probs = prediction.probabilities
+        k = bundle.decide(probs)  # the card's operating point for two classes, else the argmax
         print(json.dumps({"path": path, "model": bundle.label, "class": bundle.class_names[k],
                           "class_index": k,
-                          "probabilities": dict(zip(bundle.class_names, map(float, probs)))}), flush=True)
+                          "probabilities": dict(zip(bundle.class_names, map(float, probs))),
+                          "uncertainty": float(prediction.uncertainty),
+                          "in_domain": check.in_domain,
+                          "domain": check.to_dict()}), flush=True)
     if failures:
         print(f"vol3d predict: {failures} of {len(args.paths)} inputs could not be read", file=sys.stderr)
     return 1 if failures else 0

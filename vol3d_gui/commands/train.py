@@ -208,6 +208,16 @@ def _train(args, shape, model_path, device, strategy) -> int:
         "calibration": calibration,
         "metrics": metrics,
     }
+    if val is not None and len(val.y):
+        # the training domain, reliability table, operating point and uncertainty record:
+        # forward passes over the splits already in memory
+        from vol3d_gui.ml.bundle import ModelBundle
+        from vol3d_gui.ml.domain_fit import fit_card_fields
+
+        splits = {"train": (train.x, train.y), "val": (val.x, val.y)}
+        if test is not None and len(test.y):
+            splits["test"] = (test.x, test.y)
+        card.update(fit_card_fields(ModelBundle(model, card), splits, ds.geometries))
     path = save_bundle(model, card, model_path)
     print(json.dumps({"bundle": str(path), "metrics": metrics}, default=float), flush=True)
     return 0

@@ -42,6 +42,9 @@ class Dataset:
     splits: dict[str, Split] = field(default_factory=dict)
     content_hash: str = ""
     source: str = ""
+    # spacing, field of view and modality of the training volumes (ml.domain.volume_geometry),
+    # which a card records as the model's training domain
+    geometries: list[dict] = field(default_factory=list)
 
 
 def file_sha256(path) -> str:
@@ -84,17 +87,25 @@ def load_npz_dataset(path, input_shape, limit: int | None = None, splits=("train
         if f"{s}_labels" not in npz.files:
             raise VolumeReadError(path, f"split {s!r} has images but no labels")
         y = npz[f"{s}_labels"].reshape(-1).astype(np.int64)
-        ds.splits[s] = Split(preprocess_stack(npz[f"{s}_images"], shape, spec, limit),
-                             y[:limit] if limit else y)
+        raw = npz[f"{s}_images"]
+        ds.splits[s] = Split(preprocess_stack(raw, shape, spec, limit), y[:limit] if limit else y)
+        if not ds.geometries:
+            # MedMNIST cubes open as 1 mm voxels without a modality (core.study): one geometry
+            ds.geometries = [{"spacing": [1.0, 1.0, 1.0], "fov": [float(n) for n in raw.shape[1:4]],
+                              "modality": None}]
     if not ds.splits:
         raise VolumeReadError(path, f"none of the splits {', '.join(splits)} is in the file")
     return ds
 
 
-def _stack_items(items, shape, spec, hasher, progress=None):
+def _stack_items(items, shape, spec, hasher, progress=None, geometries=None):
+    from vol3d_gui.ml.domain import volume_geometry
+
     x = np.empty((len(items), *shape, 1), np.float32)
     for i, it in enumerate(items):
         vol = it.load()
+        if geometries is not None:
+            geometries.append(volume_geometry(vol))
         hasher.update(f"{it.id}\t{it.label}\t{vol.content_hash()}\n".encode())
         x[i] = preprocess_array(vol.data, shape, spec)
         if progress is not None:
@@ -144,7 +155,8 @@ def phantom_dataset(n: int, input_shape, seed: int = 0, contrast: float = 1.0,
                                                                    shape, spacing, contrast)[0])
                      for it in items]
             items = [v for pair in zip(items, twins) for v in pair]
-        ds.splits[split] = Split(*_stack_items(items, mshape, spec, h, step))
+        ds.splits[split] = Split(*_stack_items(items, mshape, spec, h, step,
+                                               ds.geometries if split == "train" else None))
     if paired:
         ds.name += " + lesion-free/lesion twins of the training cases"
     ds.content_hash = h.hexdigest()
@@ -172,6 +184,7 @@ def load_folder_dataset(path, input_shape, spec, seed: int = 0, progress=None) -
     class (``FOLDER/CLASS/...``, classes in natural order). Items without a split are split
     70/15/15 per class with ``seed``; unlabelled items are left out."""
     from vol3d_gui.core.study import open_study
+    from vol3d_gui.ml.domain import volume_geometry
 
     path = Path(path)
     study = open_study(path)
@@ -203,6 +216,8 @@ def load_folder_dataset(path, input_shape, spec, seed: int = 0, progress=None) -
         x = np.empty((len(idx), *shape, 1), np.float32)
         for j, i in enumerate(idx):
             vol = labelled[i].load()
+            if split == "train":
+                ds.geometries.append(volume_geometry(vol))
             h.update(f"{labelled[i].id}\t{y[i]}\t{vol.content_hash()}\n".encode())
             x[j] = preprocess_array(vol.data, shape, spec)
             done += 1

@@ -122,8 +122,11 @@ def finetune_arrays(bundle: ModelBundle, x, labels, *, out_dir=None, held_out=0.
     folder = Path(out_dir) if out_dir is not None else Path(bundle.path).parent
     path = next_version_path(folder, base_name)
     card = dict(bundle.card)
-    for key in ("created", "framework", "calibration", "metrics_before_calibration"):
+    for key in ("created", "framework", "calibration", "metrics_before_calibration", "reliability",
+                "operating_point", "uncertainty"):
         card.pop(key, None)  # the parent's: they do not describe the new weights
+    if card.get("domain"):  # the acquisition domain still holds; the feature space has moved
+        card["domain"] = {k: v for k, v in card["domain"].items() if k != "features"}
     card.update({
         "name": path.stem,
         "version": path.stem.rsplit("-ft-", 1)[1],

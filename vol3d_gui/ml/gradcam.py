@@ -116,3 +116,20 @@ def gradcam_batch(bundle, volumes, class_indices=None, plus: bool = False):
 def gradcam(bundle, volume: Volume, class_index: int | None = None, plus: bool = False) -> Volume:
     """Saliency map for ``class_index`` (None: the predicted class) as a small Volume."""
     return gradcam_batch(bundle, [volume], None if class_index is None else [class_index], plus)[0][0]
+
+
+def gradcam_in_body(bundle, volume: Volume, class_index: int | None = None, plus: bool = False,
+                    mask: Volume | None = None) -> tuple[Volume, Volume]:
+    """(saliency masked to the body, the body mask): the map as the viewer should draw it.
+
+    The class defaults to the one displayed (the card's operating point, ``bundle.decide``),
+    not the argmax. The map is resampled onto the foreground mask's grid (at most 64 per
+    axis, core.foreground) and is zero outside the body, so a peak in the air cannot draw
+    the reader's eye, or the crosshair (core.foreground.crosshair_target)."""
+    from vol3d_gui.core.foreground import foreground_mask, mask_saliency
+
+    if class_index is None:
+        class_index = bundle.decide(bundle.predict(volume))
+    cam = gradcam(bundle, volume, class_index, plus=plus)
+    mask = foreground_mask(volume) if mask is None else mask
+    return mask_saliency(cam, mask), mask

@@ -67,6 +67,17 @@ class Service:
         """Probabilities (n_classes,) for one preprocessed tensor (1, d, h, w, 1)."""
         return self.need_bundle().forward(_tensor(x, self.need_bundle()))[0]
 
+    def do_assess(self, x):
+        """What the model panel shows for one preprocessed tensor (1, d, h, w, 1), from one pass:
+        probabilities, uncertainty and each class's spread over the MC-dropout samples, and the
+        feature half of the domain check (the GUI adds the metadata half: ml.tasks.assess_answer)."""
+        bundle = self.need_bundle()
+        return bundle.assess_tensor(_tensor(x, bundle))
+
+    def do_analyse(self, x):
+        """(probabilities, uncertainty, feature_score) for a preprocessed model-grid tensor."""
+        return tuple(self.need_bundle().analyse_tensor(x))
+
     def do_gradcam(self, x, grid_affine, class_index=None, plus=False):
         """The map on its small grid, its affine in the scan's world space and its meta."""
         from vol3d_gui.ml.gradcam import gradcam_grid

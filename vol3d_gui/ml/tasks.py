@@ -121,6 +121,18 @@ def model_input(bundle, volume) -> np.ndarray:
     return np.ascontiguousarray(bundle.preprocess(volume)[None], dtype=np.float32)
 
 
+def assess_answer(bundle, volume, x: np.ndarray, reply: dict) -> dict:
+    """The GUI side of an "assess" reply (TensorFlow-free): the displayed class at the card's
+    operating point and the domain check, whose metadata half (modality, spacing, field of
+    view, intensity) needs the Volume that never crossed the pipe."""
+    from vol3d_gui.ml import domain
+
+    check = domain.combine(domain.metadata_ratios(bundle.card, volume, x[0]), reply.get("feature_score"))
+    return {"probabilities": np.asarray(reply["probabilities"], float), "uncertainty": reply.get("uncertainty"),
+            "spread": reply.get("spread"), "class_index": bundle.decide(reply["probabilities"]),
+            "domain": check.to_dict()}
+
+
 def predict_request(bundle, volume) -> dict:
     return {"x": model_input(bundle, volume)}
 

@@ -22,9 +22,10 @@ from vol3d_gui.ml.tasks import (
     EtaClock,
     Priority,
     Progress,
+    assess_answer,
     finetune_tensors,
     gradcam_request,
-    predict_request,
+    model_input,
     with_eta,
 )
 
@@ -92,8 +93,9 @@ class LoadModelTask(MLTask):
 
 
 class PredictTask(MLTask):
-    """Class probabilities of the volume on screen. Result: {"item_id", "probabilities",
-    "model", "volume"} (the Volume itself, so a receiver can tell which case it answers)."""
+    """What the model says of the volume on screen: {"item_id", "model", "volume" (so a receiver
+    can tell which case it answers), "probabilities", "uncertainty", "spread", "class_index" (at
+    the card's operating point), "domain" (the domain check as a dict)}."""
 
     kind = "predict"
 
@@ -103,15 +105,16 @@ class PredictTask(MLTask):
 
     def run(self, ctx):
         bundle = ctx.need_bundle()
-        request = predict_request(bundle, self.volume)
+        x = model_input(bundle, self.volume)
         if ctx.should_stop():
             return None
-        return {"item_id": self.item_id, "probabilities": ctx.call("predict", **request),
-                "model": bundle.label, "volume": self.volume}
+        answer = assess_answer(bundle, self.volume, x, ctx.call("assess", x=x))
+        return {"item_id": self.item_id, "model": bundle.label, "volume": self.volume, **answer}
 
 
 class GradcamTask(MLTask):
-    """A Grad-CAM map of the volume on screen. Result: {"key", "saliency": Volume}."""
+    """A Grad-CAM map of the volume on screen, masked to the body (core.foreground) before it is
+    drawn. Result: {"key", "saliency": Volume, "body": the body mask Volume}."""
 
     kind = "gradcam"
 
@@ -120,20 +123,23 @@ class GradcamTask(MLTask):
         self.volume, self.class_index, self.key, self.plus = volume, class_index, key, plus
 
     def run(self, ctx):
+        from vol3d_gui.core.foreground import foreground_mask, mask_saliency
         from vol3d_gui.ml.gradcam import saliency_volume
 
         request = gradcam_request(ctx.need_bundle(), self.volume, self.class_index, self.plus)
         if ctx.should_stop():
             return None
         reply = ctx.call("gradcam", **request)
-        return {"key": self.key, "saliency": saliency_volume(reply["cam"], reply["affine"], reply["meta"],
-                                                             self.volume.source)}
+        cam = saliency_volume(reply["cam"], reply["affine"], reply["meta"], self.volume.source)
+        body = foreground_mask(self.volume)  # a peak in the air must not draw the reader's eye
+        return {"key": self.key, "saliency": mask_saliency(cam, body), "body": body}
 
 
 class ClassifyAllTask(MLTask):
     """Every study item, one by one (loaded and preprocessed on the worker thread). Each
-    answer comes as ``itemResult({"item_id", "probabilities", "model"})``; between volumes the
-    worker runs any queued on-screen task first. Result: {"n", "of"}."""
+    answer comes as ``itemResult`` (PredictTask's keys but "volume"), each item marked in or
+    out of the model's domain; between volumes the worker runs any queued on-screen task
+    first. Result: {"n", "of"}."""
 
     itemResult = QtCore.Signal(object)
     kind = "classify_all"
@@ -150,9 +156,11 @@ class ClassifyAllTask(MLTask):
             ctx.yield_to_urgent()
             if ctx.should_stop():
                 break
-            probs = ctx.call("predict", **predict_request(bundle, item.load()))
+            volume = item.load()
+            x = model_input(bundle, volume)
+            answer = assess_answer(bundle, volume, x, ctx.call("assess", x=x))
             n += 1
-            self.itemResult.emit({"item_id": item.id, "probabilities": probs, "model": bundle.label})
+            self.itemResult.emit({"item_id": item.id, "model": bundle.label, **answer})
             ctx.progress(with_eta(Progress(i + 1, len(self.items), "classifying", item=item.name), clock))
         return {"n": n, "of": len(self.items)}
 

@@ -11,6 +11,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from vol3d_gui.ui.ml_controller import MLController
+from vol3d_gui.ui.reliability_chart import ReliabilityChart
 from vol3d_gui.ui.settings import REPO_MODELS, model_dirs
 from vol3d_gui.viewer.model import ViewerModel
 from vol3d_gui.viewer.worklist import Worklist
@@ -31,15 +32,29 @@ class ProbabilityChart(pg.PlotWidget):
         self.setYRange(0, 1, padding=0)
         self.getAxis("left").setLabel("probability")
         self.bars = None
+        self.error_bars = None
         self.setMinimumHeight(140)
 
-    def show_probabilities(self, class_names, probs) -> None:
-        if self.bars is not None:
-            self.removeItem(self.bars)
+    GREY = (185, 185, 185)
+
+    def show_probabilities(self, class_names, probs, chosen: int | None = None, grey: bool = False,
+                           spread=None) -> None:
+        """Bars, the displayed class (``chosen``, default the argmax) in red; all grey when the
+        case is outside the model's training data (the numbers do not mean what they say);
+        ``spread``: an error bar of +-1 sd of each probability over the MC-dropout samples."""
+        self.clear_bars()
         probs = np.asarray(probs, float)
-        colors = [(220, 80, 60) if i == int(probs.argmax()) else (90, 130, 200) for i in range(len(probs))]
+        chosen = int(probs.argmax()) if chosen is None else int(chosen)
+        colors = [self.GREY if grey else (220, 80, 60) if i == chosen else (90, 130, 200)
+                  for i in range(len(probs))]
         self.bars = pg.BarGraphItem(x=np.arange(len(probs)), height=probs, width=0.6, brushes=colors)
         self.addItem(self.bars)
+        if spread is not None:
+            sd = np.asarray(spread, float)
+            self.error_bars = pg.ErrorBarItem(x=np.arange(len(probs)), y=probs, top=np.minimum(sd, 1 - probs),
+                                              bottom=np.minimum(sd, probs), beam=0.15,
+                                              pen=pg.mkPen((40, 40, 40), width=2))
+            self.addItem(self.error_bars)
         self.getAxis("bottom").setTicks([list(enumerate(class_names))])
         self.setXRange(-0.6, len(probs) - 0.4, padding=0)
         self.setYRange(0, 1, padding=0)
@@ -48,6 +63,9 @@ class ProbabilityChart(pg.PlotWidget):
         if self.bars is not None:
             self.removeItem(self.bars)
             self.bars = None
+        if self.error_bars is not None:
+            self.removeItem(self.error_bars)
+            self.error_bars = None
 
 
 class ModelPanel(QtWidgets.QWidget):
@@ -67,6 +85,8 @@ class ModelPanel(QtWidgets.QWidget):
         self.ml = ml or MLController(self)
         self.bundle = None
         self.probs = None
+        self.answer: dict | None = None  # the last "assess" reply for the case on screen
+        self._body_target = None  # where "Go to peak" moves the crosshair (None: nowhere)
         self._token = 0  # which volume a saliency reply belongs to
         self._volume = None
         self._item_id = None
@@ -81,6 +101,13 @@ class ModelPanel(QtWidgets.QWidget):
         self.summary.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         self.chart = ProbabilityChart()
         self.result_label = QtWidgets.QLabel("")
+        self.result_label.setWordWrap(True)
+        self.reliability = ReliabilityChart()
+        self.reliability.setMaximumHeight(200)
+        self.reliability.setToolTip("Reliability on the model's test split: bar = observed share, "
+                                    "dashed = perfect calibration, green = the operating point")
+        self.peak_button = QtWidgets.QPushButton("Go to peak")
+        self.peak_button.setEnabled(False)
         self.saliency_box = QtWidgets.QCheckBox("Grad-CAM saliency")
         self.saliency_box.setChecked(True)
         self.explain_combo = QtWidgets.QComboBox()
@@ -97,12 +124,14 @@ class ModelPanel(QtWidgets.QWidget):
         sal = QtWidgets.QHBoxLayout()
         sal.addWidget(self.saliency_box)
         sal.addWidget(self.explain_combo, 1)
+        sal.addWidget(self.peak_button)
         run = QtWidgets.QHBoxLayout()
         run.addWidget(self.all_button)
         run.addWidget(self.cancel_button)
         lay = QtWidgets.QVBoxLayout(self)
         lay.addLayout(top)
         lay.addWidget(self.summary)
+        lay.addWidget(self.reliability)
         lay.addWidget(self.chart)
         lay.addWidget(self.result_label)
         lay.addLayout(sal)
@@ -116,6 +145,7 @@ class ModelPanel(QtWidgets.QWidget):
         self.cancel_button.clicked.connect(self.cancel_all)
         self.saliency_box.toggled.connect(lambda _: self._refresh_saliency())
         self.explain_combo.activated.connect(lambda _: self._refresh_saliency())
+        self.peak_button.clicked.connect(self.go_to_peak)
         self.ml.modelLoaded.connect(self._on_model_loaded)
         # bound slots, not lambdas, for every ML signal: a lambda has no thread affinity, so it
         # would run (and touch a widget) in the worker thread; PySide 6.12 also aborts in
@@ -179,6 +209,8 @@ class ModelPanel(QtWidgets.QWidget):
         self._saliency_cache.clear()
         self.refresh_models(select=bundle.path)
         self.summary.setText(_breakable(bundle.summary()))
+        self.reliability.set_table(bundle.card.get("reliability"),
+                                   (bundle.card.get("operating_point") or {}).get("threshold"))
         self.explain_combo.clear()
         self.explain_combo.addItem("predicted class", None)
         for i, name in enumerate(bundle.class_names):
@@ -194,6 +226,8 @@ class ModelPanel(QtWidgets.QWidget):
         self._volume = volume
         self._item_id = item.id if item is not None else None
         self.probs = None
+        self.answer = None
+        self._set_peak(None, "")
         self.chart.clear_bars()
         self.result_label.setText("")
         if volume is not None and min(volume.shape) == 1:
@@ -234,7 +268,17 @@ class ModelPanel(QtWidgets.QWidget):
         data = self.explain_combo.currentData()
         if data is not None:
             return int(data)
-        return None if self.probs is None else int(np.argmax(self.probs))
+        return None if self.probs is None else self.displayed_class()
+
+    def displayed_class(self) -> int:
+        """The class shown: the card's operating point (ml.reliability.decide), else the argmax."""
+        if self.answer is not None and self.answer.get("class_index") is not None:
+            return int(self.answer["class_index"])
+        return int(np.argmax(self.probs))
+
+    def in_domain(self) -> bool | None:
+        dom = (self.answer or {}).get("domain")
+        return None if dom is None else bool(dom["in_domain"])
 
     def _refresh_saliency(self) -> None:
         if not self.saliency_box.isChecked() or self.bundle is None or self._volume is None:
@@ -252,7 +296,9 @@ class ModelPanel(QtWidgets.QWidget):
         task.result.connect(self._on_saliency)
         task.failed.connect(self._on_task_failed)
 
-    def _show_saliency(self, saliency) -> None:
+    def _show_saliency(self, cached) -> None:
+        saliency, body = cached
+        self._update_peak(saliency, body)
         previous = self.viewer.overlays.get("saliency")
         style = ({"colormap": previous.colormap, "opacity": previous.opacity, "threshold": previous.threshold}
                  if previous is not None else {"colormap": "hot", "opacity": 0.5, "threshold": SALIENCY_THRESHOLD})
@@ -264,30 +310,69 @@ class ModelPanel(QtWidgets.QWidget):
     def _on_predicted(self, payload) -> None:
         if payload["volume"] is not self._volume:
             return  # an older volume's answer that left the worker before the cancel
+        self.answer = payload
         self._show_probs(payload["probabilities"])
         if payload["item_id"] is not None:
-            self.worklist.set_prediction(payload["item_id"], int(np.argmax(payload["probabilities"])),
-                                         payload["probabilities"])
+            self._set_worklist_prediction(payload)
         self._refresh_saliency()
 
     @QtCore.Slot(object)
-    def _on_item_predicted(self, payload) -> None:
-        probs = payload["probabilities"]
-        self.worklist.set_prediction(payload["item_id"], int(np.argmax(probs)), probs)
+    def _on_item_predicted(self, payload) -> None:  # classify all: each item marked in or out of the domain
+        self._set_worklist_prediction(payload)
 
     @QtCore.Slot(object)
     def _on_saliency(self, payload) -> None:
         key = payload["key"]
-        self._saliency_cache[key] = payload["saliency"]
+        self._saliency_cache[key] = (payload["saliency"], payload.get("body"))
         if key == (self._token, self.bundle.label if self.bundle else None, self.explained_class()):
-            self._show_saliency(payload["saliency"])
+            self._show_saliency(self._saliency_cache[key])
 
     def _show_probs(self, probs) -> None:
         self.probs = np.asarray(probs, float)
         names = self.bundle.class_names
-        self.chart.show_probabilities(names, self.probs)
-        k = int(self.probs.argmax())
-        self.result_label.setText(f"<b>{names[k]}</b> ({self.probs[k]:.1%}) — {self.bundle.label}")
+        k = self.displayed_class()
+        outside = self.in_domain() is False
+        self.chart.show_probabilities(names, self.probs, chosen=k, grey=outside,
+                                      spread=(self.answer or {}).get("spread"))
+        unc = (self.answer or {}).get("uncertainty")
+        text = f"<b>{names[k]}</b> ({self.probs[k]:.1%}"
+        text += f", uncertainty {unc:.2f} bit) — {self.bundle.label}" if unc is not None else f") — {self.bundle.label}"
+        if outside:
+            reasons = self.answer["domain"]["reasons"]
+            text = (f"<span style='color:#b03a2e'><b>outside this model's training data:</b> "
+                    f"{reasons[0] if reasons else 'unknown reason'}</span><br><span style='color:gray'>{text}</span>")
+        self.result_label.setText(text)
+
+    def _set_worklist_prediction(self, payload) -> None:
+        probs = payload["probabilities"]
+        k = payload.get("class_index")
+        dom = payload.get("domain") or {}
+        self.worklist.set_prediction(payload["item_id"], int(np.argmax(probs)) if k is None else int(k), probs,
+                                     uncertainty_value=payload.get("uncertainty"), in_domain=dom.get("in_domain"))
+
+    # --- the crosshair and the saliency peak ----------------------------------------------------------
+    def _update_peak(self, saliency, body) -> None:
+        """"Go to peak" only for a peak inside the body of an in-domain case."""
+        from vol3d_gui.core.foreground import crosshair_target, saliency_peak
+
+        if body is None:
+            self._set_peak(saliency_peak(saliency), "the saliency map's maximum")
+            return
+        outside = self.in_domain() is False
+        target = crosshair_target(saliency, body, not outside)
+        why = ("the case is outside this model's training data" if outside else
+               "the saliency peak is not inside the body" if target is None else "the saliency peak, inside the body")
+        self._set_peak(target, why)
+
+    def _set_peak(self, target, why: str) -> None:
+        self._body_target = None if target is None else np.asarray(target, float)
+        self.peak_button.setEnabled(self._body_target is not None)
+        self.peak_button.setToolTip(f"Move the crosshair to {why}" if target is not None else
+                                    f"No jump: {why}" if why else "No saliency map yet")
+
+    def go_to_peak(self) -> None:
+        if self._body_target is not None:
+            self.viewer.cursor = self._body_target
 
     @QtCore.Slot(str)
     def _on_load_failed(self, message: str) -> None:

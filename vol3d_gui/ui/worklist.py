@@ -66,12 +66,22 @@ class WorklistTableModel(QtCore.QAbstractTableModel):
             if col == 4:
                 agree = wl.agreement(item.id)
                 return "" if agree is None else ("yes" if agree else "NO")
+        # a prediction for a case outside the model's training data is marked (grey italics, and
+        # said in the tooltip): its answer is not evidence, whatever its percentage
+        outside = pred is not None and pred.in_domain is False
+        if role == QtCore.Qt.ItemDataRole.FontRole and col == 3 and outside:
+            font = QtGui.QFont()
+            font.setItalic(True)
+            return font
+        if role == QtCore.Qt.ItemDataRole.ForegroundRole and col == 3 and outside:
+            return QtGui.QBrush(QtGui.QColor(140, 140, 140))
         if role == QtCore.Qt.ItemDataRole.ForegroundRole and col == 3 and pred is not None:
             ref = wl.labels.get(item.id, item.label)
             if ref is not None and ref != pred.class_index:
                 return QtGui.QBrush(QtGui.QColor(220, 60, 60))
         if role == QtCore.Qt.ItemDataRole.ToolTipRole and pred is not None:
-            return ", ".join(f"{wl.class_name(i)}: {p:.3f}" for i, p in enumerate(pred.probabilities))
+            probs = ", ".join(f"{wl.class_name(i)}: {p:.3f}" for i, p in enumerate(pred.probabilities))
+            return f"outside the model's training data; {probs}" if outside else probs
         return None
 
     def _on_reordered(self) -> None:
@@ -110,7 +120,7 @@ class WorklistPanel(QtWidgets.QWidget):
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
         self.header = QtWidgets.QLabel("No study open")
         self.filter_combo = QtWidgets.QComboBox()
-        self.filter_combo.addItems(["All items", "Unlabelled", "Disagreements"])
+        self.filter_combo.addItems(["All items", "Unlabelled", "Disagreements", "Outside the model's domain"])
         self.filter_combo.currentIndexChanged.connect(lambda i: self.set_filter(FILTERS[i]))
         self.sort_button = QtWidgets.QPushButton("Most uncertain first")
         self.sort_button.setCheckable(True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from psygnal import Signal
 
-FILTERS = ("all", "unlabelled", "disagreements")
+FILTERS = ("all", "unlabelled", "disagreements", "outside domain")
 SORTS = ("study", "uncertainty", "domain")
 
 
@@ -131,6 +131,9 @@ class Worklist:
             return item.id not in self.labels
         if self.filter == "disagreements":
             return self.agreement(item.id) is False
+        if self.filter == "outside domain":  # the model's domain check flagged it
+            pred = self.predictions.get(item.id)
+            return pred is not None and pred.in_domain is False
         return True
 
     def order(self) -> list[int]:

@@ -1,0 +1,71 @@
+"""vol3d card-domain: record a bundle's training domain, reliability table, operating point and
+the uncertainty's error AUROC in its card, from forward passes over its own data splits.
+
+For bundles trained before `vol3d train` wrote these fields (the two in models/). The .keras
+file is never touched; the card is rewritten atomically with every existing field kept. The
+data must be the bundle's training data (checked against the card's SHA-256), because the
+domain is what the model was trained on, not whatever is at hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="the bundle whose card gets the fields")
+    p.add_argument("--dataset", required=True,
+                   help="its training data: a MedMNIST-style .npz, a labelled folder, or 'phantom'")
+    p.add_argument("--phantoms", type=int, default=300, help="phantom cases, as given to vol3d train")
+    p.add_argument("--paired", action="store_true", help="phantoms: as given to vol3d train")
+    p.add_argument("--contrast", type=float, default=1.0, help="phantom lesion contrast")
+    p.add_argument("--seed", type=int, default=0, help="as given to vol3d train")
+    p.add_argument("--target-sensitivity", type=float, default=0.9,
+                   help="operating point: sensitivity to reach on the validation split")
+    p.add_argument("--any-data", action="store_true",
+                   help="accept data whose hash differs from the card's training data")
+
+
+def load_training_data(args, bundle):
+    from vol3d_gui.ml.datasets import load_folder_dataset, load_npz_dataset, phantom_dataset
+
+    if args.dataset == "phantom":
+        return phantom_dataset(args.phantoms, bundle.input_shape, seed=args.seed, contrast=args.contrast,
+                               paired=args.paired)
+    from pathlib import Path
+
+    path = Path(args.dataset)
+    if path.is_dir():
+        return load_folder_dataset(path, bundle.input_shape, bundle.preprocessing, seed=args.seed)
+    # the same first-N items per split that training used (vol3d train --limit)
+    limit = (bundle.card.get("training_data") or {}).get("limit")
+    return load_npz_dataset(path, bundle.input_shape, preprocessing=bundle.preprocessing, limit=limit)
+
+
+def run(args) -> int:
+    from vol3d_gui.core.errors import VolumeReadError
+    from vol3d_gui.ml.bundle import ModelError, load_bundle, update_card
+    from vol3d_gui.ml.domain_fit import fit_card_fields
+
+    bundle = load_bundle(args.model)
+    ds = load_training_data(args, bundle)
+    expected = (bundle.card.get("training_data") or {}).get("sha256")
+    if expected and ds.content_hash != expected and not args.any_data:
+        raise ModelError(bundle.path, f"{args.dataset} (sha256 {ds.content_hash[:12]}...) is not the data "
+                                      f"this model was trained on ({expected[:12]}...); pass the "
+                                      "training command's data options, or --any-data")
+    missing = [s for s in ("train", "val") if s not in ds.splits]
+    if missing:
+        raise VolumeReadError(args.dataset, f"has no {' or '.join(missing)} split")
+    splits = {k: (v.x, v.y) for k, v in ds.splits.items()}
+    fields = fit_card_fields(bundle, splits, ds.geometries, args.target_sensitivity)
+    fields["domain"]["fitted_on"] = {"dataset": ds.name, "sha256": ds.content_hash}
+    path = update_card(bundle.path, fields)
+    summary = {"card": str(path), "feature_threshold": fields["domain"]["features"]["threshold"],
+               "operating_point": fields.get("operating_point"),
+               "ece_test": (fields.get("reliability") or {}).get("ece"),
+               "uncertainty_error_auroc": (fields.get("uncertainty") or {}).get("error_auroc"),
+               "test_pass_rate_features": fields["domain"].get("test_pass_rate_features")}
+    print(json.dumps(summary, default=float))
+    return 0
