@@ -23,6 +23,7 @@ class Priority(enum.IntEnum):
     """Lower runs first. The case on screen goes ahead of batch work."""
 
     ON_SCREEN = 0  # load model, predict and Grad-CAM of the volume the reader looks at
+    NEXT_CASE = 5  # the same for the case after it, read ahead while the reader looks at this one
     BATCH = 10  # classify-all: yields between volumes to ON_SCREEN work
     TRAINING = 20  # fine-tuning and training
 

@@ -28,6 +28,7 @@ class IOController(QtCore.QObject):
     opened = QtCore.Signal(str)  # a file or folder opened (for the recent list), "" for items
     failed = QtCore.Signal(str, str)  # dialog title, message
     idle = QtCore.Signal()  # nothing is loading any more (opened, failed or cancelled)
+    prefetched = QtCore.Signal(object)  # the next case, read ahead (a PreparedCase)
     _done = QtCore.Signal(int, object, object)  # token, kind, result or exception (worker -> GUI)
     _step = QtCore.Signal(int, str)
     _prefetched = QtCore.Signal(str, object)  # item id, PreparedCase or exception
@@ -269,6 +270,7 @@ class IOController(QtCore.QObject):
             self._finish(awaiting[0], "item", result)
         elif isinstance(result, PreparedCase):
             self._ready[item_id] = result
+            self.prefetched.emit(result)
 
     def _settle(self) -> None:
         self._awaiting = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore
 
+from vol3d_gui.ml.tasks import Priority
 from vol3d_gui.ui.ml_tasks import (
     ClassifyAllTask,
     FinetuneTask,
@@ -35,6 +36,7 @@ class MLController(QtCore.QObject):
         self.worker.deviceReady.connect(self.deviceReady)
         self._predict: PredictTask | None = None
         self._gradcam: GradcamTask | None = None
+        self._ahead: list[MLTask] = []  # the next case's predict and Grad-CAM
         self._live: set[MLTask] = set()  # Python owns the task objects until they finish
         self._release.connect(self._on_release, QtCore.Qt.ConnectionType.QueuedConnection)
 
@@ -84,6 +86,18 @@ class MLController(QtCore.QObject):
             old.cancel()
         self._gradcam = self.submit(GradcamTask(volume, class_index, key, plus))
         return self._gradcam
+
+    def ahead(self, task: MLTask) -> MLTask:
+        """Work for the case after the one on screen (its predict, then its Grad-CAM): behind
+        the case on screen, ahead of batch work; a new next case cancels the previous one's."""
+        if isinstance(task, PredictTask):
+            for old in self._ahead:
+                if not old.done:
+                    old.cancel()
+            self._ahead = []
+        task.priority = Priority.NEXT_CASE
+        self._ahead.append(task)
+        return self.submit(task)
 
     def classify_all(self, items) -> ClassifyAllTask:
         return self.submit(ClassifyAllTask(items))

@@ -11,6 +11,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from vol3d_gui.ui.ml_controller import MLController
+from vol3d_gui.ui.ml_tasks import GradcamTask, PredictTask
 from vol3d_gui.ui.reliability_chart import ReliabilityChart
 from vol3d_gui.ui.settings import REPO_MODELS, model_dirs
 from vol3d_gui.viewer.model import ViewerModel
@@ -77,6 +78,9 @@ class ModelPanel(QtWidgets.QWidget):
     message = QtCore.Signal(str)  # a status-bar line
     deviceChanged = QtCore.Signal(str)
     modelChanged = QtCore.Signal(str)  # the active bundle's label (recorded with each label)
+    # a study item's prediction (item id, model, displayed class, probabilities, extras): kept
+    # beside the labels by the review controller
+    predicted = QtCore.Signal(str, str, int, object, object)
 
     def __init__(self, viewer: ViewerModel, worklist: Worklist, ml: MLController | None = None):
         super().__init__()
@@ -87,7 +91,8 @@ class ModelPanel(QtWidgets.QWidget):
         self.probs = None
         self.answer: dict | None = None  # the last "assess" reply for the case on screen
         self._body_target = None  # where "Go to peak" moves the crosshair (None: nowhere)
-        self._token = 0  # which volume a saliency reply belongs to
+        # the next case's answer, computed while the reader looks at this one: (volume, payload)
+        self._ahead: tuple | None = None
         self._volume = None
         self._item_id = None
         self._all_job = None  # the running ClassifyAllTask
@@ -222,7 +227,6 @@ class ModelPanel(QtWidgets.QWidget):
 
     # --- prediction -------------------------------------------------------------------------
     def _on_case(self, volume, item) -> None:
-        self._token += 1
         self._volume = volume
         self._item_id = item.id if item is not None else None
         self.probs = None
@@ -234,8 +238,54 @@ class ModelPanel(QtWidgets.QWidget):
             # a single DICOM slice opens for viewing; the classifier is 3-D
             self.result_label.setText("A single slice: the model needs a volume")
             return
-        if self.bundle is not None and volume is not None:
-            self._predict_current()
+        if self.bundle is None or volume is None:
+            return
+        ahead, self._ahead = self._ahead, None
+        self._prune_cache(volume, ahead[0] if ahead is not None else None)
+        if ahead is not None and ahead[0] is volume:
+            if ahead[1] is None:  # still on its way: it answers this case when it lands
+                self._ahead = ahead
+                self.result_label.setText("Classifying…")
+            elif ahead[1]["model"] == self.bundle.label:
+                self._on_predicted(ahead[1])  # read ahead: shown at once, its saliency map cached too
+            else:
+                self._predict_current()
+            return
+        self._predict_current()
+
+    def precompute(self, volume, item_id=None) -> None:
+        """The next case's prediction and Grad-CAM, behind the case on screen (the reader then
+        steps to an answer that is already there)."""
+        if self.bundle is None or volume is None or min(volume.shape) == 1 or volume is self._volume:
+            return
+        self._ahead = (volume, None)
+        self._prune_cache(self._volume, volume)
+        task = self.ml.ahead(PredictTask(volume, item_id))
+        task.result.connect(self._on_ahead_predicted)
+
+    def _prune_cache(self, *volumes) -> None:
+        """Saliency maps are keyed by the volume's id: keep only those of live volumes (the case
+        on screen and the next), so a reused id can never find another case's map."""
+        keep = {id(v) for v in volumes if v is not None}
+        self._saliency_cache = {k: v for k, v in self._saliency_cache.items() if k[0] in keep}
+
+    @QtCore.Slot(object)
+    def _on_ahead_predicted(self, payload) -> None:
+        if self._ahead is None or self._ahead[0] is not payload["volume"] or self.bundle is None:
+            return
+        if payload["volume"] is self._volume:  # the reader got there first
+            self._ahead = None
+            self._on_predicted(payload)
+            return
+        self._ahead = (payload["volume"], payload)
+        if payload["item_id"] is not None:
+            self._set_worklist_prediction(payload)
+        cls = self.explain_combo.currentData()
+        cls = int(payload["class_index"]) if cls is None else int(cls)
+        key = (id(payload["volume"]), self.bundle.label, cls)
+        if self.saliency_box.isChecked() and key not in self._saliency_cache:
+            task = self.ml.ahead(GradcamTask(payload["volume"], cls, key=key))
+            task.result.connect(self._on_saliency)
 
     def _predict_current(self) -> None:
         self.result_label.setText("Classifying…")
@@ -287,7 +337,7 @@ class ModelPanel(QtWidgets.QWidget):
         cls = self.explained_class()
         if cls is None:
             return
-        key = (self._token, self.bundle.label, cls)
+        key = (id(self._volume), self.bundle.label, cls)
         cached = self._saliency_cache.get(key)
         if cached is not None:
             self._show_saliency(cached)
@@ -324,7 +374,7 @@ class ModelPanel(QtWidgets.QWidget):
     def _on_saliency(self, payload) -> None:
         key = payload["key"]
         self._saliency_cache[key] = (payload["saliency"], payload.get("body"))
-        if key == (self._token, self.bundle.label if self.bundle else None, self.explained_class()):
+        if key == (id(self._volume), self.bundle.label if self.bundle else None, self.explained_class()):
             self._show_saliency(self._saliency_cache[key])
 
     def _show_probs(self, probs) -> None:
@@ -347,8 +397,11 @@ class ModelPanel(QtWidgets.QWidget):
         probs = payload["probabilities"]
         k = payload.get("class_index")
         dom = payload.get("domain") or {}
-        self.worklist.set_prediction(payload["item_id"], int(np.argmax(probs)) if k is None else int(k), probs,
+        k = int(np.argmax(probs)) if k is None else int(k)
+        self.worklist.set_prediction(payload["item_id"], k, probs, model=payload.get("model"),
                                      uncertainty_value=payload.get("uncertainty"), in_domain=dom.get("in_domain"))
+        self.predicted.emit(payload["item_id"], payload.get("model") or "", k, list(map(float, probs)),
+                            {"uncertainty": payload.get("uncertainty"), "in_domain": dom.get("in_domain")})
 
     # --- the crosshair and the saliency peak ----------------------------------------------------------
     def _update_peak(self, saliency, body) -> None:
@@ -412,6 +465,9 @@ def attach_model_panel(window, default_model=None) -> ModelPanel:
     panel.message.connect(lambda text: window.statusBar().showMessage(text, 5000))
     panel.deviceChanged.connect(window.device_label.setText)
     panel.modelChanged.connect(window.review_controller.set_model_version)
+    panel.predicted.connect(window.review_controller.keep_prediction)
+    # the next case, once read ahead, is classified and explained behind the one on screen
+    window.io.prefetched.connect(lambda case: panel.precompute(case.volume, getattr(case.item, "id", None)))
     window.model_panel = panel
     dock = window.add_dock(panel, "Model", QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
     # the slice views get the space (the saved layout is restored before this dock exists)

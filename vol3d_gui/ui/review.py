@@ -76,12 +76,9 @@ class ReviewController(QtCore.QObject):
             for item_id, p in kept.items() if item_id in known})
 
     @QtCore.Slot(str, str, int, object, object)
-    def record_prediction(self, item_id: str, model: str, class_index: int, probabilities, extra) -> None:
-        """A prediction for a study item: into the worklist, and kept where the labels are."""
+    def keep_prediction(self, item_id: str, model: str, class_index: int, probabilities, extra) -> None:
+        """A study item's prediction, kept where the labels are (shown again after a restart)."""
         extra = dict(extra or {})
-        self.session.worklist.set_prediction(item_id, class_index, probabilities, model=model,
-                                             uncertainty_value=extra.get("uncertainty"),
-                                             in_domain=extra.get("in_domain"))
         study = self.session.model.study
         if self.predictions is not None and study is not None:
             try:
