@@ -63,7 +63,7 @@ def _session(app, folder: Path, prefetch: bool, dwell: float) -> list[float]:
         t0 = time.perf_counter()
         w.review_controller.step(1)
 
-        def shown():
+        def shown(current=current):
             ans = panel.answer
             return (w.current_item is not None and w.current_item.id != current and not w.io.busy
                     and ans is not None and ans.get("volume") is w.current_volume)
