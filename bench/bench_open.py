@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import report
+from bench.common import report, write_dicom_series
 
 
 def _write_cases(folder: Path, shape=(512, 512, 300)):
@@ -29,35 +29,8 @@ def _write_cases(folder: Path, shape=(512, 512, 300)):
     nii = folder / "ct.nii.gz"
     nib.save(nib.Nifti1Image(np.asarray(vol.data, np.int16), vol.affine), nii)
     dcm = folder / "series"
-    dcm.mkdir()
-    _write_dicom_series(np.asarray(vol.data, np.int16), dcm)
+    write_dicom_series(dcm, np.asarray(vol.data, np.int16), (0.7, 0.7, 1.0))
     return nii, dcm
-
-
-def _write_dicom_series(data: np.ndarray, folder: Path) -> None:
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    series, study = generate_uid(), generate_uid()
-    for k in range(data.shape[2]):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = FileDataset(str(folder / f"{k:04d}.dcm"), {}, file_meta=meta, preamble=b"\0" * 128)
-        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-        ds.Modality, ds.SeriesInstanceUID, ds.StudyInstanceUID = "CT", series, study
-        ds.InstanceNumber = k + 1
-        ds.ImagePositionPatient = [0.0, 0.0, float(k)]
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.PixelSpacing = [0.7, 0.7]
-        ds.SliceThickness = 1.0
-        ds.Rows, ds.Columns = data.shape[1], data.shape[0]
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.RescaleIntercept, ds.RescaleSlope = 0, 1
-        ds.PixelData = np.ascontiguousarray(data[:, :, k].T).tobytes()
-        ds.save_as(folder / f"{k:04d}.dcm", enforce_file_format=True)
 
 
 def _gaps_while(app, condition, timeout_s=120.0):

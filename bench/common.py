@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 OUT = Path(__file__).resolve().parent / "out"
 
 
@@ -49,3 +51,34 @@ def report(name: str, results: dict) -> dict:
     (OUT / f"{name}.json").write_text(json.dumps(results, indent=2, default=float))
     print(json.dumps(results, indent=2, default=float))
     return results
+
+
+def write_dicom_series(folder: Path, hu: np.ndarray, spacing, compress: bool = False) -> None:
+    """A CT series, one file per axial slice of ``hu`` (x, y, z), into a new ``folder``;
+    ``compress``: JPEG 2000 lossless (pylibjpeg-openjpeg through pydicom)."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, generate_uid
+
+    folder.mkdir(parents=True)
+    series_uid, study_uid = generate_uid(), generate_uid()
+    nx, ny, nz = hu.shape
+    for k in range(nz):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = FileDataset(str(folder / f"{k:04d}.dcm"), {}, file_meta=meta, preamble=b"\0" * 128)
+        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
+        ds.Modality, ds.SeriesDescription = "CT", "bench phantom"
+        ds.ImagePositionPatient = [0.0, 0.0, float(k * spacing[2])]
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.PixelSpacing = [spacing[1], spacing[0]]
+        ds.Rows, ds.Columns = ny, nx
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.RescaleSlope, ds.RescaleIntercept = 1, 0
+        ds.PixelData = np.ascontiguousarray(hu[:, :, k].T).astype("<i2").tobytes()
+        if compress:
+            ds.compress(JPEG2000Lossless, generate_instance_uid=False)
+        ds.save_as(folder / f"{k:04d}.dcm", enforce_file_format=True)

@@ -18,14 +18,13 @@ import csv
 import getpass
 import hashlib
 import json
-import os
 import sqlite3
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from vol3d_gui.store.csv_files import write_csv_atomically
 from vol3d_gui.store.item_keys import (  # noqa: F401 (re-exported: the UI imports them from here)
     KEY_SEP,
     check_key,
@@ -452,29 +451,17 @@ class LabelStore:
         path = Path(path)
         events = (sorted(self.current_labels().values(), key=lambda e: e.event_id) if current_only else
                   [LabelEvent.from_row(r) for r in self._query("SELECT * FROM label_events ORDER BY id")])
-        tmp = None
+        rows = (neutralised({
+            "event_id": e.event_id, "item_key": e.item_key, "item_id": _csv_item_id(e.item_id),
+            "content_hash": e.content_hash or "", "label": "" if e.label is None else e.label,
+            "class_name": e.class_name or "", "reviewer": e.reviewer, "created": e.created,
+            "model_class": "" if e.model_class is None else e.model_class,
+            "model_probabilities": "" if e.model_probabilities is None else json.dumps(e.model_probabilities),
+            "model_version": e.model_version or "", "note": e.note or "", "cleared": int(e.cleared)})
+            for e in events)
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            # surrogateescape: an item id from a non-UTF-8 file name is written as its own bytes
-            with os.fdopen(fd, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
-                w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
-                w.writeheader()
-                for e in events:
-                    w.writerow(neutralised({
-                        "event_id": e.event_id, "item_key": e.item_key, "item_id": _csv_item_id(e.item_id),
-                        "content_hash": e.content_hash or "", "label": "" if e.label is None else e.label,
-                        "class_name": e.class_name or "", "reviewer": e.reviewer, "created": e.created,
-                        "model_class": "" if e.model_class is None else e.model_class,
-                        "model_probabilities": "" if e.model_probabilities is None
-                        else json.dumps(e.model_probabilities),
-                        "model_version": e.model_version or "", "note": e.note or "",
-                        "cleared": int(e.cleared)}))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            write_csv_atomically(path, CSV_FIELDS, rows)
         except OSError as exc:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
             raise LabelStoreError(path, f"cannot write CSV ({exc})") from exc
         return path
 

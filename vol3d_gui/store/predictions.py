@@ -9,15 +9,13 @@ Export joins them with the current labels in one CSV.
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import sqlite3
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from vol3d_gui.store.csv_files import write_csv_atomically
 from vol3d_gui.store.item_keys import storable_text, unstored_text
 from vol3d_gui.store.label_values import csv_cell
 from vol3d_gui.store.labels import LabelStoreError
@@ -112,30 +110,22 @@ class PredictionStore:
         path = Path(path)
         fields = ["item_id", "label", "class_name", "reviewer", "labelled", "model", "predicted_class",
                   "probabilities", "uncertainty", "in_domain", "predicted"]
-        tmp = None
+        def rows():
+            for item_id in ids:
+                ev, p = labels.get(item_id), preds.get(item_id)
+                yield {
+                    "item_id": _cell(item_id),
+                    "label": "" if ev is None else ev.label, "class_name": _cell(ev.class_name if ev else ""),
+                    "reviewer": _cell(ev.reviewer if ev else ""), "labelled": ev.created if ev else "",
+                    "model": _cell(p.model if p else ""), "predicted_class": "" if p is None else p.class_index,
+                    "probabilities": json.dumps(p.probabilities) if p else "",
+                    "uncertainty": "" if p is None or p.uncertainty is None else p.uncertainty,
+                    "in_domain": "" if p is None or p.in_domain is None else int(p.in_domain),
+                    "predicted": p.created if p else ""}
+
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            # surrogateescape: an item id from a non-UTF-8 file name is written as its own bytes
-            with os.fdopen(fd, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
-                w = csv.DictWriter(fh, fieldnames=fields)
-                w.writeheader()
-                for item_id in ids:
-                    ev, p = labels.get(item_id), preds.get(item_id)
-                    w.writerow({
-                        "item_id": _cell(item_id),
-                        "label": "" if ev is None else ev.label, "class_name": _cell(ev.class_name if ev else ""),
-                        "reviewer": _cell(ev.reviewer if ev else ""), "labelled": ev.created if ev else "",
-                        "model": _cell(p.model if p else ""), "predicted_class": "" if p is None else p.class_index,
-                        "probabilities": json.dumps(p.probabilities) if p else "",
-                        "uncertainty": "" if p is None or p.uncertainty is None else p.uncertainty,
-                        "in_domain": "" if p is None or p.in_domain is None else int(p.in_domain),
-                        "predicted": p.created if p else ""})
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            write_csv_atomically(path, fields, rows())
         except OSError as exc:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
             raise LabelStoreError(path, f"cannot write CSV ({exc})") from exc
         return path
 
