@@ -7,7 +7,7 @@ import math
 import operator
 from datetime import datetime, timezone
 
-from vol3d_gui.store.item_keys import canonical_key
+from vol3d_gui.store.item_keys import canonical_key, storable_text
 
 CSV_FIELDS = ["event_id", "item_key", "item_id", "content_hash", "label", "class_name", "reviewer", "created",
               "model_class", "model_probabilities", "model_version", "note", "cleared"]
@@ -113,3 +113,13 @@ def parse_csv_row(r: dict) -> dict:
             "model_class": class_index(int(model_class), "model class") if model_class else None,
             "model_probabilities": probabilities(json.loads(probs)) if probs else None,
             "model_version": text("model_version"), "note": text("note"), "cleared": int(cleared)}
+
+
+def csv_item_id(item_id: str) -> str:
+    """The item id as the CSV can hold it: a non-UTF-8 file name's bytes (surrogateescape) as
+    they are; any other lone surrogate (not from a file name) escaped as in keys."""
+    try:
+        item_id.encode("utf-8", "surrogateescape")
+        return item_id
+    except UnicodeEncodeError:
+        return storable_text(item_id)

@@ -33,10 +33,12 @@ from vol3d_gui.store.item_keys import (  # noqa: F401 (re-exported: the UI impor
     storable_text,
     study_key_prefix,
 )
+from vol3d_gui.store.label_schema import MIGRATIONS, SCHEMA_VERSION, fingerprint
 from vol3d_gui.store.label_values import (  # noqa: F401 (re-exported)
     CSV_FIELDS,
     class_index,
     csv_cell,
+    csv_item_id,
     from_csv_cell,
     neutralised,
     normalise_time,
@@ -45,7 +47,6 @@ from vol3d_gui.store.label_values import (  # noqa: F401 (re-exported)
     storable,
 )
 
-SCHEMA_VERSION = 3
 APPLICATION_ID = 0x766F6C33  # "vol3": tells our databases from any other SQLite file
 _WRITE_ATTEMPTS = 3  # on top of SQLite's own busy timeout; bounded so the GUI never hangs for minutes
 
@@ -137,73 +138,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
-def _fingerprint(item_key, label, cleared, reviewer, created, content_hash) -> str:
-    """What makes two events the same event: an import skips events the store already has."""
-    return hashlib.sha256(json.dumps([item_key, None if label is None else int(label), bool(cleared),
-                                      reviewer or "", created or "", content_hash or ""]).encode()).hexdigest()
-
-
-# --- schema migrations: MIGRATIONS[n] takes a database at version n to n + 1 ----------------------
-def _v0_to_v1(db: sqlite3.Connection) -> None:
-    db.execute("""
-        CREATE TABLE IF NOT EXISTS label_events (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            item_key TEXT NOT NULL,
-            content_hash TEXT,
-            label INTEGER,
-            class_name TEXT,
-            reviewer TEXT NOT NULL,
-            created TEXT NOT NULL,
-            model_class INTEGER,
-            model_probabilities TEXT,
-            model_version TEXT,
-            note TEXT,
-            cleared INTEGER NOT NULL DEFAULT 0,
-            import_key TEXT UNIQUE
-        )""")
-    db.execute("CREATE INDEX IF NOT EXISTS label_events_item ON label_events(item_key, id)")
-
-
-def _v1_to_v2(db: sqlite3.Connection) -> None:
-    # Version 1 de-duplicated imports only against earlier imports (a UNIQUE import_key), so a
-    # CSV exported from a store and imported back doubled every event. Every event now carries a
-    # fingerprint; imports skip fingerprints that are already there.
-    # Times become microsecond UTC (version 1 wrote milliseconds) so that they sort as text and
-    # match what an import of the same event computes.
-    db.execute("ALTER TABLE label_events ADD COLUMN fingerprint TEXT")
-    updates = []
-    for i, key, label, cleared, reviewer, created, content_hash in db.execute(
-            "SELECT id, item_key, label, cleared, reviewer, created, content_hash FROM label_events").fetchall():
-        try:
-            created = normalise_time(created)
-        except ValueError:
-            pass  # kept as written: it still sorts, and history shows it as it was
-        updates.append((created, _fingerprint(key, label, cleared, reviewer, created, content_hash), i))
-    db.executemany("UPDATE label_events SET created = ?, fingerprint = ? WHERE id = ?", updates)
-    db.execute("CREATE INDEX label_events_fingerprint ON label_events(fingerprint)")
-    db.execute("CREATE INDEX label_events_item_time ON label_events(item_key, created, id)")
-
-
-def _v2_to_v3(db: sqlite3.Connection) -> None:
-    # Version 2 joined study and item with a bare '::' and split at the last one, so an item id
-    # holding '::' took another item's label. Keys are rewritten in the escaped form, split as
-    # version 2 split them (that is what they meant then); fingerprints follow their keys.
-    updates = []
-    for i, key, label, cleared, reviewer, created, content_hash in db.execute(
-            "SELECT id, item_key, label, cleared, reviewer, created, content_hash FROM label_events").fetchall():
-        study, sep, item = key.rpartition(KEY_SEP)
-        if not sep:
-            continue
-        new = make_item_key(study, item)
-        if new != key:
-            updates.append((new, _fingerprint(new, label, cleared, reviewer, created, content_hash), i))
-    db.executemany("UPDATE label_events SET item_key = ?, fingerprint = ? WHERE id = ?", updates)
-
-
-MIGRATIONS = [_v0_to_v1, _v1_to_v2, _v2_to_v3]
-assert len(MIGRATIONS) == SCHEMA_VERSION
-
-
 class LabelStore:
     """A label database. Open one per process (and per thread); close it, or use ``with``."""
 
@@ -281,7 +215,7 @@ class LabelStore:
         untimed = [row.pop("_untimed", False) for row in rows]
         for row in rows:
             row["created"] = row["created"] or _now()
-            row["fingerprint"] = _fingerprint(row["item_key"], row["label"], row["cleared"], row["reviewer"],
+            row["fingerprint"] = fingerprint(row["item_key"], row["label"], row["cleared"], row["reviewer"],
                                               row["created"], row["content_hash"])
         last: Exception | None = None
         for _ in range(_WRITE_ATTEMPTS):
@@ -452,7 +386,7 @@ class LabelStore:
         events = (sorted(self.current_labels().values(), key=lambda e: e.event_id) if current_only else
                   [LabelEvent.from_row(r) for r in self._query("SELECT * FROM label_events ORDER BY id")])
         rows = (neutralised({
-            "event_id": e.event_id, "item_key": e.item_key, "item_id": _csv_item_id(e.item_id),
+            "event_id": e.event_id, "item_key": e.item_key, "item_id": csv_item_id(e.item_id),
             "content_hash": e.content_hash or "", "label": "" if e.label is None else e.label,
             "class_name": e.class_name or "", "reviewer": e.reviewer, "created": e.created,
             "model_class": "" if e.model_class is None else e.model_class,
@@ -487,7 +421,7 @@ class LabelStore:
                 parsed_row = parse_csv_row(r)
             except (ValueError, TypeError, OverflowError) as exc:
                 raise LabelStoreError(path, f"line {n}: {exc}") from exc
-            key = _fingerprint(parsed_row["item_key"], parsed_row["label"], parsed_row["cleared"],
+            key = fingerprint(parsed_row["item_key"], parsed_row["label"], parsed_row["cleared"],
                                parsed_row["reviewer"], parsed_row["created"], parsed_row["content_hash"])
             if key not in seen:  # the same event twice in one file counts once
                 seen.add(key)
@@ -506,12 +440,3 @@ class LabelStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def _csv_item_id(item_id: str) -> str:
-    """The item id as the CSV can hold it: a non-UTF-8 file name's bytes (surrogateescape) as
-    they are; any other lone surrogate (not from a file name) escaped as in keys."""
-    try:
-        item_id.encode("utf-8", "surrogateescape")
-        return item_id
-    except UnicodeEncodeError:
-        return storable_text(item_id)
