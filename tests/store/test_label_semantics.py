@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from vol3d_gui.store import label_schema
 from vol3d_gui.store import labels as L
 from vol3d_gui.store.labels import (
     LabelStore,
@@ -24,7 +25,7 @@ def _v1_database(path):
     """A database as schema version 1 wrote it (millisecond times, no fingerprints)."""
     con = sqlite3.connect(path, isolation_level=None)
     con.execute("PRAGMA journal_mode = WAL")
-    L._v0_to_v1(con)
+    label_schema._v0_to_v1(con)
     con.execute("PRAGMA user_version = 1")
     for key, label, t in ([("s::a", 0, "2026-01-01T10:00:00.000+00:00"),
                                          ("s::a", 1, "2026-01-01T10:00:01.500+00:00"),
