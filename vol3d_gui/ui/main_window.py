@@ -299,8 +299,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worklist.sort_by_uncertainty(state.sort == "uncertainty")
         self.worklist.sort_by_domain(state.sort == "domain")
         if state.study_source:
+            if Path(state.study_source).exists():  # listed off the GUI thread, like File > Open
+                self.io.open_study(Path(state.study_source), item_id=state.item_id)
+                return True
             try:
-                study = reopen_study(state.study_source)
+                study = reopen_study(state.study_source)  # a phantom study: made, not read
             except Vol3dError as exc:
                 self.statusBar().showMessage(f"The last study cannot be reopened: {exc}", 10000)
                 return False
