@@ -95,7 +95,8 @@ class ProgressiveFrame:
 
     budget_ms = 20.0  # ray-marching time per paint (the rest of the paint is a few ms)
     preview_steps = 48  # samples per unit length of the preview
-    min_rows = 8  # every paint makes some progress, however slow the machine
+    min_rows = 2  # every paint makes some progress, however slow the machine
+    first_frame_rows = 8  # tallest band before any frame has been measured whole
 
     def __init__(self):
         self.complete = False
@@ -105,7 +106,14 @@ class ProgressiveFrame:
         self.rows_done = 0
         self.preview_factor = 4
         self._key = None
-        self._cost = None  # seconds per (pixel x sample-per-unit-length), running estimate
+        # seconds per (pixel x sample-per-unit-length). For the bands, the most a band cost in
+        # this frame and in the last finished one: rows through the volume cost ~30x the
+        # empty rows above it, so an average would size the first band that meets the volume
+        # far too tall; a band slowed by another process is forgotten after a finished frame.
+        # For the preview a running mean (its rays through a magnified texture cost differently).
+        self._frame_cost = None
+        self._last_cost = None
+        self._preview_cost = None
         self._front: _Target | None = None  # the frame being banded, full size
         self._back: _Target | None = None  # the last finished frame (swapped with front)
         self._preview: _Target | None = None
@@ -146,6 +154,9 @@ class ProgressiveFrame:
         only_steps = (old is not None and self.complete and old[1:] == key[1:])
         self._key = key
         self.restarts += 1
+        if not self.complete and self._frame_cost is not None:  # a frame cut short: keep its worst too
+            self._last_cost = max(self._last_cost or 0.0, self._frame_cost)
+        self._frame_cost = None
         self.paints = 0
         self.rows_done = 0
         self.complete = False
@@ -170,9 +181,9 @@ class ProgressiveFrame:
         # restarts, and a half-banded frame would show a seam
 
     def _preview_factor(self, w: int, h: int, steps: int) -> int:
-        if self._cost is None:
-            return 4
-        predicted = w * h * steps * self._cost
+        if self._preview_cost is None:
+            return 6
+        predicted = w * h * steps * self._preview_cost
         return int(min(8, max(1, math.ceil(math.sqrt(predicted / max(0.5 * self.budget_ms * 1e-3, 1e-3))))))
 
     def _render_preview(self, w: int, h: int, factor: int, steps: int, draw) -> None:
@@ -188,7 +199,8 @@ class ProgressiveFrame:
         t0 = time.perf_counter()
         draw(steps)
         GL.glFinish()
-        self._learn(time.perf_counter() - t0, pw * ph * steps)
+        cost = (time.perf_counter() - t0) / (pw * ph * steps)
+        self._preview_cost = cost if self._preview_cost is None else 0.5 * (self._preview_cost + cost)
         self._backdrop = self._preview
 
     def _bands(self, w: int, h: int, steps: int, draw, t_start: float) -> None:
@@ -196,13 +208,24 @@ class ProgressiveFrame:
         GL.glViewport(0, 0, w, h)
         GL.glEnable(GL.GL_SCISSOR_TEST)
         budget = self.budget_ms * 1e-3
+        last = None  # rows of the previous band of this paint
         while self.rows_done < h:
             left = h - self.rows_done
             if self.finish:
                 rows = left
-            else:  # as many rows as the time left affords, at least min_rows
+            else:
+                # as many rows as the time left affords at the costliest rows seen, a band at
+                # most twice the last one (while the estimate has only seen empty rows); at
+                # least min_rows, so every paint progresses
                 spare = max(0.0, budget - (time.perf_counter() - t_start))
-                rows = 16 if self._cost is None else int(spare / max(self._cost * w * steps, 1e-12))
+                cost = max(self._frame_cost or 0.0, self._last_cost or 0.0)
+                rows = int(0.8 * spare / (cost * w * steps)) if cost > 0 else self.min_rows
+                if self._last_cost is None:  # the first frame: its costly rows may be below
+                    rows = min(rows, self.first_frame_rows)
+                if last is not None:
+                    if rows < self.min_rows:
+                        break
+                    rows = min(rows, 2 * last)
                 rows = min(left, max(self.min_rows, rows))
             y0 = h - self.rows_done - rows  # top of the picture first (GL rows count upwards)
             GL.glScissor(0, y0, w, rows)
@@ -212,19 +235,18 @@ class ProgressiveFrame:
             GL.glFinish()
             self._learn(time.perf_counter() - t0, w * rows * steps)
             self.rows_done += rows
+            last = rows
             if not self.finish and time.perf_counter() - t_start >= budget:
                 break
         self.complete = self.rows_done >= h
         if self.complete:
             self._backdrop = None
+            self._last_cost = self._frame_cost
 
     def _learn(self, seconds: float, work: int) -> None:
         if work <= 0:
             return
-        cost = seconds / work
-        # halfway towards each new measurement: follows a change of mode or load quickly,
-        # and one slow band (a shader compile) is forgotten within a few
-        self._cost = cost if self._cost is None else 0.5 * (self._cost + cost)
+        self._frame_cost = max(self._frame_cost or 0.0, seconds / work)
 
     # --- framebuffers and compositing -------------------------------------------------------------
     def _ensure_targets(self, w: int, h: int) -> None:
