@@ -43,7 +43,6 @@ def save_screenshots(out_dir: Path) -> list[Path]:
     from vol3d_gui.core.windowing import Window
     from vol3d_gui.ui.app import make_app
     from vol3d_gui.ui.volume_view import VolumeView
-
     from vol3d_gui.viewer.model import ViewerModel
 
     app = make_app()
@@ -90,7 +89,6 @@ def main():
     from vol3d_gui.core.windowing import Window
     from vol3d_gui.ui.app import make_app
     from vol3d_gui.ui.volume_view import VolumeView
-
     from vol3d_gui.viewer.model import ViewerModel
 
     app = make_app()
