@@ -63,6 +63,13 @@ def _linear_taps(c: np.ndarray, n: int):
     return i0, np.minimum(i0 + 1, n - 1), w, inside
 
 
+def _as_slice(idx: np.ndarray) -> slice | None:
+    """``idx`` as a slice when it is a run of consecutive increasing indices, else None."""
+    if idx.size == 0 or idx[-1] - idx[0] != idx.size - 1 or (idx.size > 1 and np.any(np.diff(idx) != 1)):
+        return None
+    return slice(int(idx[0]), int(idx[-1]) + 1)
+
+
 def _sample_aligned(overlay, base, axis, index, m, owner, order, cval) -> np.ndarray:
     """Separable sampling for axis-aligned grids: one or two overlay planes are read and
     interpolated along each in-plane axis with 1-D index/weight vectors. A few passes over
@@ -88,6 +95,13 @@ def _sample_aligned(overlay, base, axis, index, m, owner, order, cval) -> np.nda
         if not (0 <= ic < oshape[rc]) or not va.any() or not vb.any():
             return out
         p = plane(ic)
+        src_a, src_b = _as_slice(ia[va]), _as_slice(ib[vb])
+        dst_a, dst_b = _as_slice(np.flatnonzero(va)), _as_slice(np.flatnonzero(vb))
+        if None not in (src_a, src_b, dst_a, dst_b):
+            # same spacing, no flip (a mask on its own image's grid): one block copy instead
+            # of two fancy-indexed copies of the plane
+            out[dst_a, dst_b] = p[src_a, src_b]
+            return out
         rows = np.take(p, ia[va], axis=0)
         out[np.ix_(va, vb)] = np.take(rows, ib[vb], axis=1)
         return out
