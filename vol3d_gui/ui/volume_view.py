@@ -60,7 +60,7 @@ class VolumeView(QtWidgets.QWidget):
         self._stack.addWidget(self._message)
         if reason is None:
             self.available = True
-            self._stack.setCurrentWidget(self.glview)
+            self._stack.setCurrentWidget(self._gl_container)
         else:
             self._fail(reason)
         ev = model.events
@@ -84,9 +84,11 @@ class VolumeView(QtWidgets.QWidget):
     def _build_gl(self) -> None:
         import pyqtgraph.opengl as gl
 
+        from vol3d_gui.ui.gl_view_window import GLViewWindow
         from vol3d_gui.ui.gl_volume_item import GLRayVolumeItem
 
-        self.glview = gl.GLViewWidget()
+        # a native GL window in a container, not a QOpenGLWidget: see gl_view_window
+        self.glview = GLViewWindow()
         self.glview.setBackgroundColor("k")
         self.item = GLRayVolumeItem()
         self.item.on_error = lambda msg: QtCore.QTimer.singleShot(
@@ -117,7 +119,9 @@ class VolumeView(QtWidgets.QWidget):
             t = gl.GLTextItem(pos=(0, 0, 0), text=letter, color=(240, 192, 64, 255))
             self.glview.addItem(t)
             self.letters[letter] = t
-        self._stack.addWidget(self.glview)
+        self._gl_container = QtWidgets.QWidget.createWindowContainer(self.glview, self)
+        self._gl_container.setMinimumSize(16, 16)
+        self._stack.addWidget(self._gl_container)
 
     def _fail(self, reason: str) -> None:
         self.available = False
@@ -301,15 +305,8 @@ class VolumeView(QtWidgets.QWidget):
 
     # --- internals ----------------------------------------------------------------------------------
     def _max_texture_size(self) -> int:
-        try:
-            from OpenGL import GL
-
-            self.glview.makeCurrent()
-            size = int(GL.glGetIntegerv(GL.GL_MAX_3D_TEXTURE_SIZE))
-            self.glview.doneCurrent()
-            return size if size > 0 else DEFAULT_MAX_3D_TEXTURE
-        except Exception:
-            return DEFAULT_MAX_3D_TEXTURE
+        size = getattr(self.glview, "max_3d_texture", None)  # known once the window has a context
+        return size if size else DEFAULT_MAX_3D_TEXTURE
 
     def _place_letters(self) -> None:
         lo, hi = self.volume.bounds_world
