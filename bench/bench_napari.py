@@ -136,7 +136,7 @@ def main(moves: int = 25) -> dict:
         holder.repaint()
 
     def ours_cursor_each(i):
-        w.set_cursor(points[i])
+        w.set_cursor(points[(i + moves // 2) % moves])  # another point than ours_cursor's
         for v in views:
             v.graphics.viewport().repaint()
 

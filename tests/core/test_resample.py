@@ -180,3 +180,4 @@ def test_a_mask_on_its_image_grid_shifted_by_whole_voxels_is_copied_as_a_block(a
     for index in range(base.shape[axis]):
         got = sample_plane(mask, base, axis, index, order=0, cval=-1)
         np.testing.assert_array_equal(got, _sample_general(mask, base, axis, index, m, 0, -1))
+
