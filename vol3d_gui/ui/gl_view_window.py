@@ -15,11 +15,20 @@ grabFramebuffer only reads whatever the back buffer holds).
 from __future__ import annotations
 
 from pyqtgraph.opengl.GLViewWidget import GLViewMixin
-from PySide6 import QtCore, QtGui, QtOpenGL
+from PySide6 import QtCore, QtGui, QtOpenGL, QtWidgets
 
 
 class GLViewWindow(GLViewMixin, QtOpenGL.QOpenGLWindow):
     max_3d_texture: int | None = None  # GL_MAX_3D_TEXTURE_SIZE, read when the context is made
+
+    last_frame: QtGui.QImage | None = None  # the last whole frame shown, for GLViewHost
+    snapshot_wanted = None  # callable() -> bool: keep this paint's picture as last_frame
+
+    def paintGL(self) -> None:
+        super().paintGL()
+        if self.snapshot_wanted is not None and self.snapshot_wanted():
+            # read back the frame just drawn (a few ms, once per finished frame, not per band)
+            self.last_frame = QtOpenGL.QOpenGLWindow.grabFramebuffer(self)
 
     def initializeGL(self) -> None:
         super().initializeGL()
@@ -54,3 +63,28 @@ class GLViewWindow(GLViewMixin, QtOpenGL.QOpenGLWindow):
             self.doneCurrent()
         self.update()
         return image
+
+
+class GLViewHost(QtWidgets.QWidget):
+    """Holds the GL window's container. On screen the native GL window covers it; when the
+    widget tree is rendered into an image (QWidget.grab of the main window: exports and
+    screenshots), the GL window is no part of that render, so this draws the view's last
+    whole frame underneath (hidden on screen)."""
+
+    def __init__(self, view: GLViewWindow, parent=None):
+        super().__init__(parent)
+        self.view = view
+        self.container = QtWidgets.QWidget.createWindowContainer(view, self)
+        self.container.setMinimumSize(16, 16)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.container)
+
+    def paintEvent(self, ev):
+        if self.view.last_frame is None:
+            return
+        painter = QtGui.QPainter(self)
+        try:
+            painter.drawImage(self.rect(), self.view.last_frame)
+        finally:
+            painter.end()

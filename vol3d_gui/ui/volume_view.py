@@ -84,7 +84,7 @@ class VolumeView(QtWidgets.QWidget):
     def _build_gl(self) -> None:
         import pyqtgraph.opengl as gl
 
-        from vol3d_gui.ui.gl_view_window import GLViewWindow
+        from vol3d_gui.ui.gl_view_window import GLViewHost, GLViewWindow
         from vol3d_gui.ui.gl_volume_item import GLRayVolumeItem
 
         # a native GL window in a container, not a QOpenGLWidget: see gl_view_window
@@ -119,8 +119,8 @@ class VolumeView(QtWidgets.QWidget):
             t = gl.GLTextItem(pos=(0, 0, 0), text=letter, color=(240, 192, 64, 255))
             self.glview.addItem(t)
             self.letters[letter] = t
-        self._gl_container = QtWidgets.QWidget.createWindowContainer(self.glview, self)
-        self._gl_container.setMinimumSize(16, 16)
+        self._gl_container = GLViewHost(self.glview, self)
+        self.glview.snapshot_wanted = lambda: self.item.complete
         self._stack.addWidget(self._gl_container)
 
     def _fail(self, reason: str) -> None:
