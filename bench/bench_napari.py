@@ -52,7 +52,7 @@ def _settle(app, seconds: float) -> None:
         app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 5)
 
 
-def _napari(data_zyx: np.ndarray, steps: list[int], res: dict, app) -> dict | None:
+def _napari(data_zyx: np.ndarray, view_size, res: dict, app) -> dict | None:
     try:
         import napari
     except ImportError:
@@ -60,10 +60,16 @@ def _napari(data_zyx: np.ndarray, steps: list[int], res: dict, app) -> dict | No
         return None
     res["napari_version"] = napari.__version__
     viewer = napari.Viewer(show=True)
-    viewer.window._qt_window.resize(700, 620)
+    qt = viewer.window._qt_viewer
+    for dock in (qt.dockLayerList, qt.dockLayerControls):  # the canvas alone, sized like one of our views
+        dock.setVisible(False)
     layer = viewer.add_image(data_zyx, contrast_limits=(-160, 240), colormap="gray")
-    canvas = viewer.window._qt_viewer.canvas.native
-    _settle(app, 1.0)
+    canvas = qt.canvas.native
+    _settle(app, 0.5)
+    win = viewer.window._qt_window
+    for _ in range(3):  # the window's size that gives the canvas the asked size
+        win.resize(win.width() + view_size[0] - canvas.width(), win.height() + view_size[1] - canvas.height())
+        _settle(app, 0.3)
     res["napari_canvas"] = [canvas.width(), canvas.height()]
 
     def slice_update(k):
@@ -157,7 +163,7 @@ def main(moves: int = 25) -> dict:
         if vv.available:
             vv.glview.grabFramebuffer()  # one paint, as the event loop would do
 
-    peer = _napari(np.ascontiguousarray(vol.data.transpose(2, 1, 0)), [], res, app)
+    peer = _napari(np.ascontiguousarray(vol.data.transpose(2, 1, 0)), res["view_sizes"]["axial"], res, app)
     fns = {"vol3d_crosshair": ours_cursor, "vol3d_crosshair_each": ours_cursor_each, "vol3d_scroll": ours_scroll, "vol3d_window": ours_window,
            "vol3d_window_with_3d": ours_window_3d}
     if peer is not None:
