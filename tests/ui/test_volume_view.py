@@ -170,3 +170,14 @@ def test_the_view_asks_for_the_next_bands_itself(view, qtbot):
     view.model.window = Window(300, 700)  # asks for one paint; the view's timer asks for the rest
     qtbot.waitUntil(lambda: view.item.frame.restarts > restarts and view.item.complete, timeout=10000)
     assert view.item.frame.paints > 2
+
+
+def test_a_new_texture_is_uploaded_in_a_paint_of_its_own(view, qtbot):
+    view.grab_frame()
+    uploads, restarts = view.item.upload_count, view.item.frame.restarts
+    view.model.set_case(_sphere(shape=(40, 36, 30)), window=Window(450, 900))
+    view.glview.grabFramebuffer()  # one paint: the upload, with the last frame on screen
+    assert view.item.upload_count == uploads + 1
+    assert view.item.frame.restarts == restarts and not view.item.complete
+    qtbot.waitUntil(lambda: view.item.complete, timeout=10000)  # the view's timer does the rest
+    assert view.item.frame.restarts > restarts

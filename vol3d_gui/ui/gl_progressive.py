@@ -149,6 +149,12 @@ class ProgressiveFrame:
         self.finish = False
         self._composite(w, h)
 
+    def show_last(self) -> None:
+        """Composite what the last paint showed (nothing when the size changed since)."""
+        viewport = [int(v) for v in GL.glGetIntegerv(GL.GL_VIEWPORT)]
+        if self._front is not None and (self._front.width, self._front.height) == tuple(viewport[2:]):
+            self._composite(viewport[2], viewport[3])
+
     def _restart(self, key, w: int, h: int, steps: int, draw) -> None:
         old = self._key
         only_steps = (old is not None and self.complete and old[1:] == key[1:])

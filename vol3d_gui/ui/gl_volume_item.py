@@ -173,6 +173,7 @@ class GLRayVolumeItem(GLGraphicsItem.GLGraphicsItem):
         self.frame: ProgressiveFrame | None = ProgressiveFrame()
         self.progressive_error: str | None = None  # why frames are drawn in one go, if they are
         self.on_incomplete = None  # callback() when a paint left part of the frame to do
+        self._deferred = False  # this paint only uploaded textures; the frame comes next
         self._generation = 0  # textures uploaded so far: a new one restarts the frame
         self.on_error = None  # callback(str) when the shader cannot be built
 
@@ -248,10 +249,11 @@ class GLRayVolumeItem(GLGraphicsItem.GLGraphicsItem):
             return
         if self.error is not None:
             return
+        uploaded = bool(self._pending)
         try:
             if self._program is None:
                 self._program = self._build_program()
-            if self._pending:
+            if uploaded:
                 self._upload()
                 self._generation += 1
         except Exception as exc:  # shader or texture failure: report, never crash the app
@@ -259,6 +261,19 @@ class GLRayVolumeItem(GLGraphicsItem.GLGraphicsItem):
             if self.on_error is not None:
                 self.on_error(self.error)
             return
+        self._deferred = uploaded and self.frame is not None and not self.frame.finish
+        if self._deferred:
+            # uploading a texture is a paint's worth of work (~25 ms for the 20 MB of a
+            # downsampled CT on llvmpipe): show the last frame, ray-march from the next paint
+            try:
+                self.frame.show_last()
+            except Exception as exc:
+                self.frame, self._deferred = None, False
+                self.progressive_error = f"{type(exc).__name__}: {exc}"
+            else:
+                if self.on_incomplete is not None:
+                    self.on_incomplete()
+                return
         if self.frame is not None:
             try:
                 self.frame.paint(self._image_key(), int(self.steps), self._march)
@@ -276,7 +291,7 @@ class GLRayVolumeItem(GLGraphicsItem.GLGraphicsItem):
     @property
     def complete(self) -> bool:
         """Whether the last paint showed the whole frame (not a preview or part of it)."""
-        return self.frame is None or self.frame.complete
+        return (self.frame is None or self.frame.complete) and not self._deferred
 
     def finish_next_paint(self) -> None:
         """The next paint renders the whole frame, however long it takes (a grab)."""
