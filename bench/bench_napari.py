@@ -11,7 +11,8 @@ of what it needs). Figures, medians over alternated runs:
   three slice views (what Qt does when the three update in one event-loop turn: one
   composition of the window; ``*_each_ms`` repaints each view on its own, three compositions);
 - vol3d scroll: one view steps a slice (wheel, Page Up/Down) + the same repaint (the other
-  two views move their crosshair line);
+  two views move their crosshair line); ``*_evented_ms``: the change and one processEvents
+  (Qt repaints only the dirty regions: for a scroll the axial image and two line strips);
 - window/level drag step: the model's window + the same repaint, and that plus one paint of
   the 3-D view (progressive: that paint shows a preview or some bands);
 - 3-D: first full-quality frame (grab) against napari's first 3-D frame (grab), and orbit
@@ -150,6 +151,14 @@ def main(moves: int = 25) -> dict:
         w.set_cursor(points[i])
         repaint_slices()
 
+    def ours_cursor_evented(i):
+        w.set_cursor(points[(i + moves // 3) % moves])
+        app.processEvents()  # Qt repaints what changed, as it does for a mouse event
+
+    def ours_scroll_evented(i):
+        axial.step_slice(1 if i % 2 == 0 else -1)
+        app.processEvents()  # the axial image and two crosshair lines repainted
+
     def ours_scroll(i):
         axial.step_slice(1 if i % 2 == 0 else -1)
         repaint_slices()
@@ -164,7 +173,9 @@ def main(moves: int = 25) -> dict:
             vv.glview.grabFramebuffer()  # one paint, as the event loop would do
 
     peer = _napari(np.ascontiguousarray(vol.data.transpose(2, 1, 0)), res["view_sizes"]["axial"], res, app)
-    fns = {"vol3d_crosshair": ours_cursor, "vol3d_crosshair_each": ours_cursor_each, "vol3d_scroll": ours_scroll, "vol3d_window": ours_window,
+    fns = {"vol3d_crosshair": ours_cursor, "vol3d_crosshair_each": ours_cursor_each,
+           "vol3d_crosshair_evented": ours_cursor_evented, "vol3d_scroll_evented": ours_scroll_evented,
+           "vol3d_scroll": ours_scroll, "vol3d_window": ours_window,
            "vol3d_window_with_3d": ours_window_3d}
     if peer is not None:
         fns["napari_slice"] = lambda i: peer["slice"](int(rng.integers(0, 300)))
