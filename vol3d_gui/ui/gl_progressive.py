@@ -201,6 +201,10 @@ class ProgressiveFrame:
         self.preview_factor = factor
         GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self._preview.fbo)
         GL.glViewport(0, 0, pw, ph)
+        # the same state as the bands (scissor on): llvmpipe compiles a shader variant per
+        # state, and a second compile would land on the first band (~80 ms)
+        GL.glEnable(GL.GL_SCISSOR_TEST)
+        GL.glScissor(0, 0, pw, ph)
         GL.glClear(GL.GL_COLOR_BUFFER_BIT)
         t0 = time.perf_counter()
         draw(steps)
