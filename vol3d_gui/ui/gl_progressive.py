@@ -93,7 +93,8 @@ class _Target:
 class ProgressiveFrame:
     """Bands of one frame per paint; see the module docstring."""
 
-    budget_ms = 20.0  # ray-marching time per paint (the rest of the paint is a few ms)
+    budget_ms = 15.0  # ray-marching time per paint; the rest of a paint (compositing, the
+    # letters, the swap) is 5-10 ms more under llvmpipe, and the target is ~30 ms a paint
     preview_steps = 48  # samples per unit length of the preview
     min_rows = 2  # every paint makes some progress, however slow the machine
     first_frame_rows = 8  # tallest band before any frame has been measured whole
