@@ -43,17 +43,18 @@ def save_screenshots(out_dir: Path) -> list[Path]:
     from vol3d_gui.core.windowing import Window
     from vol3d_gui.ui.app import make_app
     from vol3d_gui.ui.volume_view import VolumeView
+    from vol3d_gui.viewer.model import ViewerModel
 
     app = make_app()
     vol, mask = lesion_phantom(3, True)
-    view = VolumeView()
+    view = VolumeView(ViewerModel())
     view.resize(560, 480)
     view.show()
     for _ in range(5):
         app.processEvents()
     if not view.available:
         raise SystemExit(f"no 3-D view here: {view.status_text}")
-    view.set_volume(vol)
+    view.model.set_case(vol)
     view.set_overlay(mask, color=(0.1, 1.0, 0.3), opacity=0.7, threshold=0.5)
     lo, hi = vol.bounds_world
     view.set_cursor((lo + hi) / 2)
@@ -88,9 +89,10 @@ def main():
     from vol3d_gui.core.windowing import Window
     from vol3d_gui.ui.app import make_app
     from vol3d_gui.ui.volume_view import VolumeView
+    from vol3d_gui.viewer.model import ViewerModel
 
     app = make_app()
-    view = VolumeView()
+    view = VolumeView(ViewerModel())
     view.resize(640, 640)
     view.show()
     for _ in range(5):
@@ -124,8 +126,7 @@ def main():
         uploads = view.item.upload_count
         view.set_mode("mip")
         t0 = time.perf_counter()
-        view.set_volume(vol)
-        view.set_window(window)
+        view.model.set_case(vol, window=window)
         view.grab_frame(full_quality=True)
         res[f"{name}_first_frame_s"] = time.perf_counter() - t0
         res[f"{name}_uploads"] = view.item.upload_count - uploads

@@ -166,3 +166,18 @@ def test_the_separable_path_agrees_with_map_coordinates(perm, flips, scale, shif
         np.testing.assert_array_equal(got[clear], want[clear])
     else:
         np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+@pytest.mark.parametrize("shift", [(0, 0, 0), (3, -2, 1), (-5, 4, -2)])
+def test_a_mask_on_its_image_grid_shifted_by_whole_voxels_is_copied_as_a_block(axis, shift):
+    """Same spacing and no flip take a block copy; it must agree with the general path,
+    also where the mask covers only part of the plane."""
+    base = _base((16, 14, 12), (1.0, 0.8, 1.5))
+    rng = np.random.default_rng(2)
+    mask = Volume((rng.random((9, 11, 7)) > 0.5).astype(np.uint8), base.affine @ _translate(*shift))
+    m = plane_voxel_to_overlay(base, mask)
+    for index in range(base.shape[axis]):
+        got = sample_plane(mask, base, axis, index, order=0, cval=-1)
+        np.testing.assert_array_equal(got, _sample_general(mask, base, axis, index, m, 0, -1))
+

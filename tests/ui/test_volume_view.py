@@ -133,3 +133,51 @@ def test_shader_failure_falls_back_to_a_message(qtbot, monkeypatch):
     v.set_mode("iso")
     v.model.cursor = [0.0, 0.0, 0.0]
     assert not v.grab_frame().isNull()
+
+
+def test_a_frame_is_rendered_in_bands_and_ends_as_the_one_shot_frame(view, qtbot):
+    """No paint ray-marches the whole frame: a preview first, then bands, a few per paint;
+    the last band leaves the same picture as a frame rendered in one go."""
+    view.grab_frame()  # settles the view at full quality
+    frame = view.item.frame
+    assert frame is not None, "no framebuffer objects: the view fell back to one-shot frames"
+    frame.budget_ms = 0.0  # one band of min_rows per paint, whatever this machine's speed
+    frame.min_rows = 40
+    height = view.glview.height() * view.glview.devicePixelRatio()
+    most = int(np.ceil(height / frame.min_rows)) + 1  # the preview paint, then the bands
+    view.model.window = Window(300, 700)
+    shown, done = [], []
+    for _ in range(most + 5):
+        shown.append(qimage_rgb(view.glview.grabFramebuffer()).astype(int))
+        done.append(frame.rows_done)
+        if frame.complete:
+            break
+    assert frame.complete and frame.paints <= most
+    assert len(shown) > 3 and done == sorted(done)  # in parts, top down, never backwards
+    assert (shown[0].max(axis=2) > 40).mean() > 0.01  # the preview: never a black view
+    view.model.window = Window(800, 300)
+    view.grab_frame()
+    view.model.window = Window(300, 700)
+    whole = qimage_rgb(view.grab_frame()).astype(int)
+    assert np.abs(shown[-1] - whole).max() <= 2
+
+
+def test_the_view_asks_for_the_next_bands_itself(view, qtbot):
+    view.grab_frame()
+    view.item.frame.budget_ms = 0.0
+    view.item.frame.min_rows = 64
+    restarts = view.item.frame.restarts
+    view.model.window = Window(300, 700)  # asks for one paint; the view's timer asks for the rest
+    qtbot.waitUntil(lambda: view.item.frame.restarts > restarts and view.item.complete, timeout=10000)
+    assert view.item.frame.paints > 2
+
+
+def test_a_new_texture_is_uploaded_in_a_paint_of_its_own(view, qtbot):
+    view.grab_frame()
+    uploads, restarts = view.item.upload_count, view.item.frame.restarts
+    view.model.set_case(_sphere(shape=(40, 36, 30)), window=Window(450, 900))
+    view.glview.grabFramebuffer()  # one paint: the upload, with the last frame on screen
+    assert view.item.upload_count == uploads + 1
+    assert view.item.frame.restarts == restarts and not view.item.complete
+    qtbot.waitUntil(lambda: view.item.complete, timeout=10000)  # the view's timer does the rest
+    assert view.item.frame.restarts > restarts

@@ -9,6 +9,7 @@ import pytest
 from vol3d_gui.core.phantom import lesion_phantom
 from vol3d_gui.core.volume import Volume, isotropic_affine
 from vol3d_gui.core.windowing import Window
+from vol3d_gui.viewer.colormaps import lut
 from vol3d_gui.viewer.geometry import (
     PlaneGeometry,
     invert_x,
@@ -184,3 +185,17 @@ def test_notices_stay_until_dismissed():
     assert len(m.notices) == 2
     m.dismiss_notice("3d-downsampled")
     assert [n.key for n in m.notices] == ["reader"]
+
+
+def test_a_colour_mapped_overlay_is_its_lookup_table_where_it_shows():
+    vol, _ = lesion_phantom(3, True, shape=(48, 48, 36))
+    rng = np.random.default_rng(4)
+    sal = vol.with_data(rng.random(vol.shape).astype(np.float32))
+    layer = OverlayLayer(sal, "s", colormap="hot", threshold=0.3, opacity=0.5, vmin=0.0, vmax=1.0, order=1)
+    rgba = layer.rgba_plane(vol, 1, 20)
+    vals = sal.data[:, 20, :]
+    on = vals > 0.3
+    idx = np.clip((vals - 0.0) * np.float32(255.0), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(rgba[..., 3], np.where(on, round(255 * 0.5), 0))
+    np.testing.assert_array_equal(rgba[on][:, :3], lut("hot")[idx[on]])
+    assert not rgba[~on].any()

@@ -8,6 +8,8 @@ interpolate there, for the plane on screen only: never the whole overlay at full
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import ndimage
 
@@ -19,7 +21,15 @@ PLANE_AXES = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
 
 def plane_voxel_to_overlay(base: Volume, overlay: Volume) -> np.ndarray:
     """4x4 mapping base voxel indices to overlay voxel indices (both affines, one matrix)."""
-    return np.linalg.inv(overlay.affine) @ base.affine
+    return _inverse(np.asarray(overlay.affine, np.float64).tobytes()) @ base.affine
+
+
+@functools.lru_cache(maxsize=64)
+def _inverse(affine_bytes: bytes) -> np.ndarray:
+    # np.linalg.inv costs ~0.3 ms a call (its error-state context), six calls per cursor move
+    inv = np.linalg.inv(np.frombuffer(affine_bytes, np.float64).reshape(4, 4))
+    inv.setflags(write=False)
+    return inv
 
 
 def sample_plane(overlay: Volume, base: Volume, axis: int, index: float, *, order: int = 1,
@@ -63,6 +73,13 @@ def _linear_taps(c: np.ndarray, n: int):
     return i0, np.minimum(i0 + 1, n - 1), w, inside
 
 
+def _as_slice(idx: np.ndarray) -> slice | None:
+    """``idx`` as a slice when it is a run of consecutive increasing indices, else None."""
+    if idx.size == 0 or idx[-1] - idx[0] != idx.size - 1 or (idx.size > 1 and np.any(np.diff(idx) != 1)):
+        return None
+    return slice(int(idx[0]), int(idx[-1]) + 1)
+
+
 def _sample_aligned(overlay, base, axis, index, m, owner, order, cval) -> np.ndarray:
     """Separable sampling for axis-aligned grids: one or two overlay planes are read and
     interpolated along each in-plane axis with 1-D index/weight vectors. A few passes over
@@ -88,6 +105,13 @@ def _sample_aligned(overlay, base, axis, index, m, owner, order, cval) -> np.nda
         if not (0 <= ic < oshape[rc]) or not va.any() or not vb.any():
             return out
         p = plane(ic)
+        src_a, src_b = _as_slice(ia[va]), _as_slice(ib[vb])
+        dst_a, dst_b = _as_slice(np.flatnonzero(va)), _as_slice(np.flatnonzero(vb))
+        if None not in (src_a, src_b, dst_a, dst_b):
+            # same spacing, no flip (a mask on its own image's grid): one block copy instead
+            # of two fancy-indexed copies of the plane
+            out[dst_a, dst_b] = p[src_a, src_b]
+            return out
         rows = np.take(p, ia[va], axis=0)
         out[np.ix_(va, vb)] = np.take(rows, ib[vb], axis=1)
         return out
@@ -100,10 +124,15 @@ def _sample_aligned(overlay, base, axis, index, m, owner, order, cval) -> np.nda
     p = plane(int(c0[0])).astype(np.float32)
     if wc[0] > 0:
         p = p * (1 - wc[0]) + plane(int(c1[0])).astype(np.float32) * wc[0]
-    ia0, ia1, wa = ia0[va], ia1[va], wa[va][:, None]
-    ib0, ib1, wb = ib0[vb], ib1[vb], wb[vb][None, :]
-    rows = np.take(p, ia0, axis=0) * (1 - wa) + np.take(p, ia1, axis=0) * wa
-    out[np.ix_(va, vb)] = np.take(rows, ib0, axis=1) * (1 - wb) + np.take(rows, ib1, axis=1) * wb
+    ia0, ia1, wa = ia0[va], ia1[va], wa[va]
+    ib0, ib1, wb = ib0[vb], ib1[vb], wb[vb]
+    rows = np.take(p, ia0, axis=0) * (1 - wa[:, None]) + np.take(p, ia1, axis=0) * wa[:, None]
+    res = np.take(rows, ib0, axis=1) * (1 - wb[None, :]) + np.take(rows, ib1, axis=1) * wb[None, :]
+    dst_a, dst_b = _as_slice(np.flatnonzero(va)), _as_slice(np.flatnonzero(vb))
+    if dst_a is not None and dst_b is not None:
+        out[dst_a, dst_b] = res
+    else:
+        out[np.ix_(va, vb)] = res
     return out
 
 

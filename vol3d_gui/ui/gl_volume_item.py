@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 from OpenGL import GL
-from OpenGL.GL import shaders
 from pyqtgraph.opengl import GLGraphicsItem
 from PySide6 import QtGui
+
+from vol3d_gui.ui.gl_progressive import ProgressiveFrame, build_program
 
 MODES = {"mip": 0, "translucent": 1, "iso": 2}
 
@@ -120,16 +121,10 @@ void main() {
 }
 """
 
-_VERT_CORE = """
+_VERT = """
 uniform mat4 u_mvp;
-in vec3 a_position;
-out vec3 v_tex;
-void main() { v_tex = a_position; gl_Position = u_mvp * vec4(a_position, 1.0); }
-"""
-_VERT_LEGACY = """
-uniform mat4 u_mvp;
-attribute vec3 a_position;
-varying vec3 v_tex;
+IN vec3 a_position;
+OUT vec3 v_tex;
 void main() { v_tex = a_position; gl_Position = u_mvp * vec4(a_position, 1.0); }
 """
 
@@ -175,6 +170,11 @@ class GLRayVolumeItem(GLGraphicsItem.GLGraphicsItem):
         self.has_overlay = False
         self.upload_count = 0  # volume texture uploads (window changes must not add any)
         self.error: str | None = None
+        self.frame: ProgressiveFrame | None = ProgressiveFrame()
+        self.progressive_error: str | None = None  # why frames are drawn in one go, if they are
+        self.on_incomplete = None  # callback() when a paint left part of the frame to do
+        self._deferred = False  # this paint only uploaded textures; the frame comes next
+        self._generation = 0  # textures uploaded so far: a new one restarts the frame
         self.on_error = None  # callback(str) when the shader cannot be built
 
     # --- data ------------------------------------------------------------------------------
@@ -211,26 +211,7 @@ class GLRayVolumeItem(GLGraphicsItem.GLGraphicsItem):
 
     # --- GL ----------------------------------------------------------------------------------
     def _build_program(self):
-        ctx = QtGui.QOpenGLContext.currentContext()
-        modern = ctx is not None and not ctx.isOpenGLES() and ctx.format().version() >= (3, 1)
-        if modern:
-            head = "#version 140\n"
-            frag = (head + "in vec3 v_tex;\nout vec4 fragColor;\n"
-                    + _FRAG_BODY.replace("TEX3D", "texture").replace("TEX2D", "texture")
-                    .replace("FRAGOUT", "fragColor"))
-            vert = head + _VERT_CORE
-        else:
-            head = "#version 120\n"
-            frag = (head + "varying vec3 v_tex;\n"
-                    + _FRAG_BODY.replace("TEX3D", "texture3D").replace("TEX2D", "texture2D")
-                    .replace("FRAGOUT", "gl_FragColor"))
-            vert = head + _VERT_LEGACY
-        vs = shaders.compileShader(vert, GL.GL_VERTEX_SHADER)
-        fs = shaders.compileShader(frag, GL.GL_FRAGMENT_SHADER)
-        program = shaders.compileProgram(vs, fs, validate=False)
-        GL.glBindAttribLocation(program, 0, "a_position")
-        GL.glLinkProgram(program)
-        return program
+        return build_program(_VERT, "IN vec3 v_tex;\n" + _FRAG_BODY)
 
     def _upload(self) -> None:
         for key, arr in list(self._pending.items()):
@@ -268,23 +249,68 @@ class GLRayVolumeItem(GLGraphicsItem.GLGraphicsItem):
             return
         if self.error is not None:
             return
+        uploaded = bool(self._pending)
         try:
             if self._program is None:
                 self._program = self._build_program()
-            self._upload()
+            if uploaded:
+                self._upload()
+                self._generation += 1
         except Exception as exc:  # shader or texture failure: report, never crash the app
             self.error = f"{type(exc).__name__}: {exc}"
             if self.on_error is not None:
                 self.on_error(self.error)
             return
+        self._deferred = uploaded and self.frame is not None and not self.frame.finish
+        if self._deferred:
+            # uploading a texture is a paint's worth of work (~25 ms for the 20 MB of a
+            # downsampled CT on llvmpipe): show the last frame, ray-march from the next paint
+            try:
+                self.frame.show_last()
+            except Exception as exc:
+                self.frame, self._deferred = None, False
+                self.progressive_error = f"{type(exc).__name__}: {exc}"
+            else:
+                if self.on_incomplete is not None:
+                    self.on_incomplete()
+                return
+        if self.frame is not None:
+            try:
+                self.frame.paint(self._image_key(), int(self.steps), self._march)
+            except Exception as exc:
+                # no framebuffer objects here (an old driver): draw each frame in one go
+                self.frame = None
+                self.progressive_error = f"{type(exc).__name__}: {exc}"
+        if self.frame is None:
+            GL.glEnable(GL.GL_BLEND)
+            GL.glBlendFunc(GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA)
+            self._march(int(self.steps))
+        elif not self.frame.complete and self.on_incomplete is not None:
+            self.on_incomplete()
 
+    @property
+    def complete(self) -> bool:
+        """Whether the last paint showed the whole frame (not a preview or part of it)."""
+        return (self.frame is None or self.frame.complete) and not self._deferred
+
+    def finish_next_paint(self) -> None:
+        """The next paint renders the whole frame, however long it takes (a grab)."""
+        if self.frame is not None:
+            self.frame.finish = True
+
+    def _image_key(self) -> tuple:
+        """Everything the ray-marched picture depends on, but the sample count and size."""
+        return (self.mvpMatrix().data(), self.mode, float(self.low), float(self.high), float(self.iso),
+                self.has_overlay, self.overlay_matrix.tobytes(), tuple(self.overlay_color),
+                float(self.overlay_opacity), float(self.overlay_threshold), self._generation)
+
+    def _march(self, steps: int) -> None:
+        """Ray-march the cube into the bound framebuffer (blending is the caller's)."""
         mvp = np.array(self.mvpMatrix().data(), dtype=np.float32)
         cam = self.modelViewMatrix().inverted()[0].map(QtGui.QVector3D())
         det = np.linalg.det(np.array(self.transform().data(), dtype=np.float64).reshape(4, 4)[:3, :3])
 
         GL.glDisable(GL.GL_DEPTH_TEST)
-        GL.glEnable(GL.GL_BLEND)
-        GL.glBlendFunc(GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA)
         GL.glEnable(GL.GL_CULL_FACE)
         # draw the far faces: one fragment per pixel, even with the camera inside the box
         GL.glCullFace(GL.GL_FRONT if det > 0 else GL.GL_BACK)
@@ -303,7 +329,7 @@ class GLRayVolumeItem(GLGraphicsItem.GLGraphicsItem):
             GL.glUniform1i(u("u_mode"), MODES[self.mode])
             GL.glUniform1f(u("u_low"), float(self.low))
             GL.glUniform1f(u("u_high"), float(self.high))
-            GL.glUniform1i(u("u_steps"), int(self.steps))
+            GL.glUniform1i(u("u_steps"), int(steps))
             GL.glUniform1f(u("u_iso"), float(self.iso))
             GL.glUniform3f(u("u_shape"), *map(float, self.shape))
             GL.glUniform1i(u("u_has_overlay"), int(self.has_overlay and "overlay" in self._textures))

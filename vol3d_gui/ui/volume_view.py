@@ -17,8 +17,9 @@ from vol3d_gui.viewer.model import ViewerModel
 from vol3d_gui.viewer.prepare import DEFAULT_MAX_3D_TEXTURE, DisplayGrid, display_grid
 
 # Ray-march samples per unit of texture length: full quality when idle, fewer while the
-# user drags the crosshair or orbits (software GL takes ~1 s a frame at 256 on 2 cores),
-# then one full-quality frame once the interaction has paused.
+# user drags the crosshair or orbits (software GL takes ~0.4 s a frame at 256 on 2 cores),
+# then one full-quality frame once the interaction has paused. Either is rendered in bands
+# over several paints (gl_progressive), so no paint holds the GUI thread for long.
 FULL_STEPS = 256
 INTERACTIVE_STEPS = 48
 SETTLE_MS = 350
@@ -59,7 +60,7 @@ class VolumeView(QtWidgets.QWidget):
         self._stack.addWidget(self._message)
         if reason is None:
             self.available = True
-            self._stack.setCurrentWidget(self.glview)
+            self._stack.setCurrentWidget(self._gl_container)
         else:
             self._fail(reason)
         ev = model.events
@@ -83,9 +84,11 @@ class VolumeView(QtWidgets.QWidget):
     def _build_gl(self) -> None:
         import pyqtgraph.opengl as gl
 
+        from vol3d_gui.ui.gl_view_window import GLViewHost, GLViewWindow
         from vol3d_gui.ui.gl_volume_item import GLRayVolumeItem
 
-        self.glview = gl.GLViewWidget()
+        # a native GL window in a container, not a QOpenGLWidget: see gl_view_window
+        self.glview = GLViewWindow()
         self.glview.setBackgroundColor("k")
         self.item = GLRayVolumeItem()
         self.item.on_error = lambda msg: QtCore.QTimer.singleShot(
@@ -97,6 +100,13 @@ class VolumeView(QtWidgets.QWidget):
         self._settle.setSingleShot(True)
         self._settle.setInterval(SETTLE_MS)
         self._settle.timeout.connect(self._full_quality)
+        # the item renders a frame in bands, a few per paint (gl_progressive): this timer
+        # asks for the next paint, after the event loop has had its turn
+        self._bands = QtCore.QTimer(self)
+        self._bands.setSingleShot(True)
+        self._bands.setInterval(0)
+        self._bands.timeout.connect(self._next_bands)
+        self.item.on_incomplete = self._more_bands
         self.glview.installEventFilter(self)
         pen = (1.0, 0.86, 0.0, 0.9)
         self.cross = [gl.GLLinePlotItem(pos=np.zeros((2, 3)), color=pen, width=1.5, antialias=True)
@@ -109,7 +119,9 @@ class VolumeView(QtWidgets.QWidget):
             t = gl.GLTextItem(pos=(0, 0, 0), text=letter, color=(240, 192, 64, 255))
             self.glview.addItem(t)
             self.letters[letter] = t
-        self._stack.addWidget(self.glview)
+        self._gl_container = GLViewHost(self.glview, self)
+        self.glview.snapshot_wanted = lambda: self.item.complete
+        self._stack.addWidget(self._gl_container)
 
     def _fail(self, reason: str) -> None:
         self.available = False
@@ -234,7 +246,16 @@ class VolumeView(QtWidgets.QWidget):
         # nothing to render for a hidden view: no timer may fire into a closed window
         if self.available:
             self._settle.stop()
+            self._bands.stop()
         super().hideEvent(ev)
+
+    def _more_bands(self) -> None:
+        if self.isVisible():
+            self._bands.start()
+
+    def _next_bands(self) -> None:
+        if self.available and not self.item.complete:
+            self.glview.update()
 
     def eventFilter(self, obj, ev):
         if obj is self.glview and ev.type() in (QtCore.QEvent.Type.MouseMove, QtCore.QEvent.Type.Wheel):
@@ -279,19 +300,13 @@ class VolumeView(QtWidgets.QWidget):
         if full_quality:
             self._settle.stop()
             self._full_quality()
+        self.item.finish_next_paint()  # the whole frame, not the preview or some bands of it
         return self.glview.grabFramebuffer()
 
     # --- internals ----------------------------------------------------------------------------------
     def _max_texture_size(self) -> int:
-        try:
-            from OpenGL import GL
-
-            self.glview.makeCurrent()
-            size = int(GL.glGetIntegerv(GL.GL_MAX_3D_TEXTURE_SIZE))
-            self.glview.doneCurrent()
-            return size if size > 0 else DEFAULT_MAX_3D_TEXTURE
-        except Exception:
-            return DEFAULT_MAX_3D_TEXTURE
+        size = getattr(self.glview, "max_3d_texture", None)  # known once the window has a context
+        return size if size else DEFAULT_MAX_3D_TEXTURE
 
     def _place_letters(self) -> None:
         lo, hi = self.volume.bounds_world

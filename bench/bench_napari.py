@@ -1,0 +1,242 @@
+"""The viewer against napari (issue 16's targets), both in the same process and run.
+
+Volume: 512x512x300 int16 (lesion phantom) with its lesion mask and a Grad-CAM-sized
+saliency map as overlays in vol3d (napari shows the image alone: its figures are the floor
+of what it needs). Figures, medians over alternated runs:
+
+- napari one-view slice update: ``dims.set_current_step`` + a frame of its canvas
+  (``grabFramebuffer``: paintGL and a read-back; ``repaint()`` of a QOpenGLWidget draws
+  nothing synchronously);
+- vol3d crosshair move: ``set_cursor`` + one synchronous repaint of the widget holding the
+  three slice views (what Qt does when the three update in one event-loop turn: one
+  composition of the window; ``*_each_ms`` repaints each view on its own, three compositions);
+- vol3d scroll: one view steps a slice (wheel, Page Up/Down) + the same repaint (the other
+  two views move their crosshair line); ``*_evented_ms``: the change and one processEvents
+  (Qt repaints only the dirty regions: for a scroll the axial image and two line strips);
+- window/level drag step: the model's window + the same repaint, and that plus one paint of
+  the 3-D view (progressive: that paint shows a preview or some bands);
+- 3-D: first full-quality frame (grab) against napari's first 3-D frame (grab), and orbit
+  frames per second: vol3d's progressive paint (preview while moving) and its whole
+  interactive-quality frame, napari's frame;
+- memory: resident set size after opening the volume in the window against the volume's size.
+
+napari is an optional bench dependency (``pip install -e '.[bench]'``): without it the
+napari figures are skipped and vol3d's are still measured.
+Run under a display, e.g. xvfb-run -a -s "-screen 0 1600x1000x24 +extension GLX +render".
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+
+import numpy as np
+
+from bench.common import report
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _median_ms(times) -> float:
+    return round(float(np.median(times)) * 1e3, 2)
+
+
+def _settle(app, seconds: float) -> None:
+    from PySide6 import QtCore
+
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 5)
+
+
+def _napari(data_zyx: np.ndarray, view_size, res: dict, app) -> dict | None:
+    try:
+        import napari
+    except ImportError:
+        res["napari"] = "not installed: pip install -e '.[bench]'"
+        return None
+    res["napari_version"] = napari.__version__
+    viewer = napari.Viewer(show=True)
+    qt = viewer.window._qt_viewer
+    for dock in (qt.dockLayerList, qt.dockLayerControls):  # the canvas alone, sized like one of our views
+        dock.setVisible(False)
+    layer = viewer.add_image(data_zyx, contrast_limits=(-160, 240), colormap="gray")
+    canvas = qt.canvas.native
+    _settle(app, 0.5)
+    win = viewer.window._qt_window
+    for _ in range(3):  # the window's size that gives the canvas the asked size
+        win.resize(win.width() + view_size[0] - canvas.width(), win.height() + view_size[1] - canvas.height())
+        _settle(app, 0.3)
+    res["napari_canvas"] = [canvas.width(), canvas.height()]
+
+    def slice_update(k):
+        viewer.dims.set_current_step(0, k)
+        canvas.grabFramebuffer()
+
+    def window_step(i):
+        layer.contrast_limits = (-160 + i % 7, 240 + i % 5)
+        canvas.grabFramebuffer()
+
+    def frame_3d(_):
+        viewer.camera.angles = (viewer.camera.angles[0], viewer.camera.angles[1] + 6, viewer.camera.angles[2])
+        canvas.grabFramebuffer()
+
+    def first_3d():
+        viewer.dims.ndisplay = 3
+        canvas.grabFramebuffer()
+
+    def close():
+        viewer.close()
+
+    return {"slice": slice_update, "window": window_step, "orbit": frame_3d, "first_3d": first_3d,
+            "close": close}
+
+
+def main(moves: int = 25) -> dict:
+    from vol3d_gui.ui.app import make_app
+
+    app = make_app()
+    from vol3d_gui.core.phantom import lesion_phantom
+    from vol3d_gui.core.volume import Volume
+    from vol3d_gui.core.windowing import Window
+    from vol3d_gui.ui.main_window import MainWindow
+
+    vol, mask = lesion_phantom(0, True, shape=(512, 512, 300), spacing=(0.7, 0.7, 1.0))
+    sal = Volume(np.random.default_rng(0).random((8, 8, 6)).astype(np.float32),
+                 vol.affine @ np.diag([64, 64, 50, 1.0]))
+    res: dict = {"volume": "512x512x300 int16; vol3d with mask + saliency overlays, napari the image alone",
+                 "volume_mb": round(vol.data.nbytes / 2**20, 1)}
+    w = MainWindow()
+    w.resize(1400, 900)
+    w.show()
+    _settle(app, 0.5)
+    gc.collect()
+    rss0 = _rss()
+    w.open_volume(vol)
+    w.add_overlay(mask, "lesion mask", colormap="green", opacity=0.4, threshold=0.5)
+    w.add_overlay(sal, "saliency", colormap="hot", opacity=0.5, threshold=0.2, vmin=0.0, vmax=1.0, order=1)
+    vv = w.volume_view
+    if vv.available:  # the first frame: texture upload, shader compile, full-quality ray-march
+        t0 = time.perf_counter()
+        vv.grab_frame()
+        res["vol3d_3d_first_frame_s"] = round(time.perf_counter() - t0, 3)
+    _settle(app, 0.5)
+    gc.collect()
+    res["rss_after_open_mb"] = round(_rss() / 2**20, 1)
+    res["rss_growth_on_open_mb"] = round((_rss() - rss0) / 2**20, 1)
+    res["rss_growth_vs_volume"] = round((_rss() - rss0) / vol.data.nbytes, 2)
+    res["view_sizes"] = {k: [v.graphics.width(), v.graphics.height()] for k, v in w.slice_views.items()}
+
+    rng = np.random.default_rng(1)
+    points = vol.voxel_to_world(rng.uniform([0, 0, 0], np.asarray(vol.shape) - 1, size=(moves, 3)))
+    views = list(w.slice_views.values())
+    axial = w.slice_views["axial"]
+
+    holder = views[0].parentWidget()
+    assert all(v.parentWidget() is holder for v in views)
+
+    def repaint_slices():
+        holder.repaint()
+
+    def ours_cursor_each(i):
+        w.set_cursor(points[(i + moves // 2) % moves])  # another point than ours_cursor's
+        for v in views:
+            v.graphics.viewport().repaint()
+
+    def ours_cursor(i):
+        w.set_cursor(points[i])
+        repaint_slices()
+
+    def ours_cursor_evented(i):
+        w.set_cursor(points[(i + moves // 3) % moves])
+        app.processEvents()  # Qt repaints what changed, as it does for a mouse event
+
+    def ours_scroll_evented(i):
+        axial.step_slice(1 if i % 2 == 0 else -1)
+        app.processEvents()  # the axial image and two crosshair lines repainted
+
+    def ours_scroll(i):
+        axial.step_slice(1 if i % 2 == 0 else -1)
+        repaint_slices()
+
+    def ours_window(i):
+        w.set_window(Window(40 + i % 7, 400 + i % 5))
+        repaint_slices()
+
+    def ours_window_3d(i):
+        ours_window(i)
+        if vv.available:
+            vv.glview.grabFramebuffer()  # one paint, as the event loop would do
+
+    peer = _napari(np.ascontiguousarray(vol.data.transpose(2, 1, 0)), res["view_sizes"]["axial"], res, app)
+    fns = {"vol3d_crosshair": ours_cursor, "vol3d_crosshair_each": ours_cursor_each,
+           "vol3d_crosshair_evented": ours_cursor_evented, "vol3d_scroll_evented": ours_scroll_evented,
+           "vol3d_scroll": ours_scroll, "vol3d_window": ours_window,
+           "vol3d_window_with_3d": ours_window_3d}
+    if peer is not None:
+        fns["napari_slice"] = lambda i: peer["slice"](int(rng.integers(0, 300)))
+        fns["napari_window"] = peer["window"]
+    times = {k: [] for k in fns}
+    for f in fns.values():  # warm
+        f(0)
+    for i in range(moves):  # alternated, so load from other processes hits all alike
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f(i)
+            times[k].append(time.perf_counter() - t0)
+    for k, t in times.items():
+        res[f"{k}_ms"] = _median_ms(t)
+    if peer is not None:
+        res["crosshair_vs_napari_slice"] = round(res["vol3d_crosshair_ms"] / res["napari_slice_ms"], 2)
+        res["scroll_vs_napari_slice"] = round(res["vol3d_scroll_ms"] / res["napari_slice_ms"], 2)
+        res["target_crosshair_le"] = 0.5
+        res["target_scroll_le"] = 0.33
+
+    if vv.available:
+        vv.set_mode("mip")
+        vv.reset_camera()
+        _settle(app, 0.5)
+        t0 = time.perf_counter()
+        vv.model.window = Window(400, 1800)
+        vv.grab_frame(full_quality=True)
+        res["vol3d_3d_full_frame_s"] = round(time.perf_counter() - t0, 3)
+        t_paint, t_frame = [], []
+        for _ in range(8):
+            t0 = time.perf_counter()
+            vv.orbit(6, 0)
+            vv.glview.grabFramebuffer()  # one paint while the reader orbits (the preview)
+            t_paint.append(time.perf_counter() - t0)
+        for _ in range(4):
+            t0 = time.perf_counter()
+            vv.orbit(6, 0)
+            vv.grab_frame(full_quality=False)  # the whole interactive-quality frame
+            t_frame.append(time.perf_counter() - t0)
+        res["vol3d_orbit_paint_fps"] = round(1 / float(np.median(t_paint)), 1)
+        res["vol3d_orbit_whole_frame_fps"] = round(1 / float(np.median(t_frame)), 1)
+        res["vol3d_3d_viewport"] = [vv.glview.width(), vv.glview.height()]
+    if peer is not None:
+        t0 = time.perf_counter()
+        peer["first_3d"]()
+        res["napari_3d_first_frame_s"] = round(time.perf_counter() - t0, 3)
+        t = []
+        for i in range(4):
+            t0 = time.perf_counter()
+            peer["orbit"](i)
+            t.append(time.perf_counter() - t0)
+        res["napari_orbit_fps"] = round(1 / float(np.median(t)), 1)
+        if "vol3d_3d_first_frame_s" in res:
+            res["3d_first_frame_vs_napari"] = round(res["vol3d_3d_first_frame_s"] / res["napari_3d_first_frame_s"], 2)
+        if "vol3d_orbit_whole_frame_fps" in res:
+            res["orbit_whole_frame_fps_vs_napari"] = round(res["vol3d_orbit_whole_frame_fps"] / res["napari_orbit_fps"], 2)
+        peer["close"]()
+    res["load_average_1min"] = os.getloadavg()[0]
+    w.close()
+    return report("napari", res)
+
+
+if __name__ == "__main__":
+    main()
