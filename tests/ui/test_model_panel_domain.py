@@ -58,7 +58,7 @@ def test_an_in_domain_case_shows_the_operating_points_class(qtbot, window, tiny_
     qtbot.waitUntil(lambda: "saliency" in window.overlays, timeout=30000)
     if panel.peak_button.isEnabled():  # the untrained tiny model's map may be empty in the body
         panel.peak_button.click()
-        assert np.allclose(window.viewer.cursor, panel._body_target)
+        assert np.allclose(window.viewer.cursor, panel.peak_button.target)
 
 
 def test_worklist_marks_out_of_domain_predictions_and_filters_them(qtbot, window):

@@ -134,3 +134,23 @@ def test_a_restart_returns_to_the_same_study_case_filter_and_order(qtbot, window
     assert again.worklist.filter_combo.currentText() == "Unlabelled" and again.worklist.sort_button.isChecked()
     again.close()
     np.testing.assert_array_equal(again.current_volume.data, study[3].load().data)
+
+
+def test_blind_reading_hides_the_models_answer_and_saliency_until_the_label(qtbot, window, tiny_bundle_path):
+    panel = window.attach_model(str(tiny_bundle_path))
+    qtbot.waitUntil(lambda: panel.bundle is not None, timeout=60000)
+    window.io.prefetch_enabled = False
+    window.act_blind.trigger()
+    study = phantom_study(n=3, seed=28, shape=SMALL)
+    window.open_study(study)
+    qtbot.waitUntil(lambda: panel.answer is not None, timeout=60000)
+    qtbot.wait(300)
+    assert "Blind reading" in panel.result_label.text() and panel.chart.bars is None
+    assert "saliency" not in window.overlays
+    bars = grab(panel.chart)
+    assert not (np.abs(bars[..., 0].astype(int) - bars[..., 2]) > 60).any()  # no coloured bar drawn
+    case = window.current_item
+    window.review_controller.session.worklist.set_label(case.id, 0)  # as a label does, without moving on
+    qtbot.waitUntil(lambda: panel.chart.bars is not None, timeout=5000)
+    assert "Blind reading" not in panel.result_label.text()
+    qtbot.waitUntil(lambda: "saliency" in window.overlays, timeout=60000)

@@ -11,6 +11,7 @@ from PySide6 import QtCore, QtWidgets
 
 from vol3d_gui.ui.ml_controller import MLController
 from vol3d_gui.ui.ml_tasks import GradcamTask, PredictTask
+from vol3d_gui.ui.peak_button import PeakButton
 from vol3d_gui.ui.probability_chart import ProbabilityChart
 from vol3d_gui.ui.reliability_chart import ReliabilityChart
 from vol3d_gui.ui.settings import REPO_MODELS, model_dirs
@@ -45,9 +46,9 @@ class ModelPanel(QtWidgets.QWidget):
         self.bundle = None
         self.probs = None
         self.answer: dict | None = None  # the last "assess" reply for the case on screen
-        self._body_target = None  # where "Go to peak" moves the crosshair (None: nowhere)
         # the next case's answer, computed while the reader looks at this one: (volume, payload)
         self._ahead: tuple | None = None
+        self._was_hidden = False  # whether the answer on screen was last drawn hidden (blind reading)
         self._volume = None
         self._item_id = None
         self._all_job = None  # the running ClassifyAllTask
@@ -66,8 +67,7 @@ class ModelPanel(QtWidgets.QWidget):
         self.reliability.setMaximumHeight(200)
         self.reliability.setToolTip("Reliability on the model's test split: bar = observed share, "
                                     "dashed = perfect calibration, green = the operating point")
-        self.peak_button = QtWidgets.QPushButton("Go to peak")
-        self.peak_button.setEnabled(False)
+        self.peak_button = PeakButton(viewer)
         self.saliency_box = QtWidgets.QCheckBox("Grad-CAM saliency")
         self.saliency_box.setChecked(True)
         self.explain_combo = QtWidgets.QComboBox()
@@ -105,13 +105,15 @@ class ModelPanel(QtWidgets.QWidget):
         self.cancel_button.clicked.connect(self.cancel_all)
         self.saliency_box.toggled.connect(lambda _: self._refresh_saliency())
         self.explain_combo.activated.connect(lambda _: self._refresh_saliency())
-        self.peak_button.clicked.connect(self.go_to_peak)
         self.ml.modelLoaded.connect(self._on_model_loaded)
         # bound slots, not lambdas, for every ML signal: a lambda has no thread affinity, so it
         # would run (and touch a widget) in the worker thread; PySide 6.12 also aborts in
         # none_dealloc on such calls
         self.ml.deviceReady.connect(self._on_device)
         viewer.caseChanged.connect(self._on_case)
+        # blind reading: the answer appears when the case on screen gets its label
+        worklist.changed.connect(self._on_worklist_changed)
+        worklist.reordered.connect(self._on_worklist_changed)
         self.refresh_models()
         if viewer.volume is not None:  # the panel can arrive after the volume (make run)
             self._on_case(viewer.volume, viewer.item)
@@ -186,7 +188,7 @@ class ModelPanel(QtWidgets.QWidget):
         self._item_id = item.id if item is not None else None
         self.probs = None
         self.answer = None
-        self._set_peak(None, "")
+        self.peak_button.set_target(None, "")
         self.chart.clear_bars()
         self.result_label.setText("")
         if volume is not None and min(volume.shape) == 1:
@@ -302,8 +304,11 @@ class ModelPanel(QtWidgets.QWidget):
         task.failed.connect(self._on_task_failed)
 
     def _show_saliency(self, cached) -> None:
+        if self.answer_hidden():  # the saliency map points at the answer: hidden in blind reading
+            self.viewer.remove_overlay("saliency")
+            return
         saliency, body = cached
-        self._update_peak(saliency, body)
+        self.peak_button.update_from(saliency, body, self.in_domain())
         previous = self.viewer.overlays.get("saliency")
         style = ({"colormap": previous.colormap, "opacity": previous.opacity, "threshold": previous.threshold}
                  if previous is not None else {"colormap": "hot", "opacity": 0.5, "threshold": SALIENCY_THRESHOLD})
@@ -332,8 +337,18 @@ class ModelPanel(QtWidgets.QWidget):
         if key == (id(self._volume), self.bundle.label if self.bundle else None, self.explained_class()):
             self._show_saliency(self._saliency_cache[key])
 
+    def answer_hidden(self) -> bool:
+        """Blind reading: the model's answer for the case on screen waits for the reader's label."""
+        return not self.worklist.answer_visible(self._item_id)
+
     def _show_probs(self, probs) -> None:
         self.probs = np.asarray(probs, float)
+        self._was_hidden = self.answer_hidden()
+        if self._was_hidden:
+            self.chart.clear_bars()
+            self.result_label.setText("<i>Blind reading: the model's answer shows once you have labelled "
+                                      "this case.</i>")
+            return
         names = self.bundle.class_names
         k = self.displayed_class()
         outside = self.in_domain() is False
@@ -348,6 +363,14 @@ class ModelPanel(QtWidgets.QWidget):
                     f"{reasons[0] if reasons else 'unknown reason'}</span><br><span style='color:gray'>{text}</span>")
         self.result_label.setText(text)
 
+    def _on_worklist_changed(self, *_args) -> None:
+        """Redraw only when the case on screen's answer turns visible or hidden (its label, or
+        blind reading switched), not for every prediction that classify-all writes."""
+        hidden = self.answer_hidden()
+        if hidden != self._was_hidden and self.probs is not None and self.bundle is not None:
+            self._show_probs(self.probs)
+            self._refresh_saliency()
+
     def _set_worklist_prediction(self, payload) -> None:
         probs = payload["probabilities"]
         k = payload.get("class_index")
@@ -357,30 +380,6 @@ class ModelPanel(QtWidgets.QWidget):
                                      uncertainty_value=payload.get("uncertainty"), in_domain=dom.get("in_domain"))
         self.predicted.emit(payload["item_id"], payload.get("model") or "", k, list(map(float, probs)),
                             {"uncertainty": payload.get("uncertainty"), "in_domain": dom.get("in_domain")})
-
-    # --- the crosshair and the saliency peak ----------------------------------------------------------
-    def _update_peak(self, saliency, body) -> None:
-        """"Go to peak" only for a peak inside the body of an in-domain case."""
-        from vol3d_gui.core.foreground import crosshair_target, saliency_peak
-
-        if body is None:
-            self._set_peak(saliency_peak(saliency), "the saliency map's maximum")
-            return
-        outside = self.in_domain() is False
-        target = crosshair_target(saliency, body, not outside)
-        why = ("the case is outside this model's training data" if outside else
-               "the saliency peak is not inside the body" if target is None else "the saliency peak, inside the body")
-        self._set_peak(target, why)
-
-    def _set_peak(self, target, why: str) -> None:
-        self._body_target = None if target is None else np.asarray(target, float)
-        self.peak_button.setEnabled(self._body_target is not None)
-        self.peak_button.setToolTip(f"Move the crosshair to {why}" if target is not None else
-                                    f"No jump: {why}" if why else "No saliency map yet")
-
-    def go_to_peak(self) -> None:
-        if self._body_target is not None:
-            self.viewer.cursor = self._body_target
 
     @QtCore.Slot(str)
     def _on_load_failed(self, message: str) -> None:
