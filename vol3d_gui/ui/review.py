@@ -140,25 +140,22 @@ class ReviewController(QtCore.QObject):
 
     def undo(self) -> Assignment | None:
         """Ctrl+Z: the last label or clear is reverted (a new event) and its case opens again."""
-        try:
-            done = self.session.undo()
-        except ReviewError as exc:
-            self.message.emit(str(exc))
-            return None
-        self.message.emit(f"Undone: {done.item_name} is back to {done.class_name}")
-        self.labelled.emit(done)
+        done = self._act(self.session.undo, lambda d: f"Undone: {d.item_name} is back to {d.class_name}")
         item = self.session.model.item
-        if item is None or item.id != done.item_id:
+        if done is not None and (item is None or item.id != done.item_id):
             self.io.open_item(done.item_id)
         return done
 
     def clear(self) -> Assignment | None:
+        return self._act(self.session.clear, lambda d: f"{d.item_name}: label cleared")
+
+    def _act(self, action, describe) -> Assignment | None:
         try:
-            done = self.session.clear()
+            done = action()
         except ReviewError as exc:
             self.message.emit(str(exc))
             return None
-        self.message.emit(f"{done.item_name}: label cleared")
+        self.message.emit(describe(done))
         self.labelled.emit(done)
         return done
 

@@ -89,6 +89,7 @@ class SliceView(QtWidgets.QWidget):
         self.orientation = orientation
         self.axis = AXIS_OF[orientation]
         self.geometry: PlaneGeometry | None = None  # of the volume drawn now
+        self._drawn: tuple | None = None  # (volume, slice, window) of the image on screen
         self.index = 0
 
         self.graphics = pg.GraphicsLayoutWidget()
@@ -170,7 +171,9 @@ class SliceView(QtWidgets.QWidget):
             self._update_labels()
 
     def _on_window(self, _window=None) -> None:
-        if self.geometry is not None and self.geometry.volume is self.model.volume:
+        # a new case announces its window right after its volume, which drew the slice already
+        drawn = (self.model.volume, self.index, self.model.window)
+        if self.geometry is not None and self.geometry.volume is self.model.volume and drawn != self._drawn:
             self._render_base()
         self._update_labels()
 
@@ -229,6 +232,7 @@ class SliceView(QtWidgets.QWidget):
         # windowed(sl.T) is C-ordered (display y, display x); its transpose is what this
         # col-major ImageItem takes, and pyqtgraph's own swap back needs no copy
         grey = windowed(sl.T, self.window).T
+        self._drawn = (self.volume, self.index, self.window)
         self.image.setImage(grey, autoLevels=False, levels=None)
         self.image.setRect(self._rect)
 
