@@ -101,8 +101,16 @@ def test_headers_are_read_once_per_file_when_a_folder_is_opened(tmp_path, monkey
     assert len(study) == 3
     assert len(reads) == n_files and len(set(map(str, reads))) == n_files
     reads.clear()
-    vol = study.items[0].load()  # decoding reads each file of that series once more, only
-    assert len(reads) == vol.meta["n_files"]
+    from vol3d_gui.core.readers.dicom import native
+
+    opened = []
+    real_open = native.open_regular
+    monkeypatch.setattr(native, "open_regular", lambda p: opened.append(p) or real_open(p))
+    vol = study.items[0].load()
+    # native pixels are read at the offset the scan found: no header is parsed again, and each
+    # file of that series (only) is opened once more
+    assert reads == []
+    assert len(opened) == len(set(opened)) == vol.meta["n_files"]
 
 
 def test_volume_files_of_every_format_sit_beside_dicom(tmp_path):

@@ -44,6 +44,7 @@ class IOController(QtCore.QObject):
         self._threads: list[threading.Thread] = []
         self.pending: str | None = None  # description of the request in flight
         self.pending_item: str | None = None  # the item id being opened
+        self.last_opened: str | None = None  # the last file or folder opened (the saved session)
         self._start_item: str | None = None  # the case a study opens on (session restore)
         # the next case in the worklist's order, read and prepared while the reader looks at this
         # one; only the neighbours of the case on screen are kept (memory stays bounded)
@@ -52,6 +53,7 @@ class IOController(QtCore.QObject):
         self._prefetching: dict[str, threading.Event] = {}
         self._awaiting: tuple[int, str] | None = None  # (token, item id) shown when its prefetch lands
         self._done.connect(self._finish)
+        self.opened.connect(lambda path: setattr(self, "last_opened", path))
         self._prefetched.connect(self._on_prefetched)
         self._step.connect(lambda token, text: self.requests.is_current("open", token)
                            and self.progress.emit(text))

@@ -5,13 +5,12 @@ is the ViewerModel's (``window.viewer``)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
-from vol3d_gui.core.errors import Vol3dError
 from vol3d_gui.core.windowing import Window
+from vol3d_gui.ui import exports, session_restore
 from vol3d_gui.ui.io_controller import IOController
 from vol3d_gui.ui.menus import (
     add_action,
@@ -30,7 +29,6 @@ from vol3d_gui.ui.toast import Toast
 from vol3d_gui.ui.worklist import WorklistPanel
 from vol3d_gui.viewer.model import ViewerModel
 from vol3d_gui.viewer.review import ReviewSession
-from vol3d_gui.viewer.session import SessionState, reopen_study
 from vol3d_gui.viewer.worklist import Worklist
 
 
@@ -80,8 +78,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.io = IOController(self.viewer, self.worklist_state, self._max_texture, self)
         self.io.failed.connect(self._on_open_failed)
         self.io.opened.connect(self._add_recent)
-        self._last_opened: str | None = None
-        self.io.opened.connect(lambda path: setattr(self, "_last_opened", path))
         self.io.started.connect(self._on_open_started)
         self.io.progress.connect(lambda text: self.statusBar().showMessage(f"Opening {self.io.pending}: {text}…"))
         self.io.idle.connect(self._on_open_idle)
@@ -247,22 +243,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return self.model_panel
 
     def export_saliency(self, path) -> Path:
-        """Write the saliency map on screen as NIfTI, in the source volume's world space."""
-        from vol3d_gui.core.io import save_nifti
-
-        if self.viewer.saliency is None:
-            raise Vol3dError("no saliency map to export: classify a volume with a model first")
-        return save_nifti(self.viewer.saliency, path)
-
-    def _export_saliency_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export saliency", "saliency.nii.gz",
-                                                        "NIfTI (*.nii.gz *.nii)")
-        if path:
-            try:
-                self.export_saliency(path)
-                self.statusBar().showMessage(f"Saliency written to {path}", 8000)
-            except (Vol3dError, OSError) as exc:
-                self.show_error("Cannot export saliency", exc)
+        return exports.export_saliency(self.viewer, path)
 
     def toggle_maximise(self, key: str) -> None:
         self._maximised = None if self._maximised == key else key
@@ -271,51 +252,18 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def export_view(self, key: str, path) -> Path:
         """Save a PNG of one view ('axial', 'coronal', 'sagittal', '3d') or 'window'."""
-        path = Path(path)
-        if key == "window":
-            image = self.grab().toImage()
-        elif key == "3d" and getattr(self.volume_view, "available", False):
-            image = self.volume_view.grab_frame()
-        else:
-            image = self._cells[key].grab().toImage()
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        if not image.save(str(tmp), "PNG"):
-            raise OSError(f"cannot write {path}")
-        os.replace(tmp, path)
-        return path
+        return exports.export_view(self, key, path)
 
-    # --- internals -----------------------------------------------------------------------
+    def view_cell(self, key: str):
+        return self._cells[key]
+
     def save_session(self) -> None:
-        state = SessionState.capture(self.viewer, self.worklist_state, self._last_opened)
-        app_settings().setValue("session", state.to_json())
+        session_restore.save_session(self)
 
     def restore_session(self) -> bool:
-        """Back to the study, case, filter and order of the last session (the layout is restored
-        at start). False when there was none or its study is gone."""
-        state = SessionState.from_json(app_settings().value("session", "") or "")
-        self.act_blind.setChecked(state.blind)
-        self.review_controller.set_blind(state.blind)
-        self.worklist.set_filter(state.filter)
-        self.worklist.sort_by_uncertainty(state.sort == "uncertainty")
-        self.worklist.sort_by_domain(state.sort == "domain")
-        if state.study_source:
-            if Path(state.study_source).exists():  # listed off the GUI thread, like File > Open
-                self.io.open_study(Path(state.study_source), item_id=state.item_id)
-                return True
-            try:
-                study = reopen_study(state.study_source)  # a phantom study: made, not read
-            except Vol3dError as exc:
-                self.statusBar().showMessage(f"The last study cannot be reopened: {exc}", 10000)
-                return False
-            if study is None:
-                return False
-            self.io.open_study(study, item_id=state.item_id)
-            return True
-        if state.volume_path and Path(state.volume_path).exists():
-            self.io.open_path(state.volume_path)
-            return True
-        return False
+        return session_restore.restore_session(self)
 
+    # --- internals -----------------------------------------------------------------------
     def _key_handlers(self) -> dict:
         rc = self.review_controller
         handlers = {f"class_{i}": (lambda i=i: rc.assign(i - 1)) for i in range(1, 10)}
@@ -383,14 +331,6 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _action(self, menu, text, slot, shortcut=None):
         return add_action(self, menu, text, slot, shortcut)
-
-    def _export_dialog(self, key: str) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export screenshot", f"vol3d-{key}.png", "PNG (*.png)")
-        if path:
-            try:
-                self.export_view(key, path)
-            except OSError as exc:
-                self.show_error("Cannot export screenshot", exc)
 
     def _add_recent(self, path: str) -> None:
         add_recent(path)

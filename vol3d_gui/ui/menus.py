@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6 import QtGui, QtWidgets
 
 from vol3d_gui.core.windowing import CT_PRESETS
+from vol3d_gui.ui.exports import export_saliency_dialog, export_view_dialog
 from vol3d_gui.ui.settings import app_settings
 
 MAX_RECENT = 10
@@ -24,8 +25,8 @@ def build_menus(window) -> None:
     export = file_menu.addMenu("&Export screenshot")
     for key, label in (("axial", "Axial view"), ("coronal", "Coronal view"), ("sagittal", "Sagittal view"),
                        ("3d", "3-D view"), ("window", "Whole window")):
-        add_action(window, export, label + "...", lambda k=key: window._export_dialog(k))
-    add_action(window, file_menu, "Export &saliency (NIfTI)...", window._export_saliency_dialog)
+        add_action(window, export, label + "...", lambda k=key: export_view_dialog(window, k))
+    add_action(window, file_menu, "Export &saliency (NIfTI)...", lambda: export_saliency_dialog(window))
     window.file_menu = file_menu
     file_menu.addSeparator()
     add_action(window, file_menu, "&Quit", window.close, QtGui.QKeySequence.StandardKey.Quit)

@@ -16,9 +16,11 @@ import numpy as np
 from nibabel.orientations import io_orientation
 
 from vol3d_gui.core.errors import VolumeReadError
+from vol3d_gui.core.gil import yield_gil
 from vol3d_gui.core.readers.budget import check_nbytes
 from vol3d_gui.core.readers.dicom.files import read_dicom
 from vol3d_gui.core.readers.dicom.frames import Frame, SeriesInfo, number_of_frames, slice_thickness
+from vol3d_gui.core.readers.dicom.native import read_native_frames
 from vol3d_gui.core.readers.nifti import reorient_to_ras
 from vol3d_gui.core.volume import Volume
 
@@ -145,6 +147,9 @@ def _decode_into(raw: np.ndarray, frames: list[Frame], slots: np.ndarray, header
         by_file.setdefault(f.path, []).append((f.index, int(slot)))
     rows, cols = frames[0].rows, frames[0].cols
     for path, wanted in by_file.items():
+        yield_gil()
+        if read_native_frames(path, headers[path], wanted, raw):
+            continue
         # a deflated file may inflate to its declared frames and a header, no more
         limit = per_frame_bytes * number_of_frames(headers[path]) + _HEADER_SLACK
         try:
@@ -178,6 +183,7 @@ def _prevalidate(info: SeriesInfo, frames: list[Frame]) -> tuple[np.dtype, int]:
     dtype, frame_bytes = _pixel_format(first_path, info.headers[first_path])
     rows, cols = frames[0].rows, frames[0].cols
     for path in dict.fromkeys(f.path for f in frames):
+        yield_gil()
         ds = info.headers[path]
         d, b = _pixel_format(path, ds)
         if (int(ds.Rows), int(ds.Columns)) != (rows, cols) or d != dtype:

@@ -91,8 +91,13 @@ def read_dicom(path, *, header_only: bool, inflate_limit: int | None = None):
         start = fh.tell()
         if file_meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
             fh.seek(0)
-            return pydicom.dcmread(fh, stop_before_pixels=header_only,
-                                   defer_size=DEFER_SIZE if header_only else None)
+            ds = pydicom.dcmread(fh, stop_before_pixels=header_only,
+                                 defer_size=DEFER_SIZE if header_only else None)
+            if header_only:
+                from vol3d_gui.core.readers.dicom.native import mark_pixel_offset
+
+                mark_pixel_offset(ds, fh)
+            return ds
         limit = HEADER_INFLATE_LIMIT if header_only else int(inflate_limit or HEADER_INFLATE_LIMIT)
         fh.seek(start)
         body = _inflate(path, fh, limit, truncate=header_only)
