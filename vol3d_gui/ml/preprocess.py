@@ -27,6 +27,17 @@ def _linear_taps(n_src: int, n_out: int):
     return i0, i1, (c - i0).astype(np.float32)
 
 
+def _pick(arr: np.ndarray, idx: np.ndarray, axis: int) -> np.ndarray:
+    """arr's planes ``idx`` along ``axis``: a strided view when they are evenly spaced (an
+    integer zoom factor), else a gathered copy."""
+    step = int(idx[1] - idx[0]) if len(idx) > 1 else 1
+    if step > 0 and np.array_equal(idx, idx[0] + step * np.arange(len(idx))):
+        sl = [slice(None)] * arr.ndim
+        sl[axis] = slice(int(idx[0]), int(idx[-1]) + 1, step)
+        return arr[tuple(sl)]
+    return np.take(arr, idx, axis=axis)
+
+
 def resample_to_grid(data: np.ndarray, shape) -> np.ndarray:
     """Trilinear zoom of a 3-D array onto ``shape`` (float32), voxel edges aligned.
 
@@ -44,12 +55,11 @@ def resample_to_grid(data: np.ndarray, shape) -> np.ndarray:
         if n_src == n_out:
             continue
         i0, i1, w = _linear_taps(n_src, n_out)
-        lo = np.take(out, i0, axis=ax).astype(np.float32)
-        step = np.take(out, i1, axis=ax).astype(np.float32)
-        step -= lo
-        step *= w.reshape([-1 if a == ax else 1 for a in range(3)])
-        lo += step
-        out = lo
+        a, b = _pick(out, i0, ax), _pick(out, i1, ax)
+        step = np.subtract(b, a, dtype=np.float32)
+        step *= w.reshape([-1 if k == ax else 1 for k in range(3)])
+        step += a
+        out = step
     return out.astype(np.float32, copy=False)
 
 
