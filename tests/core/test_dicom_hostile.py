@@ -113,12 +113,13 @@ def test_a_compressed_frame_larger_than_its_header_is_refused_before_decoding(tm
 
 
 def test_the_budget_covers_the_whole_multi_file_series(tmp_path, monkeypatch):
-    import vol3d_gui.core.readers.dicom.assemble as assemble
+    import vol3d_gui.core.readers.dicom.decode as decode
 
     write_dicom_series(tmp_path, marker_volume((64, 64, 40)).astype(float))
     reads = []
-    real = assemble.read_dicom
-    monkeypatch.setattr(assemble, "read_dicom", lambda *a, **k: reads.append(a) or real(*a, **k))
+    for name in ("decode_file", "read_native_frames"):
+        real = getattr(decode, name)
+        monkeypatch.setattr(decode, name, lambda *a, real=real, **k: reads.append(a) or real(*a, **k))
     one_slice = 64 * 64 * 2
     set_memory_budget(one_slice * 40)  # each slice fits, the raw stack plus its output does not
     try:

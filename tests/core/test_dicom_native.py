@@ -8,7 +8,7 @@ import pydicom
 import pytest
 
 from vol3d_gui.core.errors import VolumeReadError
-from vol3d_gui.core.readers.dicom import assemble, load_dicom
+from vol3d_gui.core.readers.dicom import decode, load_dicom
 from vol3d_gui.core.readers.dicom.native import read_native_frames as native_read
 
 _DATA = Path(pydicom.__file__).parent / "data" / "test_files"
@@ -34,7 +34,7 @@ def _load(path, monkeypatch, *, native: bool):
         used.append(done)
         return done
 
-    monkeypatch.setattr(assemble, "read_native_frames", spy)
+    monkeypatch.setattr(decode, "read_native_frames", spy)
     return load_dicom(path), used
 
 
@@ -107,7 +107,7 @@ def test_a_file_rewritten_after_the_scan_falls_back_to_pydicom(tmp_path, monkeyp
     ds.save_as(path)
     used = []
     real = native_read
-    monkeypatch.setattr(assemble, "read_native_frames", lambda *a: used.append(real(*a)) or used[-1])
+    monkeypatch.setattr(decode, "read_native_frames", lambda *a: used.append(real(*a)) or used[-1])
     vol = load_series(found[0])
     assert used == [False]
     expected, _ = _load(path, monkeypatch, native=False)

@@ -12,3 +12,6 @@ class VolumeReadError(Vol3dError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):  # comes back whole from a worker process (core.readers.dicom.decode)
+        return type(self), (self.path, self.reason)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
+from vol3d_gui.core.cooperate import ReadCancelled, cancellable
 from vol3d_gui.core.errors import Vol3dError
 from vol3d_gui.core.study import Study, open_study
 from vol3d_gui.core.volume import Volume
@@ -179,7 +180,10 @@ class IOController(QtCore.QObject):
 
         def run():
             try:
-                result = work(ev, lambda text: self._step.emit(token, text))
+                with cancellable(ev):  # the readers stop at their next file or chunk
+                    result = work(ev, lambda text: self._step.emit(token, text))
+            except ReadCancelled:
+                result = Cancelled("reading")
             except BaseException as exc:  # delivered to the GUI thread, which decides what it means
                 result = exc
             self._done.emit(token, kind, result)

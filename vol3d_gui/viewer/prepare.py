@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vol3d_gui.core.cooperate import ReadCancelled, cancellable
 from vol3d_gui.core.volume import Volume
 from vol3d_gui.core.windowing import Window
 from vol3d_gui.viewer.windows import initial_window
@@ -123,7 +124,11 @@ def prepare_case(load: Callable[[], Volume], *, item=None, load_mask: Callable |
         if progress is not None:
             progress(name)
         t0 = time.perf_counter()
-        out = fn()
+        try:
+            with cancellable(cancel):
+                out = fn()
+        except ReadCancelled:
+            raise Cancelled(name) from None
         timings[name] = time.perf_counter() - t0
         return out
 

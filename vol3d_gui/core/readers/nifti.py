@@ -18,6 +18,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
 
+from vol3d_gui.core.cooperate import checkpoint
 from vol3d_gui.core.errors import VolumeReadError
 from vol3d_gui.core.readers.budget import check_budget, check_shape, open_regular
 from vol3d_gui.core.volume import Volume
@@ -132,6 +133,7 @@ def load_nifti(path: Path) -> Volume:
             got = len(have)
             mv = memoryview(buf)
             while got < buf.size:
+                checkpoint()
                 # bounded reads: a decompressor holds the GIL for one call (isal inflating 150 MB
                 # in one go held it 134 ms, stalling the window); 4 MiB at a time, about 10 ms
                 n = fh.readinto(mv[got:got + _READ_CHUNK])

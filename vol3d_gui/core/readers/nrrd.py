@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from isal import igzip_lib
 
+from vol3d_gui.core.cooperate import checkpoint
 from vol3d_gui.core.errors import VolumeReadError
 from vol3d_gui.core.readers.budget import (
     check_budget,
@@ -105,7 +106,8 @@ def _read_exact(fh, out: np.ndarray, path: Path) -> None:
     mv = memoryview(out.reshape(-1).view(np.uint8))
     got = 0
     while got < len(mv):
-        n = fh.readinto(mv[got:])
+        checkpoint()
+        n = fh.readinto(mv[got:got + 4 * _CHUNK])
         if not n:
             raise VolumeReadError(path, f"data is truncated: {got} of {len(mv)} bytes present")
         got += n
@@ -116,6 +118,7 @@ def _inflated(fh, encoding: str):
     d = (igzip_lib.IgzipDecompressor(flag=igzip_lib.DECOMP_GZIP) if encoding in ("gzip", "gz")
          else bz2.BZ2Decompressor())
     while not d.eof:
+        checkpoint()
         data = b""
         if d.needs_input:
             data = fh.read(_CHUNK)

@@ -15,19 +15,17 @@ from pathlib import Path
 import numpy as np
 from nibabel.orientations import io_orientation
 
+from vol3d_gui.core.cooperate import checkpoint
 from vol3d_gui.core.errors import VolumeReadError
-from vol3d_gui.core.gil import yield_gil
 from vol3d_gui.core.readers.budget import check_nbytes
-from vol3d_gui.core.readers.dicom.files import read_dicom
-from vol3d_gui.core.readers.dicom.frames import Frame, SeriesInfo, number_of_frames, slice_thickness
-from vol3d_gui.core.readers.dicom.native import read_native_frames
+from vol3d_gui.core.readers.dicom.decode import decode_into
+from vol3d_gui.core.readers.dicom.frames import Frame, SeriesInfo, slice_thickness
 from vol3d_gui.core.readers.nifti import reorient_to_ras
 from vol3d_gui.core.volume import Volume
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 # Relative spacing deviation tolerated before slices count as unevenly spaced.
 _SPACING_TOL = 0.05
-_HEADER_SLACK = 1 << 20  # what a deflated file may inflate to beyond its pixel data
 
 
 def _pixel_format(path, ds) -> tuple[np.dtype, int]:
@@ -45,33 +43,6 @@ def _pixel_format(path, ds) -> tuple[np.dtype, int]:
         raise VolumeReadError(path, f"{bits} bits allocated per pixel is not supported")
     dtype = np.dtype(f"{'i' if signed else 'u'}{bits // 8}")
     return dtype, rows * cols * dtype.itemsize
-
-
-def _check_stream(path, ds, frame_index: int, rows: int, cols: int) -> None:
-    """A compressed frame whose own header claims another size is refused before decoding
-    (the JPEG and JPEG 2000 decoders allocate what the codestream says, not what DICOM says)."""
-    ts = ds.file_meta.get("TransferSyntaxUID")
-    if ts is None or not ts.is_compressed or ts.keyword == "RLELossless":
-        return  # RLE output is sized by Rows/Columns, which were checked
-    from pydicom.encaps import get_frame
-
-    try:
-        stream = get_frame(ds.PixelData, frame_index, number_of_frames=number_of_frames(ds))
-    except Exception as exc:
-        raise VolumeReadError(path, f"the compressed pixel data is malformed ({exc})") from exc
-    params = None
-    with contextlib.suppress(Exception):
-        if ts.keyword.startswith("JPEG2000") or ts.keyword.startswith("HTJ2K"):
-            import openjpeg
-
-            params = openjpeg.get_parameters(stream)
-        else:
-            import libjpeg
-
-            params = libjpeg.get_parameters(stream)
-    if params and (int(params["rows"]), int(params["columns"])) != (rows, cols):
-        raise VolumeReadError(path, f"the compressed frame is {params['rows']}x{params['columns']}, "
-                                    f"the header says {rows}x{cols}: refused before decoding")
 
 
 def _place(info: SeriesInfo, folder: Path):
@@ -137,53 +108,13 @@ def acquisition_orientation(normal_lps: np.ndarray) -> str:
     return names[int(np.argmax(a))] if a.max() >= 0.8 else "oblique"
 
 
-def _decode_into(raw: np.ndarray, frames: list[Frame], slots: np.ndarray, headers: dict,
-                 per_frame_bytes: int) -> None:
-    """Decode every file once, frame by frame, straight into the slice slots of ``raw``."""
-    from pydicom.pixels import iter_pixels
-
-    by_file: dict[Path, list[tuple[int | None, int]]] = {}
-    for f, slot in zip(frames, slots):
-        by_file.setdefault(f.path, []).append((f.index, int(slot)))
-    rows, cols = frames[0].rows, frames[0].cols
-    for path, wanted in by_file.items():
-        yield_gil()
-        if read_native_frames(path, headers[path], wanted, raw):
-            continue
-        # a deflated file may inflate to its declared frames and a header, no more
-        limit = per_frame_bytes * number_of_frames(headers[path]) + _HEADER_SLACK
-        try:
-            ds = read_dicom(path, header_only=False, inflate_limit=limit)
-        except VolumeReadError:
-            raise
-        except Exception as exc:
-            raise VolumeReadError(path, f"cannot read the file ({type(exc).__name__}: {exc})") from exc
-        if "PixelData" not in ds:
-            raise VolumeReadError(path, "the DICOM file has no pixel data")
-        indices = [0 if i is None else i for i, _ in wanted]
-        for i in indices:
-            _check_stream(path, ds, i, rows, cols)
-        try:
-            decoded = iter_pixels(ds, indices=indices, raw=True)
-            for (_, slot), arr in zip(wanted, decoded):
-                if arr.shape != (rows, cols):
-                    raise VolumeReadError(path, f"frame is {arr.shape}, expected {(rows, cols)}")
-                raw[slot] = arr
-        except VolumeReadError:
-            raise
-        except MemoryError:
-            raise
-        except Exception as exc:
-            raise VolumeReadError(path, f"cannot decode pixel data ({type(exc).__name__}: {exc})") from exc
-
-
 def _prevalidate(info: SeriesInfo, frames: list[Frame]) -> tuple[np.dtype, int]:
     """Every file's pixel description against the first, before anything is decoded."""
     first_path = frames[0].path
     dtype, frame_bytes = _pixel_format(first_path, info.headers[first_path])
     rows, cols = frames[0].rows, frames[0].cols
     for path in dict.fromkeys(f.path for f in frames):
-        yield_gil()
+        checkpoint()
         ds = info.headers[path]
         d, b = _pixel_format(path, ds)
         if (int(ds.Rows), int(ds.Columns)) != (rows, cols) or d != dtype:
@@ -208,7 +139,7 @@ def load_series(info: SeriesInfo, folder: Path) -> Volume:
     # (cols, rows, n) buffer would stride through the whole stack for every slice); the
     # transposed view at the end has the column axis fastest, the layout of a NIfTI read
     raw = np.zeros((n_total, rows, cols), dtype=raw_dtype)
-    _decode_into(raw, frames, index, info.headers, frame_bytes)
+    decode_into(raw, frames, index, info.headers, frame_bytes)
 
     real = np.zeros(n_total, bool)
     real[index] = True

@@ -2,7 +2,7 @@
 
 Decoding a classic series through pydicom parses every file's header a second time: pure Python,
 about a millisecond a file, during which a GUI thread waiting for the interpreter lock stalls
-(core.gil). For native pixel data the header read already knows where the pixels start
+(core.cooperate). For native pixel data the header read already knows where the pixels start
 (``mark_pixel_offset``); here the element's own tag and length are checked at that offset and
 the frames are read with ``readinto`` into their slots, the lock released for the whole read.
 The result equals pydicom's own native decoding with its defaults (``iter_pixels(raw=True)``:

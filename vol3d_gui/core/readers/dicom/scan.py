@@ -6,8 +6,8 @@ import struct
 from collections import defaultdict
 from pathlib import Path
 
+from vol3d_gui.core.cooperate import checkpoint
 from vol3d_gui.core.errors import VolumeReadError
-from vol3d_gui.core.gil import yield_gil
 from vol3d_gui.core.readers.dicom.files import is_regular_file, read_dicom
 from vol3d_gui.core.readers.dicom.frames import (
     SeriesInfo,
@@ -42,7 +42,7 @@ def read_headers(folder: Path) -> dict[Path, object]:
         # stat before opening: a FIFO or device in the folder is never opened
         if f.name.startswith(".") or not is_regular_file(f):
             continue
-        yield_gil()
+        checkpoint()
         ds = _read_header(f)
         if ds is not None:
             out[f] = ds
@@ -78,7 +78,7 @@ def build_series(headers: dict[Path, object]) -> tuple[list[SeriesInfo], dict[Pa
         frames, mosaics = [], []
         dim_names: list[str] = []
         for path, ds in members:
-            yield_gil()  # the first look at a fresh header converts its elements: pure Python
+            checkpoint()  # the first look at a fresh header converts its elements: pure Python
             try:
                 if _is_mosaic(ds):
                     mosaics.append(path)
