@@ -6,6 +6,7 @@ gaps between its ticks are the event loop's waits. Reported: p99 and maximum gap
 request until the case is on screen (slices drawn, 3-D texture uploaded), and the same after
 it (the 3-D view's first frames), against the budget of 50 ms; and the time to open.
 A Cancel in the middle of a second open must leave the first case on screen.
+With --compressed, a 60-file JPEG 2000 series too (its frames decode in worker processes).
 
 Run under a display, e.g. xvfb-run -a -s "-screen 0 1600x1000x24 +extension GLX +render".
 """
@@ -20,7 +21,7 @@ import numpy as np
 from bench.common import report, write_dicom_series
 
 
-def _write_cases(folder: Path, shape=(512, 512, 300)):
+def _write_cases(folder: Path, shape=(512, 512, 300), compressed: bool = False):
     import nibabel as nib
 
     from vol3d_gui.core.phantom import lesion_phantom
@@ -30,7 +31,12 @@ def _write_cases(folder: Path, shape=(512, 512, 300)):
     nib.save(nib.Nifti1Image(np.asarray(vol.data, np.int16), vol.affine), nii)
     dcm = folder / "series"
     write_dicom_series(dcm, np.asarray(vol.data, np.int16), (0.7, 0.7, 1.0))
-    return nii, dcm
+    cases = [("nifti", nii), ("dicom", dcm)]
+    if compressed:
+        j2k = folder / "j2k"
+        write_dicom_series(j2k, np.asarray(vol.data[:, :, :60], np.int16), (0.7, 0.7, 1.0), compress=True)
+        cases.append(("dicom_j2k_60", j2k))
+    return cases
 
 
 def _gaps_while(app, condition, timeout_s=120.0):
@@ -64,14 +70,15 @@ def main() -> dict:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        nii, dcm = _write_cases(Path(tmp))
+        cases = _write_cases(Path(tmp), compressed="--compressed" in sys.argv)
+        nii = cases[0][1]
         print(f"  (cases written in {time.perf_counter() - t0:.1f} s)", file=sys.stderr)
         w = MainWindow()
         w.resize(1400, 900)
         w.show()
         for _ in range(10):
             app.processEvents()
-        for label, path in (("nifti", nii), ("dicom", dcm)):
+        for label, path in cases:
             before = w.viewer.volume
             w.open_path(path, wait=False)
             elapsed, gaps = _gaps_while(app, lambda b=before: w.viewer.volume is not b and not w.io.busy)

@@ -81,6 +81,9 @@ def pytest_unconfigure(config):
     import sys
 
     if "PySide6" in sys.modules and _exit_status is not None:
+        decode = sys.modules.get("vol3d_gui.core.readers.dicom.decode")
+        if decode is not None:  # os._exit runs no atexit: stop the decode workers here
+            decode.shutdown_workers(wait=True)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_exit_status)

@@ -126,3 +126,44 @@ def test_without_a_cancel_scope_the_checkpoints_only_yield(tmp_path):
     data = np.arange(20 * 20 * 20, dtype=np.int16).reshape(20, 20, 20)
     nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "v.nii.gz")
     np.testing.assert_array_equal(load_volume(tmp_path / "v.nii.gz").data, data)
+
+
+_LOAD_THEN_DIE = """
+import os, sys
+from vol3d_gui.core.io import load_volume
+from vol3d_gui.core.readers.dicom import decode
+if __name__ == "__main__":
+    load_volume(sys.argv[1])
+    print(" ".join(map(str, decode._pool._processes)), flush=True)
+    os._exit(0)  # no atexit, as a crash or a kill would leave
+"""
+
+
+def test_workers_leave_when_the_app_dies_without_cleaning_up(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    _compressed_series(tmp_path / "s")
+    script = tmp_path / "die.py"
+    script.write_text(_LOAD_THEN_DIE)
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "s")], capture_output=True,
+                         text=True, check=True, cwd=repo, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(repo)})
+    pids = [int(p) for p in out.stdout.split()]
+    assert pids
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    deadline = time.monotonic() + 20
+    while any(map(alive, pids)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(alive, pids))

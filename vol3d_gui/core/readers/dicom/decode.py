@@ -53,17 +53,27 @@ def _get_pool() -> ProcessPoolExecutor | None:
         return None
     with _pool_lock:
         if _pool is None:
-            _pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
+            _pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_exit_with_parent)
             atexit.register(shutdown_workers)
         return _pool
 
 
-def shutdown_workers() -> None:
+def _exit_with_parent() -> None:
+    """In each worker: leave when the app does, however it ends. A worker holds both ends of
+    the task queue's pipe, so it never sees the queue close; a GUI killed or left by
+    os._exit would otherwise leave its workers waiting forever."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=lambda: (parent.join(), os._exit(0)), daemon=True).start()
+
+
+def shutdown_workers(wait: bool = False) -> None:
     global _pool
     with _pool_lock:
         pool, _pool = _pool, None
     if pool is not None:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=wait, cancel_futures=True)
 
 
 def _check_stream(path, ds, frame_index: int, rows: int, cols: int) -> None:
