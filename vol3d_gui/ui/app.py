@@ -71,5 +71,18 @@ def _warm_up_readers() -> None:
             import vol3d_gui.core.io  # noqa: F401
         except Exception:  # a broken optional decoder is reported when a file needs it
             pass
+        freeze_startup_objects()
 
     threading.Thread(target=run, name="vol3d-warm-up", daemon=True).start()
+
+
+def freeze_startup_objects() -> None:
+    """Leave what start-up built (modules, classes, widgets: some 130,000 objects) out of every
+    later garbage collection. A full collection walks every tracked object while it holds the
+    GIL: about 100 ms here, a visible stall of the window each time reading a case (300 DICOM
+    headers, say) triggers one. Frozen, a full collection walks only what came since (20 ms).
+    What start-up built lives as long as the app, so nothing frozen would have been freed."""
+    import gc
+
+    gc.freeze()
+

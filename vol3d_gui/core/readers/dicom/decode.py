@@ -54,15 +54,20 @@ def _get_pool() -> ProcessPoolExecutor | None:
     with _pool_lock:
         if _pool is None:
             _pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_exit_with_parent)
+                                        initializer=_worker_start)
             atexit.register(shutdown_workers)
         return _pool
 
 
-def _exit_with_parent() -> None:
-    """In each worker: leave when the app does, however it ends. A worker holds both ends of
-    the task queue's pipe, so it never sees the queue close; a GUI killed or left by
-    os._exit would otherwise leave its workers waiting forever."""
+def _worker_start() -> None:
+    """In each worker: yield the cores to the app, and leave when the app does.
+
+    Decoding is background work: at a lower priority the window's thread is scheduled first
+    even while every core decodes. A worker holds both ends of the task queue's pipe, so it
+    never sees the queue close; a GUI killed or left by os._exit would otherwise leave its
+    workers waiting forever."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(10)
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=lambda: (parent.join(), os._exit(0)), daemon=True).start()
