@@ -97,6 +97,8 @@ def _napari(data_zyx: np.ndarray, view_size, res: dict, app) -> dict | None:
 
 
 def main(moves: int = 25) -> dict:
+    from PySide6 import QtCore
+
     from vol3d_gui.ui.app import make_app
 
     app = make_app()
@@ -129,7 +131,8 @@ def main(moves: int = 25) -> dict:
     res["rss_after_open_mb"] = round(_rss() / 2**20, 1)
     res["rss_growth_on_open_mb"] = round((_rss() - rss0) / 2**20, 1)
     res["rss_growth_vs_volume"] = round((_rss() - rss0) / vol.data.nbytes, 2)
-    res["view_sizes"] = {k: [v.graphics.width(), v.graphics.height()] for k, v in w.slice_views.items()}
+    res["view_sizes"] = {k: [v.canvas.width(), v.canvas.height()] for k, v in w.slice_views.items()}
+    res["slice_backend"] = w.slice_views["axial"].backend
 
     rng = np.random.default_rng(1)
     points = vol.voxel_to_world(rng.uniform([0, 0, 0], np.asarray(vol.shape) - 1, size=(moves, 3)))
@@ -139,25 +142,39 @@ def main(moves: int = 25) -> dict:
     holder = views[0].parentWidget()
     assert all(v.parentWidget() is holder for v in views)
 
+    gl = views[0].backend == "gl"
+
     def repaint_slices():
-        holder.repaint()
+        if gl:  # each GL view asked to paint renders and presents now, then the labels
+            for v in views:
+                v.render_now()
+            app.sendPostedEvents(None, QtCore.QEvent.Type.UpdateRequest)
+        else:
+            holder.repaint()
 
     def ours_cursor_each(i):
         w.set_cursor(points[(i + moves // 2) % moves])  # another point than ours_cursor's
         for v in views:
-            v.graphics.viewport().repaint()
+            v.render_now() if gl else v.graphics.viewport().repaint()
 
     def ours_cursor(i):
         w.set_cursor(points[i])
         repaint_slices()
 
+    def until_painted():
+        app.processEvents()  # Qt repaints what changed, as it does for a mouse event
+        # a GL view paints on its window's update request (timer-driven): wait for it
+        deadline = time.perf_counter() + 0.5
+        while gl and any(v.canvas_window.dirty for v in views) and time.perf_counter() < deadline:
+            app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.WaitForMoreEvents, 1)
+
     def ours_cursor_evented(i):
         w.set_cursor(points[(i + moves // 3) % moves])
-        app.processEvents()  # Qt repaints what changed, as it does for a mouse event
+        until_painted()
 
     def ours_scroll_evented(i):
         axial.step_slice(1 if i % 2 == 0 else -1)
-        app.processEvents()  # the axial image and two crosshair lines repainted
+        until_painted()  # the axial image and two crosshair lines repainted
 
     def ours_scroll(i):
         axial.step_slice(1 if i % 2 == 0 else -1)
@@ -168,7 +185,8 @@ def main(moves: int = 25) -> dict:
         repaint_slices()
 
     def ours_window_3d(i):
-        ours_window(i)
+        w.set_window(Window(45 + i % 7, 410 + i % 5))  # not ours_window's values: a real change
+        repaint_slices()
         if vv.available:
             vv.glview.grabFramebuffer()  # one paint, as the event loop would do
 
