@@ -40,23 +40,26 @@ def shared_textures(model: ViewerModel) -> SliceTextures:
 
 
 def slice_backend() -> str:
-    """'gl' or 'cpu', decided on the first call (probe: a context and the shader compiled)."""
-    global _BACKEND
-    if _BACKEND is None:
-        _BACKEND = _probe()
-    return _BACKEND[0]
+    """'gl' or 'cpu'. The GL probe (a context and the shader compiled) runs once per process;
+    VOL3D_DISABLE_GL or VOL3D_SLICES=cpu choose the CPU views without it."""
+    return _backend()[0]
 
 
 def slice_backend_notice() -> str:
     """Why the slice views draw on the CPU ('' when they use GL)."""
-    slice_backend()
-    return _BACKEND[1]
+    return _backend()[1]
+
+
+def _backend() -> tuple[str, str]:
+    global _BACKEND
+    if os.environ.get("VOL3D_DISABLE_GL") or os.environ.get("VOL3D_SLICES", "").lower() == "cpu":
+        return "cpu", "slice views drawn on the CPU (VOL3D_DISABLE_GL or VOL3D_SLICES=cpu is set)"
+    if _BACKEND is None:
+        _BACKEND = _probe()
+    return _BACKEND
 
 
 def _probe() -> tuple[str, str]:
-    want = os.environ.get("VOL3D_SLICES", "").lower()
-    if os.environ.get("VOL3D_DISABLE_GL") or want == "cpu":
-        return "cpu", "slice views drawn on the CPU (VOL3D_DISABLE_GL or VOL3D_SLICES=cpu)"
     from PySide6 import QtGui
 
     try:
