@@ -176,3 +176,30 @@ def test_a_failure_while_painting_is_a_notice_not_a_crash(gl_window, monkeypatch
     grab(view.canvas)
     assert "out of texture memory" in (view.canvas_window.error or "")
     assert any("out of texture memory" in n.text for n in gl_window.viewer.notices)
+
+
+def test_the_whole_slice_stays_in_view_when_the_view_is_maximised(gl_window, qtbot):
+    vol = _ramp_volume()
+    gl_window.open_volume(vol)
+    view = gl_window.slice_views["coronal"]
+    x, y, w, h = view.geometry.rect
+
+    def whole():
+        (x0, x1), (y0, y1) = view.view_range()
+        return x0 <= x and x + w <= x1 and y0 <= y and y + h <= y1
+
+    assert whole()
+    small = view.canvas_window.mm_per_px
+    gl_window.toggle_maximise("coronal")
+    qtbot.waitUntil(lambda: not gl_window.slice_views["axial"].isVisible(), timeout=2000)
+    qtbot.waitUntil(lambda: view.canvas_window.mm_per_px < 0.8 * small, timeout=2000)  # drawn larger
+    assert whole()
+    view.zoom_by(2.0)
+    zoomed = view.view_range()
+    big_zoomed = view.canvas_window.mm_per_px
+    gl_window.toggle_maximise("coronal")
+    qtbot.waitUntil(lambda: gl_window.slice_views["axial"].isVisible(), timeout=2000)
+    qtbot.waitUntil(lambda: view.canvas_window.mm_per_px > 1.2 * big_zoomed, timeout=2000)
+    (x0, x1), (y0, y1) = view.view_range()  # what the zoom showed stays whole in the smaller view
+    assert x0 <= zoomed[0][0] + 1e-6 and x1 >= zoomed[0][1] - 1e-6
+    assert y0 <= zoomed[1][0] + 1e-6 and y1 >= zoomed[1][1] - 1e-6

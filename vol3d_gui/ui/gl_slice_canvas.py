@@ -27,6 +27,7 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         self.textures = textures  # gl_slice_textures.SliceTextures, shared by the model's views
         self.center = np.zeros(2)
         self.mm_per_px = 1.0
+        self._target = (1.0, 1.0)  # view mm (width, height) kept whole when the window resizes
         self.flip_x = False
         self.error: str | None = None
         self.on_error = None  # callback(str): the shader or a texture failed in a paint
@@ -49,8 +50,15 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
     def fit(self, rect) -> None:
         """Show ``rect`` (x, y, w, h view mm) whole, centred, with 2% padding."""
         x, y, w, h = rect
+        self._target = (w * 1.04, h * 1.04)
         self.center = np.array([x + w / 2, y + h / 2])
-        self.mm_per_px = max(w / max(self.width(), 1), h / max(self.height(), 1)) * 1.04
+        self._apply_target()
+
+    def _apply_target(self) -> None:
+        # the extent asked for (a fit, or what a zoom showed) stays whole in any window size,
+        # as pyqtgraph's ViewBox keeps its range when the view is resized
+        tw, th = self._target
+        self.mm_per_px = max(tw / max(self.width(), 1), th / max(self.height(), 1))
         self.update()
 
     def zoom(self, factor: float, around: QtCore.QPointF | None = None) -> None:
@@ -58,6 +66,7 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         if around is not None:
             before = np.array(self.to_view(around))
         self.mm_per_px /= factor
+        self._target = (self.width() * self.mm_per_px, self.height() * self.mm_per_px)
         if around is not None:
             self.center += before - np.array(self.to_view(around))
         self.update()
@@ -335,7 +344,7 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         QtWidgets.QApplication.sendEvent(self.owner, ev)
 
     def resizeGL(self, w, h):
-        self.owner.canvas_resized()
+        self._apply_target()
 
 
 class GLSliceHost(QtWidgets.QWidget):

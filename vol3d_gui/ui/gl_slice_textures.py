@@ -62,7 +62,7 @@ void main() {{
     if (all(greaterThanEqual(ab, vec2(0.0))) && all(lessThan(ab, vec2(u_size)))) {{
         float value = float(texelFetch(u_plane, ivec2(ab.y, ab.x), 0).r);
         // as core.windowing.apply_window: truncated to 8 bits
-        float g = floor(clamp((value - u_low) * u_scale, 0.0, 255.0));
+        float g = isnan(value) ? 0.0 : floor(clamp((value - u_low) * u_scale, 0.0, 255.0));  // NaN: black
         col = {base_colour};
     }}
     fragColor = vec4(col, 1.0);

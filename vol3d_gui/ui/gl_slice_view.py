@@ -104,7 +104,6 @@ class GLSliceView(SliceViewBase):
         self.setStyleSheet("background: black;")
         self._drag = None  # (button, start window or last position)
         self._painted_state = None  # (index, crosshair) last asked for: skip paints that change nothing
-        self._needs_fit = True
 
         top = QtWidgets.QHBoxLayout()
         top.setContentsMargins(2, 0, 2, 0)
@@ -151,7 +150,6 @@ class GLSliceView(SliceViewBase):
         if volume is not None:
             self.index = self.geometry.slice_index(self.model.cursor)
             self._apply_flip()
-            self._needs_fit = True
             self.reset_zoom()
         self._painted_state = None
         self._update_labels()
@@ -188,16 +186,17 @@ class GLSliceView(SliceViewBase):
     def reset_zoom(self) -> None:
         if self.geometry is not None:
             self.canvas_window.fit(self.geometry.rect)
-            self._needs_fit = self.canvas_window.width() <= 1
-
-    def canvas_resized(self) -> None:
-        if self._needs_fit:
-            self.reset_zoom()
 
     def render_now(self) -> None:
         """Paint and present now if a change asked for a paint (benchmarks; the event loop
         paints on its own)."""
         self.canvas_window.render_now(only_if_dirty=True)
+
+    def invalidate(self) -> None:
+        """Cut, upload and render the plane again on the next paint (benchmarks)."""
+        self.canvas_window.plane.key = None
+        self.canvas_window._plane_key = None
+        self.canvas_window.request()
 
     def screen_to_world(self, pos: QtCore.QPointF) -> np.ndarray | None:
         """World point under a canvas position (logical pixels)."""
