@@ -7,18 +7,23 @@ of what it needs). Figures, medians over alternated runs:
 - napari one-view slice update: ``dims.set_current_step`` + a frame of its canvas
   (``grabFramebuffer``: paintGL and a read-back; ``repaint()`` of a QOpenGLWidget draws
   nothing synchronously);
-- vol3d crosshair move: ``set_cursor`` + one synchronous repaint of the widget holding the
-  three slice views (what Qt does when the three update in one event-loop turn: one
-  composition of the window; ``*_each_ms`` repaints each view on its own, three compositions);
-- vol3d scroll: one view steps a slice (wheel, Page Up/Down) + the same repaint (the other
-  two views move their crosshair line); ``*_evented_ms``: the change and one processEvents
-  (Qt repaints only the dirty regions: for a scroll the axial image and two line strips);
+- vol3d crosshair move: ``set_cursor`` + each GL slice view that asked for a paint rendered
+  and presented synchronously (``render_now``: the plane re-rendered where its slice changed,
+  the cached plane and two lines where only the crosshair moved), then the labels' pending
+  repaints (``*_each_ms``: the views only, another set of points; for CPU views, one
+  synchronous repaint of the widget holding the three views, as before);
+- vol3d scroll: one view steps a slice (wheel, Page Up/Down) + the same (the other two move
+  their crosshair line); ``*_evented_ms``: the change, then the event loop until every view
+  has painted (a GL window paints on its update request, within a frame: this includes the
+  wait);
 - window/level drag step: the model's window + the same repaint, and that plus one paint of
   the 3-D view (progressive: that paint shows a preview or some bands);
 - 3-D: first full-quality frame (grab) against napari's first 3-D frame (grab), and orbit
   frames per second: vol3d's progressive paint (preview while moving) and its whole
   interactive-quality frame, napari's frame;
-- memory: resident set size after opening the volume in the window against the volume's size.
+- memory: resident set size after opening the volume in the window against the volume's size;
+- ``cpu_views_*``: the same crosshair, scroll and W/L steps in a window without GL (the CPU
+  slice views, the fallback), alternated with the rest.
 
 napari is an optional bench dependency (``pip install -e '.[bench]'``): without it the
 napari figures are skipped and vol3d's are still measured.
@@ -190,8 +195,34 @@ def main(moves: int = 25) -> dict:
         if vv.available:
             vv.glview.grabFramebuffer()  # one paint, as the event loop would do
 
+    # the fallback in the same alternation: a window without GL (the CPU slice views, no 3-D view)
+    os.environ["VOL3D_DISABLE_GL"] = "1"
+    try:
+        wc = MainWindow()
+    finally:
+        del os.environ["VOL3D_DISABLE_GL"]
+    wc.resize(1400, 900)
+    wc.show()
+    wc.open_volume(vol)
+    wc.add_overlay(mask, "lesion mask", colormap="green", opacity=0.4, threshold=0.5)
+    wc.add_overlay(sal, "saliency", colormap="hot", opacity=0.5, threshold=0.2, vmin=0.0, vmax=1.0, order=1)
+    _settle(app, 0.3)
+    cpu_holder = wc.slice_views["axial"].parentWidget()
+
+    def cpu_cursor(i):
+        wc.set_cursor(points[i])
+        cpu_holder.repaint()
+
+    def cpu_scroll(i):
+        wc.slice_views["axial"].step_slice(1 if i % 2 == 0 else -1)
+        cpu_holder.repaint()
+
+    def cpu_window(i):
+        wc.set_window(Window(40 + i % 7, 400 + i % 5))
+        cpu_holder.repaint()
+
     peer = _napari(np.ascontiguousarray(vol.data.transpose(2, 1, 0)), res["view_sizes"]["axial"], res, app)
-    fns = {"vol3d_crosshair": ours_cursor, "vol3d_crosshair_each": ours_cursor_each,
+    fns = {"cpu_views_crosshair": cpu_cursor, "cpu_views_scroll": cpu_scroll, "cpu_views_window": cpu_window,"vol3d_crosshair": ours_cursor, "vol3d_crosshair_each": ours_cursor_each,
            "vol3d_crosshair_evented": ours_cursor_evented, "vol3d_scroll_evented": ours_scroll_evented,
            "vol3d_scroll": ours_scroll, "vol3d_window": ours_window,
            "vol3d_window_with_3d": ours_window_3d}
@@ -208,6 +239,7 @@ def main(moves: int = 25) -> dict:
             times[k].append(time.perf_counter() - t0)
     for k, t in times.items():
         res[f"{k}_ms"] = _median_ms(t)
+    wc.close()
     if peer is not None:
         res["crosshair_vs_napari_slice"] = round(res["vol3d_crosshair_ms"] / res["napari_slice_ms"], 2)
         res["scroll_vs_napari_slice"] = round(res["vol3d_scroll_ms"] / res["napari_slice_ms"], 2)
