@@ -135,9 +135,18 @@ def test_overlays_colour_blend_and_threshold(gl_window):
     assert np.abs(hot - np.asarray(lut("hot")[level], int)).max() <= 6
     # below it: the base
     np.testing.assert_allclose(_pixel(view, px, base.voxel_to_world((20, 20, 10))), [grey] * 3, atol=1)
+    gl_window.set_window(Window(100, 300))  # a W/L drag: the overlays go into a layer of their own
+    grab(view.canvas)
+    layers = view.canvas_window.layer_renders
+    gl_window.set_window(Window(100, 400))  # the next steps composite that layer again
+    px = grab(view.canvas)
+    assert view.canvas_window.layer_renders == layers
+    grey2 = int(apply_window(np.array([100]), Window(100, 400))[0])
+    red = np.array([grey2, grey2, grey2]) * 0.5 + np.array(lut("red")[-1]) * 0.5
+    np.testing.assert_allclose(_pixel(view, px, base.voxel_to_world((8, 8, 10))), red, atol=2)
     gl_window.update_overlay("mask", visible=False)  # hidden (blind reading hides it so)
     px = grab(view.canvas)
-    np.testing.assert_allclose(_pixel(view, px, base.voxel_to_world((8, 8, 10))), [grey] * 3, atol=1)
+    np.testing.assert_allclose(_pixel(view, px, base.voxel_to_world((8, 8, 10))), [grey2] * 3, atol=1)
 
 
 def test_a_shader_the_driver_refuses_gives_the_cpu_views_with_a_notice(qtbot, monkeypatch):
@@ -172,7 +181,7 @@ def test_a_failure_while_painting_is_a_notice_not_a_crash(gl_window, monkeypatch
     monkeypatch.setattr(gl_slice_textures.SliceTextures, "program", broken)
     view = gl_window.slice_views["coronal"]
     view.canvas_window.plane.key = None
-    view.canvas_window._plane_key = None
+    view.canvas_window._plane_key = view.canvas_window._layer_key = None
     grab(view.canvas)
     assert "out of texture memory" in (view.canvas_window.error or "")
     assert any("out of texture memory" in n.text for n in gl_window.viewer.notices)

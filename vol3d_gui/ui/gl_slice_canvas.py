@@ -34,8 +34,13 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         self.paints = 0
         self.dirty = False  # asked to paint and not painted since
         self.plane_renders = 0  # paints that rendered the plane (not only the crosshair)
-        self._plane = None  # gl_progressive._Target: the plane as last rendered
+        self.layer_renders = 0  # paints that rendered the overlays' layer
+        self._plane = None  # gl_progressive._Target: the plane as last rendered, overlays composited
         self._plane_key = None
+        self._layer = None  # gl_progressive._Target: the overlays alone, premultiplied
+        self._layer_key = None
+        self._layer_box = None  # its drawn part (device pixels), None when empty
+        self._last_layer_key = None  # what the overlays showed at the last render of the plane
         self._cache_ok = True
         from vol3d_gui.ui.gl_slice_textures import PlaneTexture
 
@@ -121,7 +126,7 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
     def initializeGL(self) -> None:
         GL.glClearColor(0.0, 0.0, 0.0, 1.0)
         # a new context (the window was re-created): nothing of the old one is valid
-        self._plane = None
+        self._plane = self._layer = None
         self.plane.id, self.plane.key, self.plane.shape = None, None, (0, 0)
 
     def paintGL(self) -> None:
@@ -140,10 +145,10 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
             return
 
     def _paint(self, st) -> None:
-        """The plane is rendered into this window's own framebuffer only when something it
-        shows changed (slice, window, overlays, zoom); a move of the crosshair alone copies
-        it and draws two lines."""
-        from vol3d_gui.ui.gl_progressive import _Target
+        """The picture is cached in this window's own framebuffer: a move of the crosshair
+        alone copies it and draws two lines. A new slice or overlay renders the plane and the
+        overlays over it. A W/L drag renders the overlays once into a layer of their own
+        (premultiplied), and each step then only the plane and one composite of that layer."""
         from vol3d_gui.ui.gl_slice_textures import MAX_OVERLAYS
 
         dpr = self.devicePixelRatio()
@@ -152,39 +157,80 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         tx.ensure(st.volume, st.overlays)
         self.plane.show(st.volume, st.geometry.axis, st.index)
         layers = list(st.overlays)[-MAX_OVERLAYS:]
-        key = (self.plane.key, st.window, st.colormap,
-               tuple((id(lay.volume), lay.colormap, lay.opacity, lay.threshold, lay.vmin, lay.vmax)
-                     for lay in layers),
-               tuple(self.center), self.mm_per_px, self.flip_x, w, h)
+        view = (self.plane.key, tuple(self.center), self.mm_per_px, self.flip_x, w, h)
+        layer_key = (view, tuple((id(lay.volume), lay.colormap, lay.opacity, lay.threshold, lay.vmin, lay.vmax)
+                                 for lay in layers))
+        key = (layer_key, st.window, st.colormap)
         screen = self.defaultFramebufferObject()
-        if self._plane is not None and (self._plane.width, self._plane.height) != (w, h):
-            self._plane.delete()
-            self._plane = None
-        if self._plane is None and self._cache_ok:
-            try:
-                self._plane = _Target(w, h)
-            except Exception:  # no framebuffer objects: draw the plane on every paint
-                self._cache_ok = False
-            self._plane_key = None
+        self._ensure_targets(w, h)
         GL.glViewport(0, 0, w, h)
-        if self._plane is None:
+        if self._plane is None:  # no framebuffer objects: everything on every paint
             GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, screen)
-            self._draw_plane(st, layers)
-        else:
-            if key != self._plane_key:
-                GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self._plane.fbo)
-                self._draw_plane(st, layers)
-                self._plane_key = key
-                self.plane_renders += 1
+            self._draw_base(st)
+            self._draw_overlays(st, layers)
+        elif key != self._plane_key:
+            if layer_key != self._layer_key and layer_key == self._last_layer_key and layers:
+                # the same overlays on the same plane, another window: a W/L drag. Render the
+                # overlays once into their own layer; each step then composites it again
+                GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self._layer.fbo)
+                GL.glClearColor(0.0, 0.0, 0.0, 0.0)
+                GL.glClear(GL.GL_COLOR_BUFFER_BIT)
+                GL.glClearColor(0.0, 0.0, 0.0, 1.0)
+                self._layer_box = self._draw_overlays(st, layers)
+                self._layer_key = layer_key
+                self.layer_renders += 1
+            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self._plane.fbo)
+            self._draw_base(st)
+            if layer_key == self._layer_key:
+                if self._layer_box is not None:
+                    self._composite(self._layer_box, w, h)
+            else:  # a new slice or overlay: drawn straight over the plane, no extra pass
+                self._draw_overlays(st, layers)
+            self._last_layer_key = layer_key
+            self._plane_key = key
+            self.plane_renders += 1
+        if self._plane is not None:
             GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self._plane.fbo)
             GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, screen)
             GL.glBlitFramebuffer(0, 0, w, h, 0, 0, w, h, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
             GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, screen)
         self._draw_cross(st, w, h)
 
-    def _draw_plane(self, st, layers) -> None:
-        """The windowed plane, then each overlay blended over it on its own screen box (a
-        lesion mask's few percent of the view, or nothing on a slice it does not reach)."""
+    def _ensure_targets(self, w: int, h: int) -> None:
+        from vol3d_gui.ui.gl_progressive import _Target
+
+        if self._plane is not None and (self._plane.width, self._plane.height) == (w, h):
+            return
+        for t in (self._plane, self._layer):
+            if t is not None:
+                t.delete()
+        self._plane = self._layer = None
+        self._plane_key = self._layer_key = None
+        if self._cache_ok:
+            try:
+                self._plane, self._layer = _Target(w, h), _Target(w, h)
+            except Exception:  # no framebuffer objects: draw the plane on every paint
+                self._cache_ok = False
+                self._plane = self._layer = None
+
+    def _composite(self, box, w: int, h: int) -> None:
+        """The overlays' layer (premultiplied) over the plane, on the layer's screen box."""
+        prog = self.textures.composite_program()
+        GL.glUseProgram(prog)
+        try:
+            GL.glActiveTexture(GL.GL_TEXTURE0)
+            GL.glBindTexture(GL.GL_TEXTURE_2D, self._layer.texture)
+            GL.glUniform1i(GL.glGetUniformLocation(prog, "u_layer"), 0)
+            GL.glEnable(GL.GL_BLEND)
+            GL.glBlendFunc(GL.GL_ONE, GL.GL_ONE_MINUS_SRC_ALPHA)
+            self._draw_quad(_box_quad(box, w, h))
+        finally:
+            GL.glDisable(GL.GL_BLEND)
+            GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
+            GL.glUseProgram(0)
+
+    def _draw_base(self, st) -> None:
+        """The plane through the window (and the base colour map)."""
         tx = self.textures
         GL.glDisable(GL.GL_BLEND)
         GL.glClear(GL.GL_COLOR_BUFFER_BIT)
@@ -208,28 +254,45 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
             GL.glUniform1f(u("u_low"), float(st.window.low))
             GL.glUniform1f(u("u_scale"), float(255.0 / st.window.width))
             self._draw_quad(_QUAD)
-            if layers:
-                GL.glEnable(GL.GL_BLEND)
-                GL.glBlendFunc(GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA)
-                for layer in layers:
-                    self._draw_overlay(st, layer, frag_to_voxel)
+        finally:
+            GL.glUseProgram(0)
+            for unit in range(2):
+                GL.glActiveTexture(GL.GL_TEXTURE0 + unit)
+                GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
+            GL.glActiveTexture(GL.GL_TEXTURE0)
+
+    def _draw_overlays(self, st, layers):
+        """Each overlay blended (premultiplied) into the bound framebuffer on its own screen
+        box: a lesion mask's few percent of the view, or nothing on a slice it does not
+        reach. Returns the union of the boxes drawn (device pixels), or None."""
+        frag_to_voxel = self.frag_to_voxel(st.geometry, st.index)
+        union = None
+        GL.glEnable(GL.GL_BLEND)
+        GL.glBlendFunc(GL.GL_ONE, GL.GL_ONE_MINUS_SRC_ALPHA)
+        try:
+            for layer in layers:
+                box = self._draw_overlay(st, layer, frag_to_voxel)
+                if box is not None:
+                    union = box if union is None else (min(union[0], box[0]), max(union[1], box[1]),
+                                                       min(union[2], box[2]), max(union[3], box[3]))
         finally:
             GL.glDisable(GL.GL_BLEND)
             GL.glUseProgram(0)
-            for unit in range(3):
+            for unit in range(2):
                 GL.glActiveTexture(GL.GL_TEXTURE0 + unit)
                 GL.glBindTexture(GL.GL_TEXTURE_3D, 0)
                 GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
             GL.glActiveTexture(GL.GL_TEXTURE0)
+        return union
 
     def _draw_overlay(self, st, layer, frag_to_voxel: np.ndarray) -> None:
         from vol3d_gui.viewer.colormaps import lut
 
         tx = self.textures
         m, shape, tex, value_range = tx.overlay_matrix(layer)
-        quad = self._overlay_quad(st, np.linalg.inv(m), shape, frag_to_voxel)
-        if quad is None:
-            return
+        box = self._overlay_box(st, np.linalg.inv(m), shape, frag_to_voxel)
+        if box is None:
+            return None
         prog = tx.overlay_program(layer)
         GL.glUseProgram(prog)
         u = lambda n: GL.glGetUniformLocation(prog, n)  # noqa: E731
@@ -249,11 +312,13 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         GL.glUniform4f(u("u_ovp"), float(layer.threshold), float(layer.vmin), scale, alpha)
         GL.glUniform3f(u("u_ovcol"), *(lut(layer.colormap)[-1] / 255.0).tolist())
         GL.glUniform2f(u("u_ovrange"), *map(float, value_range))
-        self._draw_quad(quad)
+        w, h = self.width() * self.devicePixelRatio(), self.height() * self.devicePixelRatio()
+        self._draw_quad(_box_quad(box, w, h))
+        return box
 
-    def _overlay_quad(self, st, to_base: np.ndarray, shape, frag_to_voxel: np.ndarray):
-        """Two triangles (NDC) over the screen box of the overlay's grid on this plane, or
-        None when the plane misses it."""
+    def _overlay_box(self, st, to_base: np.ndarray, shape, frag_to_voxel: np.ndarray):
+        """(x0, x1, y0, y1) device pixels of the screen box of the overlay's grid on this
+        plane, or None when the plane misses it."""
         n = np.asarray(shape, float)
         corners = np.array([[x, y, z, 1.0] for x in (-0.5, n[0] - 0.5) for y in (-0.5, n[1] - 0.5)
                             for z in (-0.5, n[2] - 0.5)])
@@ -271,8 +336,7 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         y0, y1 = np.clip([np.floor(fy.min()) - 1, np.ceil(fy.max()) + 1], 0, h)
         if x1 <= x0 or y1 <= y0:
             return None
-        nx0, nx1, ny0, ny1 = x0 / w * 2 - 1, x1 / w * 2 - 1, y0 / h * 2 - 1, y1 / h * 2 - 1
-        return np.array([[nx0, ny0], [nx1, ny0], [nx1, ny1], [nx0, ny0], [nx1, ny1], [nx0, ny1]], np.float32)
+        return float(x0), float(x1), float(y0), float(y1)
 
     def _draw_cross(self, st, w: int, h: int) -> None:
         cx, cy = self.cross_pixels(*st.cross)
@@ -345,6 +409,12 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
 
     def resizeGL(self, w, h):
         self._apply_target()
+
+
+def _box_quad(box, w: float, h: float) -> np.ndarray:
+    """Two triangles (NDC) over a box (x0, x1, y0, y1) of device pixels."""
+    x0, x1, y0, y1 = box[0] / w * 2 - 1, box[1] / w * 2 - 1, box[2] / h * 2 - 1, box[3] / h * 2 - 1
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y0], [x1, y1], [x0, y1]], np.float32)
 
 
 class GLSliceHost(QtWidgets.QWidget):

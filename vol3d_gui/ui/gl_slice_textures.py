@@ -98,13 +98,18 @@ _NEAREST = """    vec3 r = floor(c + 0.5);
 _LINEAR = """    if (any(lessThan(c, vec3(-0.5))) || any(greaterThan(c, u_ovn - 0.5))) discard;
     v = u_ovrange.x + texture(u_ov, ((c + 0.5) / u_ovn).{swz}).r * u_ovrange.y;"""
 _MASK_COLOUR = """    if (!(v > 0.0)) discard;  // a binary mask: 0 is background whatever the threshold
-    fragColor = vec4(u_ovcol, u_ovp.w);"""
-_MAP_COLOUR = """    fragColor = vec4(texelFetch(u_ovlut, ivec2(int(floor(clamp((v - u_ovp.y) * u_ovp.z, 0.0, 255.0))), 0), 0).rgb,
-                     u_ovp.w);"""
+    fragColor = vec4(u_ovcol * u_ovp.w, u_ovp.w);  // premultiplied"""
+_MAP_COLOUR = """    vec3 rgb = texelFetch(u_ovlut, ivec2(int(floor(clamp((v - u_ovp.y) * u_ovp.z, 0.0, 255.0))), 0), 0).rgb;
+    fragColor = vec4(rgb * u_ovp.w, u_ovp.w);  // premultiplied"""
+_COMPOSITE_FRAG = """#version 140
+out vec4 fragColor;
+uniform sampler2D u_layer;
+void main() { fragColor = texelFetch(u_layer, ivec2(gl_FragCoord.xy), 0); }
+"""
 
 
 def overlay_source(order: int, binary: bool, x_fast: bool) -> str:
-    """One overlay's pass, drawn blended over the plane on the overlay's screen box only."""
+    """One overlay's pass, drawn blended (premultiplied) on the overlay's screen box only."""
     swz = "xyz" if x_fast else "zyx"
     return _OVERLAY_FRAG.format(sample=(_LINEAR if order == 1 else _NEAREST).format(swz=swz),
                                 colour=_MASK_COLOUR if binary else _MAP_COLOUR)
@@ -295,6 +300,12 @@ class SliceTextures:
         prog = self._programs.get("line")
         if prog is None:
             prog = self._programs["line"] = _link(_LINE_FRAG)
+        return prog
+
+    def composite_program(self) -> int:
+        prog = self._programs.get("composite")
+        if prog is None:
+            prog = self._programs["composite"] = _link(_COMPOSITE_FRAG)
         return prog
 
     def lut_texture(self, name: str) -> int:
