@@ -1,8 +1,10 @@
-"""One orthogonal slice view (axial, coronal or sagittal) of a RAS+ Volume, with overlays.
+"""One orthogonal slice view (axial, coronal or sagittal) of a RAS+ Volume, with overlays:
+what every slice view shares (SliceViewBase) and the CPU view (SliceView, pyqtgraph), the
+fallback of the GL view (gl_slice_view) where OpenGL 3.1 or its shader is unavailable.
 
 View coordinates are millimetres along the volume's two in-plane array axes (index x
 spacing), so a locked aspect ratio gives the true physical aspect for anisotropic voxels.
-The window is applied to the slice on screen only, through a lookup table indexed by the
+The CPU view applies the window to the slice on screen only, through a lookup table indexed by the
 raw integer value (colormaps.windowed): a window change re-draws three planes, never the
 volume. The result is 8-bit grey that Qt draws without another conversion.
 Overlays are sampled in world space for the plane on screen only (core.resample), and
