@@ -212,3 +212,27 @@ def test_the_whole_slice_stays_in_view_when_the_view_is_maximised(gl_window, qtb
     (x0, x1), (y0, y1) = view.view_range()  # what the zoom showed stays whole in the smaller view
     assert x0 <= zoomed[0][0] + 1e-6 and x1 >= zoomed[0][1] - 1e-6
     assert y0 <= zoomed[1][0] + 1e-6 and y1 >= zoomed[1][1] - 1e-6
+
+
+def test_hover_reads_out_and_right_drag_changes_the_window(gl_window, qtbot):
+    from PySide6 import QtCore
+    from PySide6.QtTest import QTest
+
+    vol = _ramp_volume()
+    gl_window.open_volume(vol)
+    axial = gl_window.slice_views["axial"]
+    target = axial.input_target()
+    ijk = np.array([10, 30, axial.index])
+    pos = axial.view_to_input(ijk[0] * SPACING[0], ijk[1] * SPACING[1])
+    seen = []
+    axial.hovered.connect(seen.append)
+    QTest.mouseMove(target, pos)
+    qtbot.waitUntil(lambda: bool(seen), timeout=2000)
+    assert seen[-1] is not None and vol.nearest_voxel(seen[-1]) == tuple(ijk)
+    before = gl_window.window_level
+    QTest.mousePress(target, QtCore.Qt.MouseButton.RightButton, QtCore.Qt.KeyboardModifier.NoModifier, pos)
+    QTest.mouseMove(target, pos + QtCore.QPoint(40, 0))
+    QTest.mouseRelease(target, QtCore.Qt.MouseButton.RightButton, QtCore.Qt.KeyboardModifier.NoModifier,
+                       pos + QtCore.QPoint(40, 0))
+    qtbot.waitUntil(lambda: gl_window.window_level != before, timeout=2000)
+    assert gl_window.window_level.width > before.width  # right-drag to the right widens
