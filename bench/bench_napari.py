@@ -239,6 +239,9 @@ def main(moves: int = 25) -> dict:
         f(0)
     for i in range(moves):  # alternated, so load from other processes hits all alike
         for k, f in fns.items():
+            # a quiet start for each: the X server done with the last one's pixels (a CPU
+            # window's repaint sends ~3 MB to Xvfb, and the next swap waited for it)
+            _settle(app, 0.02)
             t0 = time.perf_counter()
             f(i)
             times[k].append(time.perf_counter() - t0)
