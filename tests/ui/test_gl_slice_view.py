@@ -236,3 +236,18 @@ def test_hover_reads_out_and_right_drag_changes_the_window(gl_window, qtbot):
                        pos + QtCore.QPoint(40, 0))
     qtbot.waitUntil(lambda: gl_window.window_level != before, timeout=2000)
     assert gl_window.window_level.width > before.width  # right-drag to the right widens
+
+
+def test_keys_pressed_in_the_gl_window_reach_the_view_and_the_window(gl_window, qtbot, monkeypatch):
+    from PySide6 import QtCore
+    from PySide6.QtTest import QTest
+
+    gl_window.open_volume(_ramp_volume())
+    axial = gl_window.slice_views["axial"]
+    start = axial.index
+    QTest.keyClick(axial.input_target(), QtCore.Qt.Key.Key_PageUp)
+    assert axial.index == start + 1
+    dispatched = []
+    monkeypatch.setattr(gl_window.shortcuts, "dispatch", lambda ev: dispatched.append(ev.key()) or True)
+    QTest.keyClick(axial.input_target(), QtCore.Qt.Key.Key_N)  # not a view's key: the window's
+    assert QtCore.Qt.Key.Key_N in dispatched
