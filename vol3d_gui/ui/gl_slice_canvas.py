@@ -1,8 +1,9 @@
 """The drawing surface of a GL slice view: a native QOpenGLWindow (as the 3-D view's, and for
 the same reason: a QOpenGLWidget makes Qt compose the whole top-level window through GL on
-every repaint, ~20 ms under llvmpipe) that paints one full-viewport quad with the slice
-shader (gl_slice_textures). Zoom and pan are a view rectangle kept here; what is shown
-(volume, slice, window, overlays, cursor) comes from the owning view on each paint.
+every repaint, ~20 ms under llvmpipe) that paints the plane and its overlays with the
+shaders of gl_slice_textures, caching the picture in framebuffers of its own (``_paint``).
+Zoom and pan are a view rectangle kept here; what is shown (volume, slice, window,
+overlays, cursor) comes from the owning view on each paint.
 
 Screen <-> view millimetres: ``center`` (view mm at the middle of the window), ``mm_per_px``
 (one logical pixel, the same along x and y: the true physical aspect) and ``flip_x`` (screen
@@ -14,6 +15,10 @@ from __future__ import annotations
 import numpy as np
 from OpenGL import GL
 from PySide6 import QtCore, QtGui, QtOpenGL, QtWidgets
+
+from vol3d_gui.ui.gl_progressive import _Target
+from vol3d_gui.ui.gl_slice_textures import MAX_OVERLAYS, PlaneTexture
+from vol3d_gui.viewer.colormaps import lut
 
 _QUAD = np.array([[-1, -1], [1, -1], [1, 1], [-1, -1], [1, 1], [-1, 1]], np.float32)
 
@@ -42,8 +47,6 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         self._layer_box = None  # its drawn part (device pixels), None when empty
         self._last_layer_key = None  # what the overlays showed at the last render of the plane
         self._cache_ok = True
-        from vol3d_gui.ui.gl_slice_textures import PlaneTexture
-
         self.plane = PlaneTexture()  # this view's plane (textures are made in its own context)
 
     def request(self) -> None:
@@ -149,8 +152,6 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         alone copies it and draws two lines. A new slice or overlay renders the plane and the
         overlays over it. A W/L drag renders the overlays once into a layer of their own
         (premultiplied), and each step then only the plane and one composite of that layer."""
-        from vol3d_gui.ui.gl_slice_textures import MAX_OVERLAYS
-
         dpr = self.devicePixelRatio()
         w, h = int(self.width() * dpr), int(self.height() * dpr)
         tx = self.textures
@@ -197,8 +198,6 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         self._draw_cross(st, w, h)
 
     def _ensure_targets(self, w: int, h: int) -> None:
-        from vol3d_gui.ui.gl_progressive import _Target
-
         if self._plane is not None and (self._plane.width, self._plane.height) == (w, h):
             return
         for t in (self._plane, self._layer):
@@ -285,9 +284,7 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
             GL.glActiveTexture(GL.GL_TEXTURE0)
         return union
 
-    def _draw_overlay(self, st, layer, frag_to_voxel: np.ndarray) -> None:
-        from vol3d_gui.viewer.colormaps import lut
-
+    def _draw_overlay(self, st, layer, frag_to_voxel: np.ndarray):
         tx = self.textures
         m, shape, tex, value_range = tx.overlay_matrix(layer)
         box = self._overlay_box(st, np.linalg.inv(m), shape, frag_to_voxel)

@@ -24,7 +24,7 @@ from OpenGL import GL
 from OpenGL.GL import shaders
 from PySide6 import QtGui
 
-from vol3d_gui.core.resample import plane_voxel_to_overlay
+from vol3d_gui.core.resample import base_slice, plane_voxel_to_overlay
 from vol3d_gui.core.volume import Volume
 from vol3d_gui.viewer.colormaps import lut
 
@@ -154,7 +154,7 @@ def texture_layout(data: np.ndarray) -> tuple[np.ndarray, bool]:
         return data, False
     if data.flags.f_contiguous:
         return data.T, True
-    return data, False  # strided: slabs are copied as they go
+    return data, False  # strided: copied on upload
 
 
 def _upload_dtype(dtype) -> np.dtype:
@@ -228,8 +228,6 @@ class PlaneTexture:
         key = (id(volume), axis, index)
         if key == self.key:
             return
-        from vol3d_gui.core.resample import base_slice
-
         dtype = _upload_dtype(volume.dtype)
         plane = np.ascontiguousarray(base_slice(volume, axis, index), dtype=dtype)
         ifmt, fmt, typ, _kind = _FORMATS[dtype]

@@ -18,7 +18,7 @@ import weakref
 from types import SimpleNamespace
 
 import numpy as np
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from vol3d_gui.core.volume import Volume
 from vol3d_gui.ui.gl_slice_canvas import GLSliceCanvas, GLSliceHost
@@ -60,9 +60,8 @@ def _backend() -> tuple[str, str]:
 
 
 def _probe() -> tuple[str, str]:
-    from PySide6 import QtGui
-
     try:
+        # looked up when called: a test replaces it with one that refuses
         from vol3d_gui.ui.gl_slice_textures import build_slice_program
 
         ctx = QtGui.QOpenGLContext()
