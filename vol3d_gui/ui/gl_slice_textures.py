@@ -1,8 +1,9 @@
 """GL state of the slice views: the plane on screen as a texture of raw values, the overlays'
 3-D textures (shared by the three views), colour tables, and the shaders that draw them.
 
-As napari/vispy draw an image: the plane is cut from the volume on the CPU (numpy: at most
-~1 ms for the strided axial plane of a 512x512x300 volume) and uploaded in its own dtype
+As napari/vispy draw an image: the plane is cut from the volume on the CPU (numpy: the
+axial plane of a C-ordered 512x512x300 volume is a strided gather, 0.7 ms when its cache
+lines are warm, as when scrolling, ~2 ms after a jump; the others well under) and uploaded in its own dtype
 (int16 stays int16, read exactly with texelFetch), and everything a reader changes while
 reading is a uniform: window/level, the overlays' colour map, opacity, threshold and
 visibility. A W/L step or a crosshair move within the slice uploads nothing; a new slice
