@@ -412,39 +412,3 @@ def _box_quad(box, w: float, h: float) -> np.ndarray:
     """Two triangles (NDC) over a box (x0, x1, y0, y1) of device pixels."""
     x0, x1, y0, y1 = box[0] / w * 2 - 1, box[1] / w * 2 - 1, box[2] / h * 2 - 1, box[3] / h * 2 - 1
     return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y0], [x1, y1], [x0, y1]], np.float32)
-
-
-class GLSliceHost(QtWidgets.QWidget):
-    """The canvas in the widget tree (createWindowContainer). ``grab()`` returns the rendered
-    frame: a native GL window is no part of QWidget.grab's render."""
-
-    def __init__(self, canvas: GLSliceCanvas, parent=None):
-        super().__init__(parent)
-        self.canvas = canvas
-        self.container = QtWidgets.QWidget.createWindowContainer(canvas, self)
-        self.container.setMinimumSize(16, 16)
-        lay = QtWidgets.QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.container)
-
-    def grab(self, *args) -> QtGui.QPixmap:
-        QtWidgets.QApplication.processEvents()
-        image = self.canvas.grab_frame()
-        if image.isNull():
-            return super().grab(*args)
-        image.setDevicePixelRatio(self.canvas.devicePixelRatio())
-        return QtGui.QPixmap.fromImage(image)
-
-    def paintEvent(self, ev):
-        # on screen the native GL window covers this widget; when the widget tree is rendered
-        # into an image (QWidget.grab of the view or the main window: exports, screenshots)
-        # the GL window is no part of it, so the frame is rendered and drawn here. Sibling
-        # labels do not overlap this widget: on screen it repaints only on resize and expose.
-        image = self.canvas.grab_frame()
-        if image.isNull():
-            return
-        painter = QtGui.QPainter(self)
-        try:
-            painter.drawImage(self.rect(), image)
-        finally:
-            painter.end()

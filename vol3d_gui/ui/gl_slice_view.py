@@ -21,7 +21,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from vol3d_gui.core.volume import Volume
-from vol3d_gui.ui.gl_slice_canvas import GLSliceCanvas, GLSliceHost
+from vol3d_gui.ui.gl_slice_canvas import GLSliceCanvas
 from vol3d_gui.ui.gl_slice_textures import SliceTextures
 from vol3d_gui.ui.slice_view import SliceView, SliceViewBase
 from vol3d_gui.viewer.geometry import PlaneGeometry, invert_x
@@ -267,3 +267,39 @@ class GLSliceView(SliceViewBase):
     def _apply_flip(self) -> None:
         self.canvas_window.flip_x = invert_x(self.orientation, self.model.radiological)
         self._painted_state = None
+
+
+class GLSliceHost(QtWidgets.QWidget):
+    """The canvas in the widget tree (createWindowContainer). ``grab()`` returns the rendered
+    frame: a native GL window is no part of QWidget.grab's render."""
+
+    def __init__(self, canvas: GLSliceCanvas, parent=None):
+        super().__init__(parent)
+        self.canvas = canvas
+        self.container = QtWidgets.QWidget.createWindowContainer(canvas, self)
+        self.container.setMinimumSize(16, 16)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.container)
+
+    def grab(self, *args) -> QtGui.QPixmap:
+        QtWidgets.QApplication.processEvents()
+        image = self.canvas.grab_frame()
+        if image.isNull():
+            return super().grab(*args)
+        image.setDevicePixelRatio(self.canvas.devicePixelRatio())
+        return QtGui.QPixmap.fromImage(image)
+
+    def paintEvent(self, ev):
+        # on screen the native GL window covers this widget; when the widget tree is rendered
+        # into an image (QWidget.grab of the view or the main window: exports, screenshots)
+        # the GL window is no part of it, so the frame is rendered and drawn here. Sibling
+        # labels do not overlap this widget: on screen it repaints only on resize and expose.
+        image = self.canvas.grab_frame()
+        if image.isNull():
+            return
+        painter = QtGui.QPainter(self)
+        try:
+            painter.drawImage(self.rect(), image)
+        finally:
+            painter.end()
