@@ -7,18 +7,24 @@ of what it needs). Figures, medians over alternated runs:
 - napari one-view slice update: ``dims.set_current_step`` + a frame of its canvas
   (``grabFramebuffer``: paintGL and a read-back; ``repaint()`` of a QOpenGLWidget draws
   nothing synchronously);
-- vol3d crosshair move: ``set_cursor`` + one synchronous repaint of the widget holding the
-  three slice views (what Qt does when the three update in one event-loop turn: one
-  composition of the window; ``*_each_ms`` repaints each view on its own, three compositions);
-- vol3d scroll: one view steps a slice (wheel, Page Up/Down) + the same repaint (the other
-  two views move their crosshair line); ``*_evented_ms``: the change and one processEvents
-  (Qt repaints only the dirty regions: for a scroll the axial image and two line strips);
-- window/level drag step: the model's window + the same repaint, and that plus one paint of
-  the 3-D view (progressive: that paint shows a preview or some bands);
+- vol3d crosshair move: ``set_cursor`` + each GL slice view that asked for a paint rendered
+  and presented synchronously (``render_now``: the plane re-rendered where its slice changed,
+  the cached plane and two lines where only the crosshair moved), then the labels' pending
+  repaints (``*_each_ms``: the views only, another set of points; for CPU views, one
+  synchronous repaint of the widget holding the three views, as before);
+- vol3d scroll: one view steps a slice (wheel, Page Up/Down) + the same (the other two move
+  their crosshair line); ``*_evented_ms``: the change, then the event loop until every view
+  has painted (a GL window paints on its update request, within a frame: this includes the
+  wait);
+- window/level drag step: the model's window + the same repaint, per step of a run of four
+  consecutive steps (a drag; the GL views render the overlays once per run), and one step plus
+  one paint of the 3-D view (progressive: that paint shows a preview or some bands);
 - 3-D: first full-quality frame (grab) against napari's first 3-D frame (grab), and orbit
   frames per second: vol3d's progressive paint (preview while moving) and its whole
   interactive-quality frame, napari's frame;
-- memory: resident set size after opening the volume in the window against the volume's size.
+- memory: resident set size after opening the volume in the window against the volume's size;
+- ``cpu_views_*``: the same crosshair, scroll and W/L steps in a window without GL (the CPU
+  slice views, the fallback), alternated with the rest.
 
 napari is an optional bench dependency (``pip install -e '.[bench]'``): without it the
 napari figures are skipped and vol3d's are still measured.
@@ -97,6 +103,8 @@ def _napari(data_zyx: np.ndarray, view_size, res: dict, app) -> dict | None:
 
 
 def main(moves: int = 25) -> dict:
+    from PySide6 import QtCore
+
     from vol3d_gui.ui.app import make_app
 
     app = make_app()
@@ -129,7 +137,8 @@ def main(moves: int = 25) -> dict:
     res["rss_after_open_mb"] = round(_rss() / 2**20, 1)
     res["rss_growth_on_open_mb"] = round((_rss() - rss0) / 2**20, 1)
     res["rss_growth_vs_volume"] = round((_rss() - rss0) / vol.data.nbytes, 2)
-    res["view_sizes"] = {k: [v.graphics.width(), v.graphics.height()] for k, v in w.slice_views.items()}
+    res["view_sizes"] = {k: [v.canvas.width(), v.canvas.height()] for k, v in w.slice_views.items()}
+    res["slice_backend"] = w.slice_views["axial"].backend
 
     rng = np.random.default_rng(1)
     points = vol.voxel_to_world(rng.uniform([0, 0, 0], np.asarray(vol.shape) - 1, size=(moves, 3)))
@@ -139,41 +148,86 @@ def main(moves: int = 25) -> dict:
     holder = views[0].parentWidget()
     assert all(v.parentWidget() is holder for v in views)
 
+    gl = views[0].backend == "gl"
+
     def repaint_slices():
-        holder.repaint()
+        if gl:  # each GL view asked to paint renders and presents now, then the labels
+            for v in views:
+                v.render_now()
+            app.sendPostedEvents(None, QtCore.QEvent.Type.UpdateRequest)
+        else:
+            holder.repaint()
 
     def ours_cursor_each(i):
         w.set_cursor(points[(i + moves // 2) % moves])  # another point than ours_cursor's
         for v in views:
-            v.graphics.viewport().repaint()
+            v.render_now() if gl else v.graphics.viewport().repaint()
 
     def ours_cursor(i):
         w.set_cursor(points[i])
         repaint_slices()
 
+    def until_painted():
+        app.processEvents()  # Qt repaints what changed, as it does for a mouse event
+        # a GL view paints on its window's update request (timer-driven): wait for it
+        deadline = time.perf_counter() + 0.5
+        while gl and any(v.canvas_window.dirty for v in views) and time.perf_counter() < deadline:
+            app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.WaitForMoreEvents, 1)
+
     def ours_cursor_evented(i):
         w.set_cursor(points[(i + moves // 3) % moves])
-        app.processEvents()  # Qt repaints what changed, as it does for a mouse event
+        until_painted()
 
     def ours_scroll_evented(i):
         axial.step_slice(1 if i % 2 == 0 else -1)
-        app.processEvents()  # the axial image and two crosshair lines repainted
+        until_painted()  # the axial image and two crosshair lines repainted
 
     def ours_scroll(i):
         axial.step_slice(1 if i % 2 == 0 else -1)
         repaint_slices()
 
     def ours_window(i):
-        w.set_window(Window(40 + i % 7, 400 + i % 5))
-        repaint_slices()
+        # a drag is a run of steps (a GL view renders the overlays once per run): the time of
+        # four consecutive steps, divided by four below
+        for s in range(4):
+            w.set_window(Window(40 + i % 7 + 3 * s, 400 + i % 5 + 2 * s))
+            repaint_slices()
 
     def ours_window_3d(i):
-        ours_window(i)
+        w.set_window(Window(45 + i % 7, 410 + i % 5))  # not ours_window's values: a real change
+        repaint_slices()
         if vv.available:
             vv.glview.grabFramebuffer()  # one paint, as the event loop would do
 
+    # the fallback in the same alternation: a window without GL (the CPU slice views, no 3-D view)
+    os.environ["VOL3D_DISABLE_GL"] = "1"
+    try:
+        wc = MainWindow()
+    finally:
+        del os.environ["VOL3D_DISABLE_GL"]
+    wc.resize(1400, 900)
+    wc.show()
+    wc.open_volume(vol)
+    wc.add_overlay(mask, "lesion mask", colormap="green", opacity=0.4, threshold=0.5)
+    wc.add_overlay(sal, "saliency", colormap="hot", opacity=0.5, threshold=0.2, vmin=0.0, vmax=1.0, order=1)
+    _settle(app, 0.3)
+    cpu_holder = wc.slice_views["axial"].parentWidget()
+
+    def cpu_cursor(i):
+        wc.set_cursor(points[i])
+        cpu_holder.repaint()
+
+    def cpu_scroll(i):
+        wc.slice_views["axial"].step_slice(1 if i % 2 == 0 else -1)
+        cpu_holder.repaint()
+
+    def cpu_window(i):
+        for s in range(4):  # as ours_window
+            wc.set_window(Window(40 + i % 7 + 3 * s, 400 + i % 5 + 2 * s))
+            cpu_holder.repaint()
+
     peer = _napari(np.ascontiguousarray(vol.data.transpose(2, 1, 0)), res["view_sizes"]["axial"], res, app)
-    fns = {"vol3d_crosshair": ours_cursor, "vol3d_crosshair_each": ours_cursor_each,
+    fns = {"cpu_views_crosshair": cpu_cursor, "cpu_views_scroll": cpu_scroll, "cpu_views_window": cpu_window,"vol3d_crosshair": ours_cursor, "vol3d_crosshair_each": ours_cursor_each,
            "vol3d_crosshair_evented": ours_cursor_evented, "vol3d_scroll_evented": ours_scroll_evented,
            "vol3d_scroll": ours_scroll, "vol3d_window": ours_window,
            "vol3d_window_with_3d": ours_window_3d}
@@ -185,11 +239,17 @@ def main(moves: int = 25) -> dict:
         f(0)
     for i in range(moves):  # alternated, so load from other processes hits all alike
         for k, f in fns.items():
+            # a quiet start for each: the X server done with the last one's pixels (a CPU
+            # window's repaint sends ~3 MB to Xvfb, and the next swap waited for it)
+            _settle(app, 0.02)
             t0 = time.perf_counter()
             f(i)
             times[k].append(time.perf_counter() - t0)
+    for k in ("vol3d_window", "cpu_views_window"):
+        times[k] = [t / 4 for t in times[k]]  # per step of the drag
     for k, t in times.items():
         res[f"{k}_ms"] = _median_ms(t)
+    wc.close()
     if peer is not None:
         res["crosshair_vs_napari_slice"] = round(res["vol3d_crosshair_ms"] / res["napari_slice_ms"], 2)
         res["scroll_vs_napari_slice"] = round(res["vol3d_scroll_ms"] / res["napari_slice_ms"], 2)

@@ -1,4 +1,5 @@
-"""The viewer draws what the conventions say: checked on grabbed pixels of the real window."""
+"""The viewer draws what the conventions say: checked on grabbed pixels of the real window,
+with the GL slice views and with the CPU ones (the fallback), through the views' common API."""
 
 import nibabel as nib
 import numpy as np
@@ -16,8 +17,28 @@ def _marker_vol():
     return Volume(marker_volume((40, 48, 32)), centered_affine((40, 48, 32), (1.0, 0.8, 1.5)), name="marker")
 
 
+@pytest.fixture(params=["gl", "cpu"])
+def window(request, qtbot, monkeypatch):
+    """The main window with GL slice views, then with the CPU ones (GL unavailable)."""
+    from vol3d_gui.ui import gl_slice_view
+    from vol3d_gui.ui.main_window import MainWindow
+
+    monkeypatch.setattr(gl_slice_view, "_BACKEND", None)
+    monkeypatch.setenv("VOL3D_SLICES", request.param)
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.resize(1200, 900)
+    w.show()
+    qtbot.waitExposed(w)
+    if request.param == "gl" and w.slice_views["axial"].backend != "gl":
+        pytest.skip(f"no GL slice views here: {gl_slice_view.slice_backend_notice()}")
+    assert w.slice_views["axial"].backend == request.param
+    yield w
+    w.close()
+
+
 def _white_centroid(view):
-    px = grab(view.graphics)
+    px = grab(view.canvas)
     white = (px.min(axis=2) > 200)
     assert white.sum() > 20, "marker not drawn"
     ys, xs = np.nonzero(white)
@@ -57,9 +78,8 @@ def test_click_moves_the_other_views_and_status_matches_value(window, qtbot):
     vol = _show_marker(window)
     axial = window.slice_views["axial"]
     target = vol.voxel_to_world([10, 30, window.slice_views["axial"].index])
-    pos = axial.graphics.mapFromScene(axial.viewbox.mapViewToScene(
-        QtCore.QPointF(10 * vol.spacing[0], 30 * vol.spacing[1])))
-    qtbot.mouseClick(axial.graphics.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=pos)
+    pos = axial.view_to_input(10 * vol.spacing[0], 30 * vol.spacing[1])
+    qtbot.mouseClick(axial.input_target(), QtCore.Qt.MouseButton.LeftButton, pos=pos)
     qtbot.waitUntil(lambda: window.slice_views["sagittal"].index == 10, timeout=2000)
     assert window.slice_views["coronal"].index == 30
     np.testing.assert_allclose(window.cursor[:2], target[:2], atol=1.0)
@@ -87,9 +107,9 @@ def test_window_level_changes_pixels_and_presets_apply(window):
     window.open_volume(vol)
     view = window.slice_views["axial"]
     window.set_window(Window(0, 2000))
-    a = grab(view.graphics)
+    a = grab(view.canvas)
     window.set_window(Window(-800, 200))
-    b = grab(view.graphics)
+    b = grab(view.canvas)
     assert np.abs(a.astype(int) - b.astype(int)).mean() > 10
     for name in ("brain", "lung", "bone", "abdomen"):
         window.apply_preset(name)
@@ -117,13 +137,13 @@ def test_overlay_drawn_exactly_where_the_mask_is(window, coarse):
     window.add_overlay(mvol, "mask", colormap="red", opacity=1.0, threshold=0.5)
     window.set_cursor(vol.voxel_to_world((lo + hi) / 2 - 0.5))
     axial = window.slice_views["axial"]
-    px = grab(axial.graphics)
+    px = grab(axial.canvas)
     red = (px[..., 0] > 200) & (px[..., 1] < 60) & (px[..., 2] < 60)
     ys, xs = np.nonzero(red)
     assert red.sum() > 50
     # expected screen box of the block's outer voxel edges
     def screen(i, j):
-        p = axial.graphics.mapFromScene(axial.viewbox.mapViewToScene(QtCore.QPointF(i * spacing[0], j * spacing[1])))
+        p = axial.view_to_input(i * spacing[0], j * spacing[1])
         return p.x(), p.y()
     x0, y0 = screen(lo[0] - 0.5, lo[1] - 0.5)
     x1, y1 = screen(hi[0] - 0.5, hi[1] - 0.5)
@@ -132,7 +152,7 @@ def test_overlay_drawn_exactly_where_the_mask_is(window, coarse):
     assert abs(ys.min() - min(y0, y1)) <= tol and abs(ys.max() - max(y0, y1)) <= tol
     # toggled off: no red left
     window.update_overlay("mask", visible=False)
-    px = grab(axial.graphics)
+    px = grab(axial.canvas)
     assert not ((px[..., 0] > 200) & (px[..., 1] < 60)).any()
 
 

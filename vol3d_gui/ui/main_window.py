@@ -11,6 +11,7 @@ from PySide6 import QtCore, QtWidgets
 
 from vol3d_gui.core.windowing import Window
 from vol3d_gui.ui import exports, session_restore
+from vol3d_gui.ui.gl_slice_view import make_slice_view, slice_backend_notice
 from vol3d_gui.ui.io_controller import IOController
 from vol3d_gui.ui.menus import (
     add_action,
@@ -23,7 +24,6 @@ from vol3d_gui.ui.overlay_panel import OverlayPanel
 from vol3d_gui.ui.review import ReviewController, ReviewPanel
 from vol3d_gui.ui.settings import app_settings
 from vol3d_gui.ui.shortcuts import Shortcuts
-from vol3d_gui.ui.slice_view import SliceView
 from vol3d_gui.ui.status import NoticeBar
 from vol3d_gui.ui.toast import Toast
 from vol3d_gui.ui.worklist import WorklistPanel
@@ -57,7 +57,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._maximised: str | None = None
         self.model_panel = None
 
-        self.slice_views = {name: SliceView(self.viewer, name) for name in ("axial", "coronal", "sagittal")}
+        self.slice_views = {name: make_slice_view(self.viewer, name) for name in ("axial", "coronal", "sagittal")}
         self.volume_view = _make_volume_view(self.viewer)
         self._cells = {"axial": self.slice_views["axial"], "3d": self.volume_view,
                        "coronal": self.slice_views["coronal"], "sagittal": self.slice_views["sagittal"]}
@@ -109,6 +109,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().addPermanentWidget(self.cursor_label, 1)
         self.statusBar().addPermanentWidget(self.cancel_button)
         self.statusBar().addPermanentWidget(self.device_label)
+        if slice_backend_notice():  # decided once per process: GL slice views or the CPU ones
+            self.statusBar().showMessage(slice_backend_notice(), 10000)
         ev = self.viewer.events
         ev.cursor.connect(lambda _c: self._show_cursor_readout())
         ev.radiological.connect(lambda v: self.act_radiological.setChecked(v))

@@ -1,8 +1,10 @@
-"""One orthogonal slice view (axial, coronal or sagittal) of a RAS+ Volume, with overlays.
+"""One orthogonal slice view (axial, coronal or sagittal) of a RAS+ Volume, with overlays:
+what every slice view shares (SliceViewBase) and the CPU view (SliceView, pyqtgraph), the
+fallback of the GL view (gl_slice_view) where OpenGL 3.1 or its shader is unavailable.
 
 View coordinates are millimetres along the volume's two in-plane array axes (index x
 spacing), so a locked aspect ratio gives the true physical aspect for anisotropic voxels.
-The window is applied to the slice on screen only, through a lookup table indexed by the
+The CPU view applies the window to the slice on screen only, through a lookup table indexed by the
 raw integer value (colormaps.windowed): a window change re-draws three planes, never the
 volume. The result is 8-bit grey that Qt draws without another conversion.
 Overlays are sampled in world space for the plane on screen only (core.resample), and
@@ -75,11 +77,14 @@ class _SliceViewBox(pg.ViewBox):
         ev.accept()
 
 
-class SliceView(QtWidgets.QWidget):
-    """Draws what the viewer model says for one plane; mouse gestures change the model."""
+class SliceViewBase(QtWidgets.QWidget):
+    """What every slice view shares, however it draws: the model it observes, the plane, the
+    orientation letters, slice number and W/L labels, the maximise button and the keys.
+    Subclasses draw (CPU: pyqtgraph below; GL: gl_slice_view) and map the mouse."""
 
     hovered = QtCore.Signal(object)  # np.ndarray RAS mm, or None when off the image
     maximiseRequested = QtCore.Signal(str)
+    backend = "cpu"
 
     def __init__(self, model: ViewerModel, orientation: str, parent=None):
         super().__init__(parent)
@@ -89,9 +94,98 @@ class SliceView(QtWidgets.QWidget):
         self.orientation = orientation
         self.axis = AXIS_OF[orientation]
         self.geometry: PlaneGeometry | None = None  # of the volume drawn now
-        self._drawn: tuple | None = None  # (volume, slice, window) of the image on screen
         self.index = 0
+        self._letters = [self._make_label(bold=True) for _ in range(4)]
+        self.title_label = self._make_label()
+        self.wl_label = self._make_label()
+        self.max_button = QtWidgets.QToolButton(self)
+        self.max_button.setText("⤢")
+        self.max_button.setToolTip("Maximise / restore this view (or double-click the view)")
+        self.max_button.setAutoRaise(True)
+        self.max_button.setStyleSheet("color: #ddd; background: transparent; font-size: 14px;")
+        self.max_button.clicked.connect(lambda: self.maximiseRequested.emit(self.orientation))
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
+        self.setMinimumSize(160, 160)
 
+    def _observe(self) -> None:
+        """Connect to the model (once the subclass has built its canvas) and draw what it holds."""
+        ev = self.model.events
+        ev.volume.connect(self._on_volume)
+        ev.cursor.connect(self._on_cursor)
+        ev.window.connect(self._on_window)
+        ev.radiological.connect(self._on_radiological)
+        for sig in (self.model.layers.inserted, self.model.layers.removed, self.model.layers.changed):
+            sig.connect(self._on_layers)
+        self._update_letters()
+        self._on_volume(self.model.volume)
+
+    @property
+    def volume(self) -> Volume | None:
+        return self.model.volume
+
+    @property
+    def window(self) -> Window:
+        return self.model.window
+
+    def step_slice(self, step: int) -> None:
+        if self.geometry is not None:
+            self.model.cursor = self.geometry.stepped(self.model.cursor, step)
+
+    def _make_label(self, bold=False) -> QtWidgets.QLabel:
+        lab = QtWidgets.QLabel(self)
+        lab.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        weight = "bold" if bold else "normal"
+        # a dim backing keeps the letters legible over bright bone (and "I" distinct from the crosshair)
+        lab.setStyleSheet(f"color: #f0c040; background: rgba(0, 0, 0, 110); padding: 0px 2px;"
+                          f" font-weight: {weight}; font-size: 12px;")
+        return lab
+
+    def _update_letters(self) -> None:
+        for lab, text in zip(self._letters, screen_letters(self.orientation, self.model.radiological)):
+            lab.setText(text)
+            lab.adjustSize()
+        self._place_labels()
+
+    def _update_labels(self) -> None:
+        if self.volume is None:
+            self.title_label.setText(self.orientation.capitalize())
+        else:
+            n = self.volume.shape[self.axis]
+            self.title_label.setText(f"{self.orientation.capitalize()}  {self.index + 1}/{n}")
+        self.wl_label.setText(str(self.window))
+        self.title_label.adjustSize()
+        self.wl_label.adjustSize()
+        self._place_labels()
+
+    def _place_labels(self) -> None:
+        pass
+
+    def keyPressEvent(self, ev: QtGui.QKeyEvent):
+        key = ev.key()
+        if key in (QtCore.Qt.Key.Key_PageUp, QtCore.Qt.Key.Key_Up):
+            self.step_slice(1)
+        elif key in (QtCore.Qt.Key.Key_PageDown, QtCore.Qt.Key.Key_Down):
+            self.step_slice(-1)
+        else:
+            super().keyPressEvent(ev)
+
+    def _drag_window(self, start: Window, dx: float, dy: float) -> None:
+        self.model.window = dragged_window(start, dx, dy)
+
+    def _emit_hover(self, world) -> None:
+        if world is None or self.model.volume is None or self.model.volume.nearest_voxel(world) is None:
+            self.hovered.emit(None)
+        else:
+            self.hovered.emit(world)
+
+
+class SliceView(SliceViewBase):
+    """The CPU view (pyqtgraph): each plane windowed through a lookup table into 8-bit grey,
+    overlays coloured per plane. The fallback when the GL slice shader is unavailable."""
+
+    def __init__(self, model: ViewerModel, orientation: str, parent=None):
+        super().__init__(model, orientation, parent)
+        self._drawn: tuple | None = None  # (volume, slice, window) of the image on screen
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("k")
         self.graphics.ci.layout.setContentsMargins(0, 0, 0, 0)
@@ -110,41 +204,16 @@ class SliceView(QtWidgets.QWidget):
             line.setZValue(10)
             self.viewbox.addItem(line, ignoreBounds=True)
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.canvas = self.graphics  # what draws the image (tests grab it)
 
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.graphics)
-        self._letters = [self._make_label(bold=True) for _ in range(4)]
-        self.title_label = self._make_label()
-        self.wl_label = self._make_label()
-        self.max_button = QtWidgets.QToolButton(self)
-        self.max_button.setText("⤢")
-        self.max_button.setToolTip("Maximise / restore this view (or double-click the view)")
-        self.max_button.setAutoRaise(True)
-        self.max_button.setStyleSheet("color: #ddd; background: transparent; font-size: 14px;")
-        self.max_button.clicked.connect(lambda: self.maximiseRequested.emit(self.orientation))
-        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
-        self.setMinimumSize(160, 160)
-        ev = model.events
-        ev.volume.connect(self._on_volume)
-        ev.cursor.connect(self._on_cursor)
-        ev.window.connect(self._on_window)
-        ev.radiological.connect(self._on_radiological)
-        model.layers.inserted.connect(self._on_layers)
-        model.layers.removed.connect(self._on_layers)
-        model.layers.changed.connect(self._on_layers)
-        self._update_letters()
-        self._on_volume(model.volume)
+        for lab in (*self._letters, self.title_label, self.wl_label, self.max_button):
+            lab.raise_()
+        self._observe()
 
     # --- observing the model ------------------------------------------------------------
-    @property
-    def volume(self) -> Volume | None:
-        return self.model.volume
-
-    @property
-    def window(self) -> Window:
-        return self.model.window
-
     def _on_volume(self, volume: Volume | None) -> None:
         if volume is None:
             self.geometry = None
@@ -191,10 +260,6 @@ class SliceView(QtWidgets.QWidget):
         if self.geometry is not None:
             self.viewbox.setRange(rect=self._rect, padding=0.02)
 
-    def step_slice(self, step: int) -> None:
-        if self.geometry is not None:
-            self.model.cursor = self.geometry.stepped(self.model.cursor, step)
-
     def screen_to_world(self, scene_pos: QtCore.QPointF) -> np.ndarray | None:
         if self.geometry is None:
             return None
@@ -207,16 +272,21 @@ class SliceView(QtWidgets.QWidget):
         scene = self.viewbox.mapViewToScene(QtCore.QPointF(x, y))
         return self.graphics.mapTo(self, self.graphics.mapFromScene(scene))
 
-    # --- internals ----------------------------------------------------------------------
-    def _make_label(self, bold=False) -> QtWidgets.QLabel:
-        lab = QtWidgets.QLabel(self)
-        lab.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        weight = "bold" if bold else "normal"
-        # a dim backing keeps the letters legible over bright bone (and "I" distinct from the crosshair)
-        lab.setStyleSheet(f"color: #f0c040; background: rgba(0, 0, 0, 110); padding: 0px 2px;"
-                          f" font-weight: {weight}; font-size: 12px;")
-        return lab
+    def input_target(self) -> QtWidgets.QWidget:
+        """What receives the mouse (tests click it)."""
+        return self.graphics.viewport()
 
+    def view_to_input(self, x: float, y: float) -> QtCore.QPoint:
+        """Position in ``input_target()`` of view point (x, y) mm."""
+        return self.graphics.mapFromScene(self.viewbox.mapViewToScene(QtCore.QPointF(x, y)))
+
+    def view_range(self) -> list[list[float]]:
+        return self.viewbox.viewRange()
+
+    def zoom_by(self, factor: float) -> None:
+        self.viewbox.scaleBy((1 / factor, 1 / factor))
+
+    # --- internals ----------------------------------------------------------------------
     def _render_slice(self) -> None:
         self._render_base()
         self._apply_flip()
@@ -271,23 +341,6 @@ class SliceView(QtWidgets.QWidget):
     def _apply_flip(self) -> None:
         self.viewbox.invertX(invert_x(self.orientation, self.model.radiological))
 
-    def _update_letters(self) -> None:
-        for lab, text in zip(self._letters, screen_letters(self.orientation, self.model.radiological)):
-            lab.setText(text)
-            lab.adjustSize()
-        self._place_labels()
-
-    def _update_labels(self) -> None:
-        if self.volume is None:
-            self.title_label.setText(self.orientation.capitalize())
-        else:
-            n = self.volume.shape[self.axis]
-            self.title_label.setText(f"{self.orientation.capitalize()}  {self.index + 1}/{n}")
-        self.wl_label.setText(str(self.window))
-        self.title_label.adjustSize()
-        self.wl_label.adjustSize()
-        self._place_labels()
-
     def _place_labels(self) -> None:
         w, h = self.width(), self.height()
         left, right, top, bottom = self._letters
@@ -306,26 +359,10 @@ class SliceView(QtWidgets.QWidget):
     def mouseDoubleClickEvent(self, ev):
         self.maximiseRequested.emit(self.orientation)
 
-    def keyPressEvent(self, ev: QtGui.QKeyEvent):
-        key = ev.key()
-        if key in (QtCore.Qt.Key.Key_PageUp, QtCore.Qt.Key.Key_Up):
-            self.step_slice(1)
-        elif key in (QtCore.Qt.Key.Key_PageDown, QtCore.Qt.Key.Key_Down):
-            self.step_slice(-1)
-        else:
-            super().keyPressEvent(ev)
-
     def _cursor_from_scene(self, scene_pos) -> None:
         world = self.screen_to_world(scene_pos)
         if world is not None:
             self.model.cursor = world
 
-    def _drag_window(self, start: Window, dx: float, dy: float) -> None:
-        self.model.window = dragged_window(start, dx, dy)
-
     def _on_mouse_moved(self, scene_pos) -> None:
-        world = self.screen_to_world(scene_pos)
-        if world is None or self.model.volume is None or self.model.volume.nearest_voxel(world) is None:
-            self.hovered.emit(None)
-        else:
-            self.hovered.emit(world)
+        self._emit_hover(self.screen_to_world(scene_pos))

@@ -1,0 +1,253 @@
+"""The GL slice views draw exactly what the CPU rule says (window, overlays, orientation), and
+what a reader changes while reading costs no upload: checked on grabbed pixels."""
+
+import numpy as np
+import pytest
+
+from tests.ui.conftest import grab
+from vol3d_gui.core.volume import Volume, centered_affine
+from vol3d_gui.core.windowing import Window, apply_window
+from vol3d_gui.viewer.colormaps import lut
+
+SHAPE, SPACING = (40, 48, 32), (1.0, 0.8, 1.5)  # anisotropic on purpose
+
+
+@pytest.fixture
+def gl_window(qtbot, monkeypatch):
+    from vol3d_gui.ui import gl_slice_view
+    from vol3d_gui.ui.main_window import MainWindow
+
+    monkeypatch.delenv("VOL3D_SLICES", raising=False)
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.resize(1200, 900)
+    w.show()
+    qtbot.waitExposed(w)
+    if w.slice_views["axial"].backend != "gl":
+        pytest.skip(f"no GL slice views here: {gl_slice_view.slice_backend_notice()}")
+    yield w
+    w.close()
+
+
+def _ramp_volume():
+    """Neighbouring voxels differ by 7, 13 or 29 (mod 251, int16): a pixel names its voxel."""
+    i, j, k = np.meshgrid(*(np.arange(n) for n in SHAPE), indexing="ij")
+    return Volume(((7 * i + 13 * j + 29 * k) % 251 - 100).astype(np.int16), centered_affine(SHAPE, SPACING),
+                  name="ramp")
+
+
+def _pixel(view, px, world):
+    """RGB of the canvas pixel at the centre of the voxel through ``world``."""
+    x, y = view.geometry.to_view(world)
+    p = view.view_to_input(x, y)
+    return px[p.y(), p.x()].astype(int)
+
+
+def _off_crosshair_voxels(view, vol, n=12, seed=0):
+    """Voxels of the view's slice away from the crosshair lines (which are drawn over them)."""
+    rng = np.random.default_rng(seed)
+    cur = np.rint(vol.world_to_voxel(view.model.cursor)).astype(int)
+    a, b = view.geometry.in_plane_axes
+    out = []
+    while len(out) < n:
+        ijk = cur.copy()
+        ijk[a] = rng.integers(2, SHAPE[a] - 2)
+        ijk[b] = rng.integers(2, SHAPE[b] - 2)
+        if abs(ijk[a] - cur[a]) > 2 and abs(ijk[b] - cur[b]) > 2:
+            out.append(ijk)
+    return out
+
+
+@pytest.mark.parametrize("orientation", ["axial", "coronal", "sagittal"])
+def test_each_pixel_is_its_voxel_through_the_window(gl_window, orientation):
+    vol = _ramp_volume()
+    gl_window.open_volume(vol)
+    win = Window(27.5, 255)  # one grey level per value
+    gl_window.set_window(win)
+    view = gl_window.slice_views[orientation]
+    px = grab(view.canvas)
+    for ijk in _off_crosshair_voxels(view, vol):
+        world = vol.voxel_to_world(ijk)
+        expected = int(apply_window(np.array([vol.data[tuple(ijk)]]), win)[0])
+        np.testing.assert_allclose(_pixel(view, px, world), [expected] * 3, atol=1)
+
+
+def test_window_level_and_crosshair_moves_upload_nothing(gl_window):
+    vol = _ramp_volume()
+    gl_window.open_volume(vol)
+    axial = gl_window.slice_views["axial"]
+    before = grab(axial.canvas)
+    uploads = axial.canvas_window.plane.uploads
+    gl_window.set_window(Window(-90, 30))
+    after = grab(axial.canvas)
+    assert np.abs(after.astype(int) - before.astype(int)).mean() > 10  # the window shows
+    cursor = gl_window.cursor
+    cursor[0] += 5.0  # within the axial slice
+    gl_window.set_cursor(cursor)
+    renders = axial.canvas_window.plane_renders
+    moved = grab(axial.canvas)
+    assert axial.canvas_window.plane.uploads == uploads
+    assert axial.canvas_window.plane_renders == renders  # the cached plane, new lines
+    yellow = (moved[..., 0] > 150) & (moved[..., 1] > 120) & (moved[..., 2] < 100)
+    x_line = np.flatnonzero(yellow.mean(axis=0) > 0.5)
+    expected = axial.view_to_input(*axial.geometry.to_view(cursor)).x()
+    assert x_line.size and abs(x_line.mean() - expected) <= 1
+
+
+def test_a_scroll_renders_only_the_view_whose_slice_changed(gl_window, qtbot):
+    gl_window.open_volume(_ramp_volume())
+    views = gl_window.slice_views
+    for v in views.values():
+        grab(v.canvas)
+    renders = {k: v.canvas_window.plane_renders for k, v in views.items()}
+    uploads = {k: v.canvas_window.plane.uploads for k, v in views.items()}
+    views["axial"].step_slice(1)
+    qtbot.waitUntil(lambda: not any(v.canvas_window.dirty for v in views.values()), timeout=2000)
+    assert views["axial"].canvas_window.plane.uploads == uploads["axial"] + 1
+    for k in ("coronal", "sagittal"):  # their crosshair line moved; their plane did not
+        assert views[k].canvas_window.plane.uploads == uploads[k]
+        assert views[k].canvas_window.plane_renders == renders[k]
+
+
+def test_overlays_colour_blend_and_threshold(gl_window):
+    shape = (40, 40, 20)
+    base = Volume(np.full(shape, 100, np.int16), centered_affine(shape, (1.0, 1.0, 2.0)))
+    gl_window.open_volume(base)
+    win = Window(100, 200)  # the base shows as grey 127
+    gl_window.set_window(win)
+    mask = np.zeros(shape, np.uint8)
+    mask[5:15, 5:15, :] = 1
+    gl_window.add_overlay(Volume(mask, base.affine), "mask", colormap="red", opacity=0.5, threshold=0.5)
+    ramp = np.broadcast_to(np.linspace(0, 1, 40, dtype=np.float32)[None, :, None], shape).copy()
+    gl_window.add_overlay(Volume(ramp, base.affine), "map", colormap="hot", opacity=1.0, threshold=0.6,
+                          vmin=0.0, vmax=1.0)
+    gl_window.set_cursor(base.voxel_to_world((30, 30, 10)))
+    view = gl_window.slice_views["axial"]
+    px = grab(view.canvas)
+    grey = int(apply_window(np.array([100]), win)[0])
+    red = np.array([grey, grey, grey]) * 0.5 + np.array(lut("red")[-1]) * 0.5
+    np.testing.assert_allclose(_pixel(view, px, base.voxel_to_world((8, 8, 10))), red, atol=2)
+    np.testing.assert_allclose(_pixel(view, px, base.voxel_to_world((20, 8, 10))), [grey] * 3, atol=1)
+    # the map above its threshold, in its colour map at the value's level (8-bit quantised)
+    j = 36
+    level = int(np.clip((ramp[0, j, 0] - 0.0) * 255, 0, 255))
+    hot = _pixel(view, px, base.voxel_to_world((20, j, 10)))
+    assert np.abs(hot - np.asarray(lut("hot")[level], int)).max() <= 6
+    # below it: the base
+    np.testing.assert_allclose(_pixel(view, px, base.voxel_to_world((20, 20, 10))), [grey] * 3, atol=1)
+    gl_window.set_window(Window(100, 300))  # a W/L drag: the overlays go into a layer of their own
+    grab(view.canvas)
+    layers = view.canvas_window.layer_renders
+    gl_window.set_window(Window(100, 400))  # the next steps composite that layer again
+    px = grab(view.canvas)
+    assert view.canvas_window.layer_renders == layers
+    grey2 = int(apply_window(np.array([100]), Window(100, 400))[0])
+    red = np.array([grey2, grey2, grey2]) * 0.5 + np.array(lut("red")[-1]) * 0.5
+    np.testing.assert_allclose(_pixel(view, px, base.voxel_to_world((8, 8, 10))), red, atol=2)
+    gl_window.update_overlay("mask", visible=False)  # hidden (blind reading hides it so)
+    px = grab(view.canvas)
+    np.testing.assert_allclose(_pixel(view, px, base.voxel_to_world((8, 8, 10))), [grey2] * 3, atol=1)
+
+
+def test_a_shader_the_driver_refuses_gives_the_cpu_views_with_a_notice(qtbot, monkeypatch):
+    from vol3d_gui.ui import gl_slice_textures, gl_slice_view
+    from vol3d_gui.ui.main_window import MainWindow
+
+    def refuse(*_a, **_k):
+        raise RuntimeError("shader compile failed: no integer samplers")
+
+    monkeypatch.delenv("VOL3D_SLICES", raising=False)
+    monkeypatch.setattr(gl_slice_view, "_BACKEND", None)
+    monkeypatch.setattr(gl_slice_textures, "build_slice_program", refuse)
+    assert gl_slice_view.slice_backend() == "cpu"
+    assert "no integer samplers" in gl_slice_view.slice_backend_notice()
+    w = MainWindow()
+    qtbot.addWidget(w)
+    assert all(v.backend == "cpu" for v in w.slice_views.values())
+    assert "no integer samplers" in w.statusBar().currentMessage()
+    w.open_volume(_ramp_volume())
+    assert w.slice_views["axial"].image.image is not None  # the CPU views draw
+    w.close()
+
+
+def test_a_failure_while_painting_is_a_notice_not_a_crash(gl_window, monkeypatch):
+    from vol3d_gui.ui import gl_slice_textures
+
+    gl_window.open_volume(_ramp_volume())
+
+    def broken(self, *_a, **_k):
+        raise RuntimeError("out of texture memory")
+
+    monkeypatch.setattr(gl_slice_textures.SliceTextures, "program", broken)
+    view = gl_window.slice_views["coronal"]
+    view.canvas_window.plane.key = None
+    view.canvas_window._plane_key = view.canvas_window._layer_key = None
+    grab(view.canvas)
+    assert "out of texture memory" in (view.canvas_window.error or "")
+    assert any("out of texture memory" in n.text for n in gl_window.viewer.notices)
+
+
+def test_the_whole_slice_stays_in_view_when_the_view_is_maximised(gl_window, qtbot):
+    vol = _ramp_volume()
+    gl_window.open_volume(vol)
+    view = gl_window.slice_views["coronal"]
+    x, y, w, h = view.geometry.rect
+
+    def whole():
+        (x0, x1), (y0, y1) = view.view_range()
+        return x0 <= x and x + w <= x1 and y0 <= y and y + h <= y1
+
+    assert whole()
+    small = view.canvas_window.mm_per_px
+    gl_window.toggle_maximise("coronal")
+    qtbot.waitUntil(lambda: not gl_window.slice_views["axial"].isVisible(), timeout=2000)
+    qtbot.waitUntil(lambda: view.canvas_window.mm_per_px < 0.8 * small, timeout=2000)  # drawn larger
+    assert whole()
+    view.zoom_by(2.0)
+    zoomed = view.view_range()
+    big_zoomed = view.canvas_window.mm_per_px
+    gl_window.toggle_maximise("coronal")
+    qtbot.waitUntil(lambda: gl_window.slice_views["axial"].isVisible(), timeout=2000)
+    qtbot.waitUntil(lambda: view.canvas_window.mm_per_px > 1.2 * big_zoomed, timeout=2000)
+    (x0, x1), (y0, y1) = view.view_range()  # what the zoom showed stays whole in the smaller view
+    assert x0 <= zoomed[0][0] + 1e-6 and x1 >= zoomed[0][1] - 1e-6
+    assert y0 <= zoomed[1][0] + 1e-6 and y1 >= zoomed[1][1] - 1e-6
+
+
+def test_hover_reads_out_and_right_drag_changes_the_window(gl_window, qtbot):
+    from PySide6 import QtCore
+    from PySide6.QtTest import QTest
+
+    vol = _ramp_volume()
+    gl_window.open_volume(vol)
+    axial = gl_window.slice_views["axial"]
+    target = axial.input_target()
+    ijk = np.array([10, 30, axial.index])
+    pos = axial.view_to_input(ijk[0] * SPACING[0], ijk[1] * SPACING[1])
+    seen = []
+    axial.hovered.connect(seen.append)
+    QTest.mouseMove(target, pos)
+    qtbot.waitUntil(lambda: bool(seen), timeout=2000)
+    assert seen[-1] is not None and vol.nearest_voxel(seen[-1]) == tuple(ijk)
+    before = gl_window.window_level
+    QTest.mousePress(target, QtCore.Qt.MouseButton.RightButton, QtCore.Qt.KeyboardModifier.NoModifier, pos)
+    QTest.mouseMove(target, pos + QtCore.QPoint(40, 0))
+    QTest.mouseRelease(target, QtCore.Qt.MouseButton.RightButton, QtCore.Qt.KeyboardModifier.NoModifier,
+                       pos + QtCore.QPoint(40, 0))
+    qtbot.waitUntil(lambda: gl_window.window_level != before, timeout=2000)
+    assert gl_window.window_level.width > before.width  # right-drag to the right widens
+
+
+def test_keys_pressed_in_the_gl_window_reach_the_view_and_the_window(gl_window, qtbot, monkeypatch):
+    from PySide6 import QtCore
+    from PySide6.QtTest import QTest
+
+    gl_window.open_volume(_ramp_volume())
+    axial = gl_window.slice_views["axial"]
+    start = axial.index
+    QTest.keyClick(axial.input_target(), QtCore.Qt.Key.Key_PageUp)
+    assert axial.index == start + 1
+    dispatched = []
+    monkeypatch.setattr(gl_window.shortcuts, "dispatch", lambda ev: dispatched.append(ev.key()) or True)
+    QTest.keyClick(axial.input_target(), QtCore.Qt.Key.Key_N)  # not a view's key: the window's
+    assert QtCore.Qt.Key.Key_N in dispatched
