@@ -27,11 +27,18 @@ def test_double_click_maximises_and_restores_a_view(window, qtbot):
     qtbot.waitUntil(lambda: window.slice_views["axial"].isVisible(), timeout=2000)
 
 
-def test_export_view_writes_the_pixels_on_screen(window, tmp_path):
+def test_export_view_writes_the_pixels_on_screen(window, tmp_path, qtbot):
     window.open_volume(_vol())
+    view = window.slice_views["axial"]
+
+    def settled():  # the opening's last layout and frames are in: two grabs agree
+        first = grab(view)
+        qtbot.wait(30)
+        return np.array_equal(first, grab(view))
+
+    qtbot.waitUntil(settled, timeout=5000)
     out = window.export_view("axial", tmp_path / "axial.png")
     img = QtGui.QImage(str(out))
-    view = window.slice_views["axial"]
     assert (img.width(), img.height()) == (view.width(), view.height())
     assert not list(tmp_path.glob(".*tmp*"))  # written via a temporary file, then renamed
     on_screen = grab(view)
