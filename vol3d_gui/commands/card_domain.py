@@ -21,8 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paired", action="store_true", help="phantoms: as given to vol3d train")
     p.add_argument("--contrast", type=float, default=1.0, help="phantom lesion contrast")
     p.add_argument("--seed", type=int, default=0, help="as given to vol3d train")
-    p.add_argument("--target-sensitivity", type=float, default=0.9,
-                   help="operating point: sensitivity to reach on the validation split")
+    p.add_argument("--target-sensitivity", type=float, default=None,
+                   help="operating point: the highest threshold reaching this sensitivity on the "
+                        "validation split (default: the threshold with the highest validation "
+                        "balanced accuracy)")
     p.add_argument("--any-data", action="store_true",
                    help="accept data whose hash differs from the card's training data")
 
