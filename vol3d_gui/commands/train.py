@@ -213,10 +213,14 @@ def _train(args, shape, model_path, device, strategy) -> int:
     if val is not None and len(ds.class_names) == 2 and not args.no_calibrate:
         from vol3d_gui.ml.calibration import calibrate_binary
 
-        calibration = calibrate_binary(model, val.x, val.y, predict_arrays)
-        print(f"calibrated on val: slope {calibration['slope']:.3f}, intercept {calibration['intercept']:.3f}, "
-              f"log-loss {calibration['val_log_loss_before']:.3f} -> {calibration['val_log_loss_after']:.3f}",
-              flush=True)
+        try:
+            calibration = calibrate_binary(model, val.x, val.y, predict_arrays)
+        except ValueError as exc:  # a model that does not rank val (a smoke run): keep it as trained
+            print(f"not calibrated: {exc}", flush=True)
+        else:
+            print(f"calibrated on val: slope {calibration['slope']:.3f}, intercept {calibration['intercept']:.3f}, "
+                  f"log-loss {calibration['val_log_loss_before']:.3f} -> {calibration['val_log_loss_after']:.3f}",
+                  flush=True)
     metrics = None
     if test is not None and len(test.y):
         test_probs = predict_arrays(model, test.x)
