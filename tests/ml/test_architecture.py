@@ -56,7 +56,7 @@ def test_cam_head_scores_are_the_spatial_mean_of_the_gradcam_layer_evidence():
 def test_cam_stride_4_halves_the_grad_cam_cell_with_the_same_weights(head):
     import keras
 
-    fine = build_classifier((48, 48, 48), 2, width=2, head=head, stem_stride=2, cam_stride=4)
+    fine = build_classifier((48, 48, 48), 2, width=2, head=head, stem_stride=2, cam_stride=4, cam_dilation=2)
     coarse = build_classifier((48, 48, 48), 2, width=2, head=head, stem_stride=2)
     assert tuple(fine.get_layer(GRADCAM_LAYER).output.shape[1:4]) == (12, 12, 12)
     assert tuple(coarse.get_layer(GRADCAM_LAYER).output.shape[1:4]) == (6, 6, 6)

@@ -62,7 +62,10 @@ def run(args) -> int:
         raise VolumeReadError(args.dataset, f"has no {' or '.join(missing)} split")
     splits = {k: (v.x, v.y) for k, v in ds.splits.items()}
     fields = fit_card_fields(bundle, splits, ds.geometries, args.target_sensitivity)
-    fields["domain"]["fitted_on"] = {"dataset": ds.name, "sha256": ds.content_hash}
+    from vol3d_gui.commands.train import command_line
+
+    fields["domain"]["fitted_on"] = {"dataset": ds.name, "sha256": ds.content_hash,
+                                     "command": command_line(args, "card-domain", add_arguments)}
     path = update_card(bundle.path, fields)
     summary = {"card": str(path), "feature_threshold": fields["domain"]["features"]["threshold"],
                "operating_point": fields.get("operating_point"),

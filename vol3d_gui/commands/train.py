@@ -36,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cam-stride", type=int, default=8, choices=[4, 8],
                    help="input voxels per Grad-CAM cell along each axis (4: a finer map, the "
                         "third block unpooled and the fourth dilated)")
+    p.add_argument("--cam-dilation", type=int, default=1, choices=[1, 2],
+                   help="dilation of the Grad-CAM layer's convolution")
     p.add_argument("--pooling", default="avg", choices=["avg", "max"],
                    help="global pooling before the dense layer (max suits small focal findings)")
     p.add_argument("--bn-momentum", type=float, default=0.9,
@@ -69,6 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="HU window preprocessing (default: /255 for .npz, [-200, 250] for phantoms, "
                         "min-max for folders)")
     p.add_argument("--name", default=None, help="bundle name in the card (default: file stem)")
+    p.add_argument("--version", default="1", help="bundle version in the card (a retrained bundle's next number)")
     p.add_argument("--mixed-precision", action="store_true")
     p.add_argument("--strategy", default="default", choices=["default", "mirrored"],
                    help="mirrored: data-parallel over this machine's GPUs (tf.distribute."
@@ -96,6 +99,30 @@ def _load_data(args, shape, progress):
         return load_folder_dataset(path, shape, window or {"type": "minmax"}, seed=args.seed,
                                    progress=progress)
     return load_npz_dataset(path, shape, limit=args.limit, preprocessing=window)
+
+
+def command_line(args, command: str = "train", add=add_arguments) -> str:
+    """The command that reproduces this run: ``vol3d COMMAND`` with every option that differs
+    from its default (paths as given), for the card."""
+    import shlex
+
+    defaults = argparse.ArgumentParser(add_help=False)
+    add(defaults)
+    parts = ["vol3d", command]
+    for action in defaults._actions:
+        dest = action.dest
+        value = getattr(args, dest, None)
+        if action.required or value != action.default:
+            flag = action.option_strings[0]
+            if isinstance(action, argparse.BooleanOptionalAction):
+                parts.append(flag if value else "--no-" + flag[2:])
+            elif action.nargs == 0:  # store_true
+                parts.append(flag)
+            elif isinstance(value, (list, tuple)):
+                parts += [flag, *map(str, value)]
+            else:
+                parts += [flag, str(value)]
+    return " ".join(shlex.quote(x) for x in parts)
 
 
 def default_input_size(dataset) -> list[int]:
@@ -163,7 +190,8 @@ def _train(args, shape, model_path, device, strategy) -> int:
     keras.utils.set_random_seed(args.seed)  # initial weights; train_model seeds the rest
     model = build_classifier(shape, len(ds.class_names), width=args.width, name=Path(args.out).name,
                              stem_stride=args.stem_stride, pooling=args.pooling, head=args.head,
-                             bn_momentum=args.bn_momentum, cam_stride=args.cam_stride)
+                             bn_momentum=args.bn_momentum, cam_stride=args.cam_stride,
+                             cam_dilation=args.cam_dilation)
     bar = tqdm(total=None, unit="batch", dynamic_ncols=True)
     planned = [args.epochs, ""]  # epochs and label of the current stage, for the bar
 
@@ -229,7 +257,7 @@ def _train(args, shape, model_path, device, strategy) -> int:
         print(f"test: AUC {metrics['auc']:.4f}, accuracy {metrics['accuracy']:.4f}", flush=True)
     card = {
         "name": args.name or model_path.stem,
-        "version": "1",
+        "version": str(args.version),
         "parent": None,
         "class_names": ds.class_names,
         "input_shape": list(shape),
@@ -241,13 +269,13 @@ def _train(args, shape, model_path, device, strategy) -> int:
         "training": {"epochs_run": len(hist["epochs"]), "best_epoch": hist["best_epoch"],
                      "best_val_auc": hist["best_val_auc"], "batch_size": args.batch_size,
                      "learning_rate": args.lr, "width": args.width, "stem_stride": args.stem_stride,
-                     "pooling": args.pooling, "head": args.head, "cam_stride": args.cam_stride, "bn_momentum": args.bn_momentum,
+                     "pooling": args.pooling, "head": args.head, "cam_stride": args.cam_stride, "cam_dilation": args.cam_dilation, "bn_momentum": args.bn_momentum,
                      "augment": args.augment, "flips": list(flips), "patience": args.patience,
                      "schedule": args.schedule, "weight_decay": args.weight_decay, "ema": args.ema,
                      "seed": args.seed, "class_weight": "balanced", "device": device.description,
                      "out_of_time": hist["out_of_time"], "seconds": round(time.time() - t0, 1),
                      "history": hist["epochs"], "curriculum": stages or None,
-                     "strategy": strategy.record()},
+                     "strategy": strategy.record(), "command": command_line(args)},
         "calibration": calibration,
         "metrics": metrics,
     }

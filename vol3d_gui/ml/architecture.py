@@ -10,7 +10,7 @@ GRADCAM_LAYER = "gradcam_conv"
 def build_classifier(input_shape, n_classes: int, width: int = 16, dense: int | None = None,
                      dropout: float = 0.3, name: str = "vol3d_classifier", stem_stride: int = 1,
                      pooling: str = "avg", bn_momentum: float = 0.99, head: str = "dense",
-                     cam_stride: int = 8):
+                     cam_stride: int = 8, cam_dilation: int = 1):
     """Four conv blocks of widths (w, w, 2w, 4w); the last Conv3D is named GRADCAM_LAYER.
 
     The fourth block's convolution runs at 1/8 of the input resolution, which is the grid
@@ -41,8 +41,8 @@ def build_classifier(input_shape, n_classes: int, width: int = 16, dense: int | 
 
     ``cam_stride=4`` leaves out the third block's pooling, so the fourth block (the Grad-CAM
     layer) runs at 1/4 of the input (12^3 for 48^3: cells of 4 voxels, small enough to tell
-    which side of an organ a lesion is on), with a dilation of 2 that keeps the receptive
-    field of the stride-8 network."""
+    which side of an organ a lesion is on). ``cam_dilation=2`` would keep the receptive field
+    of the stride-8 network; see models/README.md for what it did to the pointing game."""
     import keras
     from keras import layers
 
@@ -63,7 +63,7 @@ def build_classifier(input_shape, n_classes: int, width: int = 16, dense: int | 
         raise ValueError("the cam head averages: pooling must be 'avg'")
     for i, w in enumerate(widths):
         last = i == len(widths) - 1
-        dilation = 2 if last and cam_stride == 4 else 1
+        dilation = cam_dilation if last else 1
         if last and head == "cam":
             x = layers.Conv3D(w, 3, padding="same", use_bias=False, dilation_rate=dilation,
                               name=f"conv{i + 1}")(x)
