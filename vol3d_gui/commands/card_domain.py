@@ -66,6 +66,16 @@ def run(args) -> int:
 
     fields["domain"]["fitted_on"] = {"dataset": ds.name, "sha256": ds.content_hash,
                                      "command": command_line(args, "card-domain", add_arguments)}
+    test = ds.splits.get("test")
+    if fields.get("operating_point") and bundle.card.get("metrics") and test is not None and len(test.y):
+        # the class a reader is shown on test, at the new threshold (the argmax figures stay)
+        import numpy as np
+
+        from vol3d_gui.ml.evaluation import metrics_at_operating_point
+
+        probs = np.concatenate([bundle.forward(test.x[i : i + 32]) for i in range(0, len(test.y), 32)])
+        fields["metrics"] = {**bundle.card["metrics"], "at_operating_point": metrics_at_operating_point(
+            {"operating_point": fields["operating_point"]}, test.y, probs, bundle.class_names)}
     path = update_card(bundle.path, fields)
     summary = {"card": str(path), "feature_threshold": fields["domain"]["features"]["threshold"],
                "operating_point": fields.get("operating_point"),
