@@ -92,7 +92,8 @@ def _check(rows: list[dict], archive: Path, predicted: dict):
         got = np.array([row[f"prob_{c}"] for c in ref["probabilities"]])
         np.testing.assert_allclose(got, list(ref["probabilities"].values()), atol=1e-5)
         assert row["predicted_class"] == ref["class"]
-        assert row["model_name"] == "phantom-lesion" and row["model_version"] == "2"
+        version = json.loads(MODEL.with_suffix(".json").read_text())["version"]  # the bundle's card, not a copy
+        assert row["model_name"] == "phantom-lesion" and row["model_version"] == version
 
 
 @pytest.mark.slow

@@ -50,3 +50,18 @@ def test_cam_head_scores_are_the_spatial_mean_of_the_gradcam_layer_evidence():
         build_classifier((8, 8, 8), 2, head="cam", pooling="max")
     with pytest.raises(ValueError):
         build_classifier((8, 8, 8), 2, head="wide")
+
+
+@pytest.mark.parametrize("head", ["cam", "dense"])
+def test_cam_stride_4_halves_the_grad_cam_cell_with_the_same_weights(head):
+    import keras
+
+    fine = build_classifier((48, 48, 48), 2, width=2, head=head, stem_stride=2, cam_stride=4, cam_dilation=2)
+    coarse = build_classifier((48, 48, 48), 2, width=2, head=head, stem_stride=2)
+    assert tuple(fine.get_layer(GRADCAM_LAYER).output.shape[1:4]) == (12, 12, 12)
+    assert tuple(coarse.get_layer(GRADCAM_LAYER).output.shape[1:4]) == (6, 6, 6)
+    assert fine.count_params() == coarse.count_params()  # a finer map, not a bigger network
+    conv = [la for la in fine.layers if isinstance(la, keras.layers.Conv3D)][-1]
+    assert tuple(conv.dilation_rate) == (2, 2, 2)  # the receptive field of the stride-8 network
+    with pytest.raises(ValueError):
+        build_classifier((8, 8, 8), 2, cam_stride=2)

@@ -69,3 +69,21 @@ def test_phantom_model_separates_fresh_phantoms():
     assert with_lesion.mean() > without.mean()
     summary = json.dumps(bundle.card["metrics"])
     assert "auc" in summary
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=[p.stem for p in BUNDLED])
+def test_card_holds_recall_balanced_accuracy_calibration_and_its_command(path):
+    card = json.loads(path.with_suffix(".json").read_text())
+    m = card["metrics"]
+    assert set(m["per_class_recall"]) == set(card["class_names"])
+    assert m["balanced_accuracy"] == pytest.approx(np.mean(list(m["per_class_recall"].values())))
+    assert card["calibration"]["method"] == "platt" and 0.0 <= card["reliability"]["ece"] <= 1.0
+    op = card["operating_point"]  # what the reader is shown, measured on test
+    assert {"threshold", "rule", "test_sensitivity", "test_specificity", "test_balanced_accuracy"} <= set(op)
+    assert card["training"]["command"].startswith("vol3d train ")
+
+
+def test_phantom_model_explains_on_a_12_cube_grid_or_finer():
+    bundle = _bundle("phantom-lesion")
+    grid = bundle.model.get_layer(bundle.gradcam_layer).output.shape[1:4]
+    assert min(grid) >= 12, grid

@@ -52,6 +52,8 @@ def test_evaluate_json_matches_the_card(trained, capsys):
     assert m["auc"] == pytest.approx(card["metrics"]["auc"], abs=1e-6)
     assert m["confusion"] == card["metrics"]["confusion"]
     assert sum(map(sum, m["confusion"])) == 24
+    if "at_operating_point" in card["metrics"]:  # the class shown to a reader, as the card measured it
+        assert m["at_operating_point"]["confusion"] == card["metrics"]["at_operating_point"]["confusion"]
 
 
 def test_evaluate_text_report(trained, capsys):
@@ -95,7 +97,25 @@ def test_train_records_domain_reliability_and_operating_point(trained):
     assert card["reliability"]["split"] == "test" and card["reliability"]["n"] == 24
     assert 0.0 <= card["reliability"]["ece"] <= 1.0
     if "operating_point" in card:  # the 24 validation cases hold a positive
-        assert card["operating_point"]["val_sensitivity"] >= 0.9
+        op = card["operating_point"]
+        assert op["rule"].startswith("balanced") and 0.0 < op["threshold"] < 1.0
+        at = card["metrics"]["at_operating_point"]
+        assert at["threshold"] == op["threshold"] and sum(map(sum, at["confusion"])) == 24
+        assert at["per_class_recall"]["hyperplasia"] == pytest.approx(op["test_sensitivity"])
+
+
+def test_train_defaults_keep_a_npz_at_its_own_size(tmp_path):
+    # no --input-size: 28^3 MedMNIST is trained at 28^3, not upsampled
+    from tests.conftest import dataset_path
+
+    data = dataset_path("adrenalmnist3d_28.npz")
+    out = tmp_path / "native"
+    assert main(["train", "--dataset", str(data), "--out", str(out), "--epochs", "1", "--limit", "16",
+                 "--width", "2", "--batch-size", "8", "--no-augment"]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["input_shape"] == [28, 28, 28]
+    t = card["training"]
+    assert t["augment"] is False and t["ema"] is True and t["schedule"] == "cosine" and t["weight_decay"] > 0
 
 
 def test_card_domain_reproduces_the_fields_and_keeps_the_weights(trained, tmp_path, capsys):

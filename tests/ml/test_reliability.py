@@ -55,6 +55,31 @@ def test_operating_point_reaches_the_target_sensitivity_with_the_highest_thresho
     assert rec["threshold"] == t and rec["val_sensitivity"] >= 0.9 and rec["n_test"] == 100
 
 
+def test_balanced_operating_point_sits_near_the_best_balanced_accuracy():
+    # calibrated scores of two Gaussian classes (equal variance): balanced accuracy is highest
+    # where P(positive) equals the prevalence; a small validation split must land near it
+    rng = np.random.default_rng(2)
+
+    def sample(n):
+        y = rng.random(n) < 0.15
+        d = rng.normal(np.where(y, 1.5, -1.5), 1.0)  # class-conditional log-likelihood ratio 3d
+        odds = np.exp(3.0 * d) * 0.15 / 0.85
+        return y, odds / (1 + odds)
+
+    y_val, p_val = sample(150)  # ~22 positives, as the MedMNIST validation splits
+    y_test, p_test = sample(20000)
+    t = operating_point(y_val, _probs(p_val), None)
+    cuts = np.quantile(p_test, np.linspace(0.01, 0.99, 197))
+    best = max(sum(sensitivity_specificity(y_test, p_test, c)) / 2 for c in cuts)
+    got = sum(sensitivity_specificity(y_test, p_test, t)) / 2
+    assert got >= best - 0.02, (got, best)
+    sens, spec = sensitivity_specificity(y_test, p_test, t)
+    assert abs(sens - spec) < 0.06  # balanced, not a screening point
+    rec = operating_point_record(y_val, _probs(p_val), y_test, _probs(p_test))
+    assert rec["threshold"] == t and rec["rule"].startswith("balanced")
+    assert rec["test_balanced_accuracy"] == pytest.approx(got)
+
+
 def test_decide_uses_the_operating_point_and_falls_back_to_argmax():
     card = {"operating_point": {"threshold": 0.2}}
     assert decide(card, [0.75, 0.25]) == 1  # below 0.5, above the operating point

@@ -125,3 +125,20 @@ def test_paired_batches_keep_a_phantom_with_its_twin(rng):
         seq.on_epoch_end()
     with pytest.raises(ValueError, match="groups of 2"):
         _make_sequence(x[:11], y[:11], 4, False, 3, (0, 1, 2), group=2)
+
+
+@pytest.mark.parametrize("ema", [True, False])
+def test_the_kept_weights_are_the_ones_validated_at_the_best_epoch(rng, ema):
+    # with the weight average swapped in for validation, the weights kept at the end must be
+    # the average that scored best, not the raw weights of that epoch
+    from vol3d_gui.ml.evaluation import binary_auc
+
+    x = rng.random((32, 8, 8, 8, 1)).astype(np.float32)
+    y = rng.permutation(np.array([0, 1] * 16))
+    x[y == 1, 2:6, 2:6, 2:6] += 0.5  # something to learn, so the epochs differ
+    model = build_classifier((8, 8, 8), 2, width=2)
+    hist = train_model(model, x, y, x[:16], y[:16], epochs=4, batch_size=4, ema=ema, schedule="cosine",
+                       weight_decay=1e-4, patience=10)
+    assert model.optimizer.use_ema is ema
+    best = hist["epochs"][hist["best_epoch"] - 1]
+    assert binary_auc(y[:16], predict_arrays(model, x[:16])[:, 1]) == pytest.approx(best["val_auc"], abs=1e-6)

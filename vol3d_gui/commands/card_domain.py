@@ -21,8 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paired", action="store_true", help="phantoms: as given to vol3d train")
     p.add_argument("--contrast", type=float, default=1.0, help="phantom lesion contrast")
     p.add_argument("--seed", type=int, default=0, help="as given to vol3d train")
-    p.add_argument("--target-sensitivity", type=float, default=0.9,
-                   help="operating point: sensitivity to reach on the validation split")
+    p.add_argument("--target-sensitivity", type=float, default=None,
+                   help="operating point: the highest threshold reaching this sensitivity on the "
+                        "validation split (default: the threshold with the highest validation "
+                        "balanced accuracy)")
     p.add_argument("--any-data", action="store_true",
                    help="accept data whose hash differs from the card's training data")
 
@@ -60,7 +62,20 @@ def run(args) -> int:
         raise VolumeReadError(args.dataset, f"has no {' or '.join(missing)} split")
     splits = {k: (v.x, v.y) for k, v in ds.splits.items()}
     fields = fit_card_fields(bundle, splits, ds.geometries, args.target_sensitivity)
-    fields["domain"]["fitted_on"] = {"dataset": ds.name, "sha256": ds.content_hash}
+    from vol3d_gui.commands.train import command_line
+
+    fields["domain"]["fitted_on"] = {"dataset": ds.name, "sha256": ds.content_hash,
+                                     "command": command_line(args, "card-domain", add_arguments)}
+    test = ds.splits.get("test")
+    if fields.get("operating_point") and bundle.card.get("metrics") and test is not None and len(test.y):
+        # the class a reader is shown on test, at the new threshold (the argmax figures stay)
+        import numpy as np
+
+        from vol3d_gui.ml.evaluation import metrics_at_operating_point
+
+        probs = np.concatenate([bundle.forward(test.x[i : i + 32]) for i in range(0, len(test.y), 32)])
+        fields["metrics"] = {**bundle.card["metrics"], "at_operating_point": metrics_at_operating_point(
+            {"operating_point": fields["operating_point"]}, test.y, probs, bundle.class_names)}
     path = update_card(bundle.path, fields)
     summary = {"card": str(path), "feature_threshold": fields["domain"]["features"]["threshold"],
                "operating_point": fields.get("operating_point"),

@@ -1,5 +1,6 @@
 """vol3d evaluate: AUC, accuracy, per-class recall and confusion matrix of a bundle on a
-labelled split, preprocessed the way the bundle's card says."""
+labelled split, preprocessed the way the bundle's card says; for a card with an operating
+point, also the recall and confusion of the class a reader is shown (that threshold)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def run(args) -> int:
     from vol3d_gui.core.errors import VolumeReadError
     from vol3d_gui.ml.bundle import load_bundle
     from vol3d_gui.ml.datasets import load_npz_dataset
-    from vol3d_gui.ml.evaluation import evaluate_probs
+    from vol3d_gui.ml.evaluation import evaluate_probs, metrics_at_operating_point
 
     bundle = load_bundle(args.model)
     ds = load_npz_dataset(args.dataset, bundle.input_shape, limit=args.limit, splits=(args.split,),
@@ -43,11 +44,14 @@ def run(args) -> int:
     probs = np.concatenate(probs) if probs else np.zeros((0, len(bundle.class_names)))
     m = evaluate_probs(split.y, probs, bundle.class_names)
     m.update(split=args.split, model=bundle.label, dataset=ds.name)
+    if bundle.card.get("operating_point") and len(bundle.class_names) == 2:
+        m["at_operating_point"] = metrics_at_operating_point(bundle.card, split.y, probs, bundle.class_names)
     if args.json:
         print(json.dumps(m, default=float))
         return 0
     print(f"{bundle.label} on {ds.name} [{args.split}], n={m['n']}")
-    print(f"  AUC {m['auc']:.4f}   accuracy {m['accuracy']:.4f}   balanced accuracy {m['balanced_accuracy']:.4f}")
+    print(f"  AUC {m['auc']:.4f}   accuracy {m['accuracy']:.4f}   balanced accuracy {m['balanced_accuracy']:.4f}"
+          "   (argmax)")
     for name, r in m["per_class_recall"].items():
         print(f"  recall {name}: {r:.4f}")
     width = max(len(n) for n in m["class_names"])
@@ -55,4 +59,10 @@ def run(args) -> int:
     print(f"    {'':>{width}}  " + "  ".join(f"{n[:5]:>5}" for n in m["class_names"]))
     for name, row in zip(m["class_names"], m["confusion"]):
         print(f"    {name:>{width}}  " + "  ".join(f"{v:5d}" for v in row))
+    op = m.get("at_operating_point")
+    if op:
+        print(f"  at the card's operating point, P({m['class_names'][1]}) >= {op['threshold']:.4f}: "
+              f"balanced accuracy {op['balanced_accuracy']:.4f}, accuracy {op['accuracy']:.4f}, recall "
+              + ", ".join(f"{k} {v:.4f}" for k, v in op["per_class_recall"].items())
+              + f", confusion {op['confusion']}")
     return 0

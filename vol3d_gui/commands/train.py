@@ -13,30 +13,46 @@ import json
 import time
 from pathlib import Path
 
+DEFAULT_EPOCHS = 30
+DEFAULT_WEIGHT_DECAY = 1e-4
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True,
                    help="a MedMNIST-style .npz, a folder with one sub-folder per class, "
                         "or 'phantom' for generated lesion phantoms")
     p.add_argument("--out", required=True, help="bundle path, e.g. models/adrenal3d (writes .keras + .json)")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--input-size", type=int, nargs="+", default=[64],
-                   help="model grid: one size for a cube or three (D H W)")
+    p.add_argument("--input-size", type=int, nargs="+", default=None,
+                   help="model grid: one size for a cube or three (D H W); default: a .npz's own "
+                        "size (28^3 MedMNIST is not upsampled), 64 for folders and phantoms")
     p.add_argument("--width", type=int, default=16, help="filters of the first conv block")
     p.add_argument("--stem-stride", type=int, default=1, choices=[1, 2],
                    help="2: strided first convolution (about 4x less compute at 64^3)")
     p.add_argument("--head", default="dense", choices=["dense", "cam"],
                    help="cam: last block conv-BN-ReLU, global average, one linear layer: the "
                         "network Grad-CAM explains faithfully (see vol3d_gui/ml/architecture.py)")
+    p.add_argument("--cam-stride", type=int, default=8, choices=[4, 8],
+                   help="input voxels per Grad-CAM cell along each axis (4: a finer map, the "
+                        "third block unpooled and the fourth dilated)")
+    p.add_argument("--cam-dilation", type=int, default=1, choices=[1, 2],
+                   help="dilation of the Grad-CAM layer's convolution")
     p.add_argument("--pooling", default="avg", choices=["avg", "max"],
                    help="global pooling before the dense layer (max suits small focal findings)")
-    p.add_argument("--bn-momentum", type=float, default=0.99,
+    p.add_argument("--bn-momentum", type=float, default=0.9,
                    help="BatchNorm running-statistics momentum (0.9 suits small data sets)")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="time budget: stop after the epoch that exceeds it, keeping the best weights")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--augment", action="store_true", help="flips, small rotations, intensity jitter")
+    p.add_argument("--lr", type=float, default=1e-3, help="initial learning rate")
+    p.add_argument("--schedule", default="cosine", choices=["cosine", "constant"],
+                   help="learning rate: cosine decay to zero over --epochs, or constant")
+    p.add_argument("--weight-decay", type=float, default=DEFAULT_WEIGHT_DECAY,
+                   help="AdamW weight decay (0: plain Adam)")
+    p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True,
+                   help="validate and keep an exponential moving average of the weights")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                   help="flips, small rotations, intensity jitter of the training cases")
     p.add_argument("--no-flip-lr", action="store_true", help="do not flip left-right when augmenting")
     p.add_argument("--patience", type=int, default=8, help="epochs without val AUC gain before stopping")
     p.add_argument("--seed", type=int, default=0)
@@ -55,12 +71,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="HU window preprocessing (default: /255 for .npz, [-200, 250] for phantoms, "
                         "min-max for folders)")
     p.add_argument("--name", default=None, help="bundle name in the card (default: file stem)")
+    p.add_argument("--version", default="1", help="bundle version in the card (a retrained bundle's next number)")
     p.add_argument("--mixed-precision", action="store_true")
     p.add_argument("--strategy", default="default", choices=["default", "mirrored"],
                    help="mirrored: data-parallel over this machine's GPUs (tf.distribute."
                         "MirroredStrategy; --batch-size is the global batch); one machine only")
     p.add_argument("--no-calibrate", action="store_true",
                    help="two classes: do not fold Platt scaling fitted on the validation split into the model")
+    p.add_argument("--target-sensitivity", type=float, default=None,
+                   help="two classes: the operating point reaches this validation sensitivity "
+                        "(default: the threshold with the highest validation balanced accuracy)")
 
 
 def _load_data(args, shape, progress):
@@ -81,12 +101,54 @@ def _load_data(args, shape, progress):
     return load_npz_dataset(path, shape, limit=args.limit, preprocessing=window)
 
 
+def command_line(args, command: str = "train", add=add_arguments) -> str:
+    """The command that reproduces this run: ``vol3d COMMAND`` with every option that differs
+    from its default (paths as given), for the card."""
+    import shlex
+
+    defaults = argparse.ArgumentParser(add_help=False)
+    add(defaults)
+    parts = ["vol3d", command]
+    for action in defaults._actions:
+        dest = action.dest
+        value = getattr(args, dest, None)
+        if action.required or value != action.default:
+            flag = action.option_strings[0]
+            if isinstance(action, argparse.BooleanOptionalAction):
+                parts.append(flag if value else "--no-" + flag[2:])
+            elif action.nargs == 0:  # store_true
+                parts.append(flag)
+            elif isinstance(value, (list, tuple)):
+                parts += [flag, *map(str, value)]
+            else:
+                parts += [flag, str(value)]
+    return " ".join(shlex.quote(x) for x in parts)
+
+
+def default_input_size(dataset) -> list[int]:
+    """A .npz's own image size (upsampling 28^3 MedMNIST to 64^3 costs 12x the compute and
+    adds nothing the network can learn from); 64^3 for folders and phantoms."""
+    path = Path(dataset)
+    if dataset != "phantom" and path.suffix == ".npz" and path.is_file():
+        import numpy as np
+
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                shape = npz["train_images"].shape  # one split's header and data: small for MedMNIST
+        except (OSError, KeyError, ValueError):
+            return [64]  # the loader names what is wrong with the file
+        if len(shape) >= 4:
+            return [int(v) for v in shape[1:4]]
+    return [64]
+
+
 def run(args) -> int:
     from vol3d_gui.ml.bundle import ModelError, bundle_paths
     from vol3d_gui.ml.device import configure_device
     from vol3d_gui.ml.distribute import make_strategy
 
-    shape = tuple(args.input_size * 3 if len(args.input_size) == 1 else args.input_size)
+    size = args.input_size or default_input_size(args.dataset)
+    shape = tuple(size * 3 if len(size) == 1 else size)
     if len(shape) != 3:
         raise SystemExit("vol3d train: --input-size takes one or three sizes")
     model_path, card_path = bundle_paths(args.out)
@@ -109,7 +171,7 @@ def _train(args, shape, model_path, device, strategy) -> int:
 
     from vol3d_gui.ml.architecture import GRADCAM_LAYER, build_classifier
     from vol3d_gui.ml.bundle import save_bundle
-    from vol3d_gui.ml.evaluation import evaluate_probs
+    from vol3d_gui.ml.evaluation import evaluate_probs, metrics_at_operating_point
     from vol3d_gui.ml.training import predict_arrays, train_model
 
     t0 = time.time()
@@ -128,7 +190,8 @@ def _train(args, shape, model_path, device, strategy) -> int:
     keras.utils.set_random_seed(args.seed)  # initial weights; train_model seeds the rest
     model = build_classifier(shape, len(ds.class_names), width=args.width, name=Path(args.out).name,
                              stem_stride=args.stem_stride, pooling=args.pooling, head=args.head,
-                             bn_momentum=args.bn_momentum)
+                             bn_momentum=args.bn_momentum, cam_stride=args.cam_stride,
+                             cam_dilation=args.cam_dilation)
     bar = tqdm(total=None, unit="batch", dynamic_ncols=True)
     planned = [args.epochs, ""]  # epochs and label of the current stage, for the bar
 
@@ -160,7 +223,8 @@ def _train(args, shape, model_path, device, strategy) -> int:
                         val.x if val else None, val.y if val else None, epochs=args.stage_epochs,
                         batch_size=args.batch_size, learning_rate=args.lr, class_weight="balanced",
                         augment=args.augment, seed=args.seed + len(stages) + 1, on_batch=on_batch,
-                        on_epoch=on_epoch, patience=args.stage_epochs, flips=flips, group_size=group)
+                        on_epoch=on_epoch, patience=args.stage_epochs, flips=flips, group_size=group,
+                        weight_decay=args.weight_decay)
         stages.append({"contrast": contrast, "sha256": stage.content_hash, "history": h["epochs"]})
         del stage
     bar.reset()
@@ -170,24 +234,30 @@ def _train(args, shape, model_path, device, strategy) -> int:
                        class_weight="balanced", augment=args.augment, seed=args.seed,
                        on_batch=on_batch, on_epoch=on_epoch, patience=args.patience, flips=flips,
                        max_seconds=args.max_minutes * 60 if args.max_minutes else None,
-                       group_size=group)
+                       group_size=group, schedule=args.schedule, weight_decay=args.weight_decay,
+                       ema=args.ema)
     bar.close()
     calibration = None
     if val is not None and len(ds.class_names) == 2 and not args.no_calibrate:
         from vol3d_gui.ml.calibration import calibrate_binary
 
-        calibration = calibrate_binary(model, val.x, val.y, predict_arrays)
-        print(f"calibrated on val: slope {calibration['slope']:.3f}, intercept {calibration['intercept']:.3f}, "
-              f"log-loss {calibration['val_log_loss_before']:.3f} -> {calibration['val_log_loss_after']:.3f}",
-              flush=True)
+        try:
+            calibration = calibrate_binary(model, val.x, val.y, predict_arrays)
+        except ValueError as exc:  # a model that does not rank val (a smoke run): keep it as trained
+            print(f"not calibrated: {exc}", flush=True)
+        else:
+            print(f"calibrated on val: slope {calibration['slope']:.3f}, intercept {calibration['intercept']:.3f}, "
+                  f"log-loss {calibration['val_log_loss_before']:.3f} -> {calibration['val_log_loss_after']:.3f}",
+                  flush=True)
     metrics = None
     if test is not None and len(test.y):
-        metrics = evaluate_probs(test.y, predict_arrays(model, test.x), ds.class_names)
+        test_probs = predict_arrays(model, test.x)
+        metrics = evaluate_probs(test.y, test_probs, ds.class_names)
         metrics["split"] = "test"
         print(f"test: AUC {metrics['auc']:.4f}, accuracy {metrics['accuracy']:.4f}", flush=True)
     card = {
         "name": args.name or model_path.stem,
-        "version": "1",
+        "version": str(args.version),
         "parent": None,
         "class_names": ds.class_names,
         "input_shape": list(shape),
@@ -199,12 +269,13 @@ def _train(args, shape, model_path, device, strategy) -> int:
         "training": {"epochs_run": len(hist["epochs"]), "best_epoch": hist["best_epoch"],
                      "best_val_auc": hist["best_val_auc"], "batch_size": args.batch_size,
                      "learning_rate": args.lr, "width": args.width, "stem_stride": args.stem_stride,
-                     "pooling": args.pooling, "head": args.head, "bn_momentum": args.bn_momentum,
+                     "pooling": args.pooling, "head": args.head, "cam_stride": args.cam_stride, "cam_dilation": args.cam_dilation, "bn_momentum": args.bn_momentum,
                      "augment": args.augment, "flips": list(flips), "patience": args.patience,
+                     "schedule": args.schedule, "weight_decay": args.weight_decay, "ema": args.ema,
                      "seed": args.seed, "class_weight": "balanced", "device": device.description,
                      "out_of_time": hist["out_of_time"], "seconds": round(time.time() - t0, 1),
                      "history": hist["epochs"], "curriculum": stages or None,
-                     "strategy": strategy.record()},
+                     "strategy": strategy.record(), "command": command_line(args)},
         "calibration": calibration,
         "metrics": metrics,
     }
@@ -217,7 +288,15 @@ def _train(args, shape, model_path, device, strategy) -> int:
         splits = {"train": (train.x, train.y), "val": (val.x, val.y)}
         if test is not None and len(test.y):
             splits["test"] = (test.x, test.y)
-        card.update(fit_card_fields(ModelBundle(model, card), splits, ds.geometries))
+        card.update(fit_card_fields(ModelBundle(model, card), splits, ds.geometries, args.target_sensitivity))
+        if metrics is not None and card.get("operating_point"):
+            metrics["at_operating_point"] = metrics_at_operating_point(card, test.y, test_probs, ds.class_names)
+            m = metrics["at_operating_point"]
+            print(f"test at the operating point P({ds.class_names[1]}) >= {m['threshold']:.3f}: balanced accuracy "
+                  f"{m['balanced_accuracy']:.4f}, recall " +
+                  ", ".join(f"{k} {v:.3f}" for k, v in m["per_class_recall"].items()), flush=True)
+    card["training"]["seconds"] = round(time.time() - t0, 1)  # with the card's forward passes
     path = save_bundle(model, card, model_path)
+    print(f"time: {card['training']['seconds'] / 60:.1f} min", flush=True)
     print(json.dumps({"bundle": str(path), "metrics": metrics}, default=float), flush=True)
     return 0

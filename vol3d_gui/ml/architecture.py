@@ -9,7 +9,8 @@ GRADCAM_LAYER = "gradcam_conv"
 
 def build_classifier(input_shape, n_classes: int, width: int = 16, dense: int | None = None,
                      dropout: float = 0.3, name: str = "vol3d_classifier", stem_stride: int = 1,
-                     pooling: str = "avg", bn_momentum: float = 0.99, head: str = "dense"):
+                     pooling: str = "avg", bn_momentum: float = 0.99, head: str = "dense",
+                     cam_stride: int = 8, cam_dilation: int = 1):
     """Four conv blocks of widths (w, w, 2w, 4w); the last Conv3D is named GRADCAM_LAYER.
 
     The fourth block's convolution runs at 1/8 of the input resolution, which is the grid
@@ -36,7 +37,12 @@ def build_classifier(input_shape, n_classes: int, width: int = 16, dense: int | 
     layer sit between the Grad-CAM layer and the score, so the map shows where the
     activations are large (body walls, bone) rather than where the evidence is. The
     phantom-lesion model's pointing game went from 40% (dense, max) to the figure in
-    models/README.md."""
+    models/README.md.
+
+    ``cam_stride=4`` leaves out the third block's pooling, so the fourth block (the Grad-CAM
+    layer) runs at 1/4 of the input (12^3 for 48^3: cells of 4 voxels, small enough to tell
+    which side of an organ a lesion is on). ``cam_dilation=2`` would keep the receptive field
+    of the stride-8 network; see models/README.md for what it did to the pointing game."""
     import keras
     from keras import layers
 
@@ -49,21 +55,25 @@ def build_classifier(input_shape, n_classes: int, width: int = 16, dense: int | 
         raise ValueError("stem_stride must be 1 or 2")
     if head not in ("dense", "cam"):
         raise ValueError(f"head must be 'dense' or 'cam', got {head!r}")
+    if cam_stride not in (4, 8):
+        raise ValueError("cam_stride must be 4 or 8")
     if pooling not in ("avg", "max"):
         raise ValueError(f"pooling must be 'avg' or 'max', got {pooling!r}")
     if head == "cam" and pooling != "avg":
         raise ValueError("the cam head averages: pooling must be 'avg'")
     for i, w in enumerate(widths):
         last = i == len(widths) - 1
+        dilation = cam_dilation if last else 1
         if last and head == "cam":
-            x = layers.Conv3D(w, 3, padding="same", use_bias=False, name=f"conv{i + 1}")(x)
+            x = layers.Conv3D(w, 3, padding="same", use_bias=False, dilation_rate=dilation,
+                              name=f"conv{i + 1}")(x)
             x = layers.BatchNormalization(momentum=bn_momentum, name=f"bn{i + 1}")(x)
             x = layers.Activation("relu", name=GRADCAM_LAYER)(x)
             break
         strided = i == 0 and stem_stride == 2
         x = layers.Conv3D(w, 3, strides=2 if strided else 1, padding="same", activation="relu",
-                          name=GRADCAM_LAYER if last else f"conv{i + 1}")(x)
-        if not strided:
+                          dilation_rate=dilation, name=GRADCAM_LAYER if last else f"conv{i + 1}")(x)
+        if not strided and not (i == 2 and cam_stride == 4):
             x = layers.MaxPool3D(2, padding="same", name=f"pool{i + 1}")(x)
         x = layers.BatchNormalization(momentum=bn_momentum, name=f"bn{i + 1}")(x)
     if pooling == "avg":

@@ -18,9 +18,11 @@ from vol3d_gui.ml.reliability import decide, operating_point_record, reliability
 from vol3d_gui.ml.uncertainty import MC_SAMPLES, analyse
 
 
-def fit_card_fields(bundle, splits: dict, geometries, target_sensitivity: float = 0.9) -> dict:
+def fit_card_fields(bundle, splits: dict, geometries, target_sensitivity: float | None = None) -> dict:
     """New card fields from ``splits`` ({"train"|"val"|"test": (x, y)}, preprocessed as the
-    card says) and the training volumes' geometries (dicts as domain.volume_geometry gives)."""
+    card says) and the training volumes' geometries (dicts as domain.volume_geometry gives).
+    ``target_sensitivity`` None: the operating point with the highest validation balanced
+    accuracy; a number: the highest threshold reaching that sensitivity on validation."""
     x_tr, y_tr = splits["train"]
     x_val, y_val = splits["val"]
     a_tr, a_val = analyse(bundle, x_tr), analyse(bundle, x_val)

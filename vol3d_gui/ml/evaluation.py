@@ -49,3 +49,18 @@ def evaluate_probs(y_true, probs, class_names=None) -> dict:
         "confusion_matrix": conf.tolist(),  # the same, under the name the first cards used
         "class_names": names,
     }
+
+
+def metrics_at_operating_point(card: dict, y_true, probs, class_names=None) -> dict:
+    """evaluate_probs' recall, balanced accuracy and confusion for the class a reader is shown
+    (the card's operating point, ml.reliability.decide), not the argmax."""
+    from vol3d_gui.ml.reliability import decide
+
+    p = np.asarray(probs, dtype=np.float64)
+    shown = np.array([decide(card, q) for q in p], dtype=int)
+    hard = np.eye(p.shape[1])[shown]  # one-hot: evaluate_probs' argmax is then the decision
+    m = evaluate_probs(y_true, hard, class_names)
+    op = card.get("operating_point") or {}
+    return {"threshold": op.get("threshold"), "rule": op.get("rule"), "accuracy": m["accuracy"],
+            "balanced_accuracy": m["balanced_accuracy"], "per_class_recall": m["per_class_recall"],
+            "confusion": m["confusion"]}

@@ -90,7 +90,8 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
                 learning_rate: float = 1e-3, class_weight=None, augment: bool = False, seed: int = 0,
                 on_batch=None, on_epoch=None, should_stop=None, patience: int = 8,
                 flips=(0, 1, 2), verbose: int = 0, max_seconds: float | None = None,
-                group_size: int = 1, monitor: str = "auc", keep_initial: bool = False) -> dict:
+                group_size: int = 1, monitor: str = "auc", keep_initial: bool = False,
+                schedule: str = "constant", weight_decay: float = 0.0, ema: bool = False) -> dict:
     """Fit ``model`` in place. Returns a history dict with per-epoch loss/val metrics and
     ``stopped`` (True when should_stop() ended it). The best-val-AUC weights are restored.
 
@@ -106,7 +107,14 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
     (log-loss: ranking and calibration; the choice for a handful of held-out items, where
     AUC moves in steps of 1/(n_pos*n_neg) and says nothing about the threshold).
     ``keep_initial``: the starting weights compete too (epoch 0), so fine-tuning never
-    returns a model worse on the validation set than the one it started from."""
+    returns a model worse on the validation set than the one it started from.
+
+    ``schedule="cosine"`` decays the learning rate to zero over ``epochs`` (a run cut short
+    by early stopping simply ends higher on the curve); ``weight_decay`` > 0 uses AdamW;
+    ``ema`` keeps an exponential moving average of the weights (Polyak averaging, Keras'
+    ``use_ema``) and validates and keeps that average: on a few hundred training cases the
+    raw weights' validation AUC jumps by 0.05 from one epoch to the next, and the early stop
+    would otherwise pick a lucky epoch."""
     import time
 
     import keras
@@ -119,9 +127,12 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
     y_onehot = np.eye(n_classes, dtype=np.float32)[y_train]
     if class_weight == "balanced":
         class_weight = balanced_class_weight(y_train, n_classes)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
-                  metrics=["accuracy"])
     x_train = np.asarray(x_train, np.float32)
+    x_val = None if x_val is None or len(x_val) == 0 else np.asarray(x_val, np.float32)
+    ema = ema and x_val is not None  # the average is swapped in by the validation callback
+    steps = math.ceil(len(x_train) / batch_size)
+    model.compile(optimizer=make_optimizer(learning_rate, schedule, epochs * steps, weight_decay, ema, steps),
+                  loss="categorical_crossentropy", metrics=["accuracy"])
     if augment or group_size > 1:
         data = _make_sequence(x_train, y_onehot, batch_size, augment, seed, flips, group_size)
         fit_args = {"x": data}
@@ -130,7 +141,6 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
     n_batches = math.ceil(len(x_train) / batch_size)
     history: dict = {"epochs": [], "stopped": False, "out_of_time": False, "best_epoch": None,
                      "best_val_auc": None}
-    x_val = None if x_val is None or len(x_val) == 0 else np.asarray(x_val, np.float32)
 
     if monitor not in ("auc", "loss"):
         raise ValueError(f"monitor must be 'auc' or 'loss', got {monitor!r}")
@@ -190,10 +200,31 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
                 on_epoch(rec)
 
     tracker = Monitor()  # not "monitor": val_score reads that name
-    model.fit(**fit_args, epochs=epochs, class_weight=class_weight, callbacks=[tracker], verbose=verbose)
+    # the EMA swap runs first at each epoch's end, so the tracker validates (and keeps) the average
+    callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True), tracker] if ema else [tracker]
+    model.fit(**fit_args, epochs=epochs, class_weight=class_weight, callbacks=callbacks, verbose=verbose)
     if tracker.best_weights is not None and not history["stopped"]:
         model.set_weights(tracker.best_weights)
     return history
+
+
+def make_optimizer(learning_rate: float, schedule: str, total_steps: int, weight_decay: float, ema: bool,
+                   steps_per_epoch: int = 100):
+    """Adam (AdamW with weight decay), a constant or cosine-decayed rate, optionally with EMA.
+
+    The average spans about one epoch (momentum 1 - 1/steps, at most 0.99): Keras starts it
+    at the first step's weights without a bias correction, so a fixed 0.99 would keep a run
+    of a few dozen steps close to its initial weights."""
+    import keras
+
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
+    lr = (keras.optimizers.schedules.CosineDecay(learning_rate, max(int(total_steps), 1))
+          if schedule == "cosine" else learning_rate)
+    extra = {"use_ema": True, "ema_momentum": min(0.99, 1.0 - 1.0 / max(steps_per_epoch, 2))} if ema else {}
+    if weight_decay > 0:
+        return keras.optimizers.AdamW(lr, weight_decay=weight_decay, **extra)
+    return keras.optimizers.Adam(lr, **extra)
 
 
 def predict_arrays(model, x, batch_size: int = 16) -> np.ndarray:
