@@ -39,7 +39,7 @@ import time
 
 import numpy as np
 
-from bench.common import report
+from bench.common import add_viewer_overlays, report, viewer_case, window_without_gl
 
 
 def _rss() -> int:
@@ -108,14 +108,10 @@ def main(moves: int = 25) -> dict:
     from vol3d_gui.ui.app import make_app
 
     app = make_app()
-    from vol3d_gui.core.phantom import lesion_phantom
-    from vol3d_gui.core.volume import Volume
     from vol3d_gui.core.windowing import Window
     from vol3d_gui.ui.main_window import MainWindow
 
-    vol, mask = lesion_phantom(0, True, shape=(512, 512, 300), spacing=(0.7, 0.7, 1.0))
-    sal = Volume(np.random.default_rng(0).random((8, 8, 6)).astype(np.float32),
-                 vol.affine @ np.diag([64, 64, 50, 1.0]))
+    vol, mask, sal = viewer_case()
     res: dict = {"volume": "512x512x300 int16; vol3d with mask + saliency overlays, napari the image alone",
                  "volume_mb": round(vol.data.nbytes / 2**20, 1)}
     w = MainWindow()
@@ -125,8 +121,7 @@ def main(moves: int = 25) -> dict:
     gc.collect()
     rss0 = _rss()
     w.open_volume(vol)
-    w.add_overlay(mask, "lesion mask", colormap="green", opacity=0.4, threshold=0.5)
-    w.add_overlay(sal, "saliency", colormap="hot", opacity=0.5, threshold=0.2, vmin=0.0, vmax=1.0, order=1)
+    add_viewer_overlays(w, mask, sal)
     vv = w.volume_view
     if vv.available:  # the first frame: texture upload, shader compile, full-quality ray-march
         t0 = time.perf_counter()
@@ -200,16 +195,11 @@ def main(moves: int = 25) -> dict:
             vv.glview.grabFramebuffer()  # one paint, as the event loop would do
 
     # the fallback in the same alternation: a window without GL (the CPU slice views, no 3-D view)
-    os.environ["VOL3D_DISABLE_GL"] = "1"
-    try:
-        wc = MainWindow()
-    finally:
-        del os.environ["VOL3D_DISABLE_GL"]
+    wc = window_without_gl()
     wc.resize(1400, 900)
     wc.show()
     wc.open_volume(vol)
-    wc.add_overlay(mask, "lesion mask", colormap="green", opacity=0.4, threshold=0.5)
-    wc.add_overlay(sal, "saliency", colormap="hot", opacity=0.5, threshold=0.2, vmin=0.0, vmax=1.0, order=1)
+    add_viewer_overlays(wc, mask, sal)
     _settle(app, 0.3)
     cpu_holder = wc.slice_views["axial"].parentWidget()
 

@@ -15,21 +15,17 @@ import time
 
 import numpy as np
 
-from bench.common import report
+from bench.common import add_viewer_overlays, report, viewer_case, window_without_gl
 
 
 def main(moves: int = 40) -> dict:
     from vol3d_gui.ui.app import make_app
 
     app = make_app()
-    from vol3d_gui.core.phantom import lesion_phantom
-    from vol3d_gui.core.volume import Volume
     from vol3d_gui.ui.main_window import MainWindow
     from vol3d_gui.viewer.colormaps import windowed
 
-    vol, mask = lesion_phantom(0, True, shape=(512, 512, 300), spacing=(0.7, 0.7, 1.0))
-    sal = Volume(np.random.default_rng(0).random((8, 8, 6)).astype(np.float32),
-                 vol.affine @ np.diag([64, 64, 50, 1.0]))
+    vol, mask, sal = viewer_case()
     w = MainWindow()
     w.resize(1400, 900)
     w.show()
@@ -38,8 +34,7 @@ def main(moves: int = 40) -> dict:
     for _ in range(3):
         app.processEvents()
     open_s = time.perf_counter() - t0
-    w.add_overlay(mask, "lesion mask", colormap="green", opacity=0.4, threshold=0.5)
-    w.add_overlay(sal, "saliency", colormap="hot", opacity=0.5, threshold=0.2, vmin=0.0, vmax=1.0, order=1)
+    add_viewer_overlays(w, mask, sal)
     rng = np.random.default_rng(1)
     points = vol.voxel_to_world(rng.uniform([0, 0, 0], np.asarray(vol.shape) - 1, size=(moves, 3)))
     views = list(w.slice_views.values())
@@ -77,14 +72,11 @@ def main(moves: int = 40) -> dict:
     per_move, numpy_per_move = float(np.median(t_view)), float(np.median(t_np))
 
     # the same moves in a window without GL (no 3-D view, the CPU slice views)
-    os.environ["VOL3D_DISABLE_GL"] = "1"
-    w2 = MainWindow()
-    del os.environ["VOL3D_DISABLE_GL"]
+    w2 = window_without_gl()
     w2.resize(1400, 900)
     w2.show()
     w2.open_volume(vol)
-    w2.add_overlay(mask, "lesion mask", colormap="green", opacity=0.4, threshold=0.5)
-    w2.add_overlay(sal, "saliency", colormap="hot", opacity=0.5, threshold=0.2, vmin=0.0, vmax=1.0, order=1)
+    add_viewer_overlays(w2, mask, sal)
     app.processEvents()
     views2 = list(w2.slice_views.values())
     t_nogl = []

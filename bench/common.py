@@ -82,3 +82,36 @@ def write_dicom_series(folder: Path, hu: np.ndarray, spacing, compress: bool = F
         if compress:
             ds.compress(JPEG2000Lossless, generate_instance_uid=False)
         ds.save_as(folder / f"{k:04d}.dcm", enforce_file_format=True)
+
+
+def viewer_case():
+    """The viewer benches' case: a 512x512x300 int16 CT phantom, its lesion mask and a coarse
+    random saliency map over the whole volume (every pixel of every view under an overlay)."""
+    from vol3d_gui.core.phantom import lesion_phantom
+    from vol3d_gui.core.volume import Volume
+
+    vol, mask = lesion_phantom(0, True, shape=(512, 512, 300), spacing=(0.7, 0.7, 1.0))
+    sal = Volume(np.random.default_rng(0).random((8, 8, 6)).astype(np.float32),
+                 vol.affine @ np.diag([64, 64, 50, 1.0]))
+    return vol, mask, sal
+
+
+def add_viewer_overlays(window, mask, sal) -> None:
+    """The mask and the saliency map as the app shows them (the issue's 'with a mask and a
+    saliency overlay')."""
+    window.add_overlay(mask, "lesion mask", colormap="green", opacity=0.4, threshold=0.5)
+    window.add_overlay(sal, "saliency", colormap="hot", opacity=0.5, threshold=0.2, vmin=0.0, vmax=1.0,
+                       order=1)
+
+
+def window_without_gl():
+    """A MainWindow as a machine without OpenGL gets it: CPU slice views, no 3-D view."""
+    import os
+
+    from vol3d_gui.ui.main_window import MainWindow
+
+    os.environ["VOL3D_DISABLE_GL"] = "1"
+    try:
+        return MainWindow()
+    finally:
+        del os.environ["VOL3D_DISABLE_GL"]

@@ -18,6 +18,7 @@ from PySide6 import QtCore, QtGui, QtOpenGL, QtWidgets
 
 from vol3d_gui.ui.gl_progressive import _Target
 from vol3d_gui.ui.gl_slice_textures import MAX_OVERLAYS, PlaneTexture
+from vol3d_gui.ui.gl_window_host import render_and_read_back
 from vol3d_gui.viewer.colormaps import lut
 
 _QUAD = np.array([[-1, -1], [1, -1], [1, 1], [-1, -1], [1, 1], [-1, 1]], np.float32)
@@ -372,17 +373,7 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
 
     def grab_frame(self) -> QtGui.QImage:
         """Render one frame and read it back."""
-        if not self.isValid():
-            return QtGui.QImage()
-        self.makeCurrent()
-        try:
-            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self.defaultFramebufferObject())
-            self.paintGL()
-            image = QtOpenGL.QOpenGLWindow.grabFramebuffer(self)
-        finally:
-            self.doneCurrent()
-        self.update()
-        return image
+        return render_and_read_back(self)
 
     # --- input: the owner decides what a gesture means ----------------------------------------------
     def mousePressEvent(self, ev):

@@ -23,6 +23,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from vol3d_gui.core.volume import Volume
 from vol3d_gui.ui.gl_slice_canvas import GLSliceCanvas
 from vol3d_gui.ui.gl_slice_textures import SliceTextures
+from vol3d_gui.ui.gl_window_host import GLWindowHost
 from vol3d_gui.ui.slice_view import SliceView, SliceViewBase
 from vol3d_gui.viewer.geometry import PlaneGeometry, invert_x
 from vol3d_gui.viewer.model import ViewerModel
@@ -269,18 +270,13 @@ class GLSliceView(SliceViewBase):
         self._painted_state = None
 
 
-class GLSliceHost(QtWidgets.QWidget):
-    """The canvas in the widget tree (createWindowContainer). ``grab()`` returns the rendered
-    frame: a native GL window is no part of QWidget.grab's render."""
+class GLSliceHost(GLWindowHost):
+    """The canvas in the widget tree. ``grab()`` returns the rendered frame: a native GL
+    window is no part of QWidget.grab's render."""
 
     def __init__(self, canvas: GLSliceCanvas, parent=None):
-        super().__init__(parent)
+        super().__init__(canvas, parent)
         self.canvas = canvas
-        self.container = QtWidgets.QWidget.createWindowContainer(canvas, self)
-        self.container.setMinimumSize(16, 16)
-        lay = QtWidgets.QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.container)
 
     def grab(self, *args) -> QtGui.QPixmap:
         QtWidgets.QApplication.processEvents()

@@ -15,7 +15,9 @@ grabFramebuffer only reads whatever the back buffer holds).
 from __future__ import annotations
 
 from pyqtgraph.opengl.GLViewWidget import GLViewMixin
-from PySide6 import QtCore, QtGui, QtOpenGL, QtWidgets
+from PySide6 import QtCore, QtGui, QtOpenGL
+
+from vol3d_gui.ui.gl_window_host import GLWindowHost, render_and_read_back
 
 
 class GLViewWindow(GLViewMixin, QtOpenGL.QOpenGLWindow):
@@ -49,36 +51,21 @@ class GLViewWindow(GLViewMixin, QtOpenGL.QOpenGLWindow):
         """Render one frame and return it (one paintGL, as QOpenGLWidget.grabFramebuffer
         does). It is drawn into the window's back buffer, where QPainter (the orientation
         letters) draws too, and read from there; the next paint shows it on screen."""
-        if not self.isValid():
-            return QtGui.QImage()
         from OpenGL import GL
 
-        self.makeCurrent()
-        try:
-            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self.defaultFramebufferObject())
-            GL.glViewport(0, 0, self.deviceWidth(), self.deviceHeight())
-            self.paintGL()
-            image = QtOpenGL.QOpenGLWindow.grabFramebuffer(self)
-        finally:
-            self.doneCurrent()
-        self.update()
-        return image
+        return render_and_read_back(
+            self, lambda: GL.glViewport(0, 0, self.deviceWidth(), self.deviceHeight()))
 
 
-class GLViewHost(QtWidgets.QWidget):
+class GLViewHost(GLWindowHost):
     """Holds the GL window's container. On screen the native GL window covers it; when the
     widget tree is rendered into an image (QWidget.grab of the main window: exports and
     screenshots), the GL window is no part of that render, so this draws the view's last
     whole frame underneath (hidden on screen)."""
 
     def __init__(self, view: GLViewWindow, parent=None):
-        super().__init__(parent)
+        super().__init__(view, parent)
         self.view = view
-        self.container = QtWidgets.QWidget.createWindowContainer(view, self)
-        self.container.setMinimumSize(16, 16)
-        lay = QtWidgets.QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.container)
 
     def paintEvent(self, ev):
         if self.view.last_frame is None:
