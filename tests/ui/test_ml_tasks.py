@@ -170,3 +170,26 @@ def test_signals_connected_after_the_call_are_not_missed(qtbot, ml, tmp_path):
     with qtbot.waitSignal(task.failed, timeout=30000) as failed:
         pass
     assert "missing.keras" in failed.args[0]
+
+
+def test_predict_and_gradcam_of_one_case_share_one_resampling(monkeypatch):
+    """The tensor is computed once per (model, volume): a second task of the same case reuses it,
+    another case or another model computes its own."""
+    from types import SimpleNamespace
+
+    from vol3d_gui.ui import ml_tasks
+
+    calls = []
+    monkeypatch.setattr(ml_tasks, "model_input", lambda bundle, volume: calls.append(volume) or object())
+    worker = SimpleNamespace(bundle=object(), last_input=None)
+    task = FunctionTask("noop", lambda ctx: None)
+    a, _ = lesion_phantom(0, True, shape=SMALL)
+    b, _ = lesion_phantom(1, True, shape=SMALL)
+    ctx = ml_tasks.TaskContext(worker, task)
+    first = ctx.model_input(a)
+    assert ml_tasks.TaskContext(worker, task).model_input(a) is first and calls == [a]
+    ctx.model_input(b)
+    assert calls == [a, b]
+    worker.bundle = object()  # a new model (a fine-tuned version, say)
+    ctx.model_input(b)
+    assert calls == [a, b, b]

@@ -138,10 +138,11 @@ def predict_request(bundle, volume) -> dict:
     return {"x": model_input(bundle, volume)}
 
 
-def gradcam_request(bundle, volume, class_index: int | None = None, plus: bool = False) -> dict:
-    """The tensor plus where its grid sits in the scan's world space (all Grad-CAM needs to
-    place its map; the map comes back on its own small grid)."""
-    return {"x": model_input(bundle, volume), "grid_affine": bundle.grid_affine(volume),
+def gradcam_request(bundle, volume, class_index: int | None = None, plus: bool = False,
+                    x: np.ndarray | None = None) -> dict:
+    """The tensor (``x`` when the caller has it already) plus where its grid sits in the scan's
+    world space (all Grad-CAM needs to place its map; the map comes back on its own small grid)."""
+    return {"x": model_input(bundle, volume) if x is None else x, "grid_affine": bundle.grid_affine(volume),
             "class_index": class_index, "plus": bool(plus)}
 
 

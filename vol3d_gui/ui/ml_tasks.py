@@ -14,7 +14,9 @@ runs in ``run`` on the worker thread; only model-grid tensors go to the TensorFl
 from __future__ import annotations
 
 import threading
+import weakref
 
+import numpy as np
 from PySide6 import QtCore
 
 from vol3d_gui.core.errors import Vol3dError
@@ -105,7 +107,7 @@ class PredictTask(MLTask):
 
     def run(self, ctx):
         bundle = ctx.need_bundle()
-        x = model_input(bundle, self.volume)
+        x = ctx.model_input(self.volume)
         if ctx.should_stop():
             return None
         answer = assess_answer(bundle, self.volume, x, ctx.call("assess", x=x))
@@ -126,7 +128,8 @@ class GradcamTask(MLTask):
         from vol3d_gui.core.foreground import foreground_mask, mask_saliency
         from vol3d_gui.ml.gradcam import saliency_volume
 
-        request = gradcam_request(ctx.need_bundle(), self.volume, self.class_index, self.plus)
+        request = gradcam_request(ctx.need_bundle(), self.volume, self.class_index, self.plus,
+                                  x=ctx.model_input(self.volume))
         if ctx.should_stop():
             return None
         reply = ctx.call("gradcam", **request)
@@ -232,6 +235,17 @@ class TaskContext:
 
     def should_stop(self) -> bool:
         return self._task.is_cancelled
+
+    def model_input(self, volume) -> np.ndarray:
+        """``volume``'s model-grid tensor for the loaded model, resampled once per case: the
+        predict and the Grad-CAM of the case on screen (or read ahead) share it."""
+        bundle = self.need_bundle()
+        last = self._worker.last_input
+        if last is not None and last[0] is bundle and last[1]() is volume:
+            return last[2]
+        x = model_input(bundle, volume)
+        self._worker.last_input = (bundle, weakref.ref(volume), x)
+        return x
 
     def call(self, kind: str, **kwargs):
         """One request to the ML service; its progress reaches this task's signal."""

@@ -54,6 +54,9 @@ class MLWorker(QtCore.QObject):
         self._stopping = False
         self._proc = None
         self._conn = None
+        # (bundle, weakref to the Volume, its model-grid tensor): the predict and the Grad-CAM of
+        # one case share one resampling (ui.ml_tasks.TaskContext.model_input)
+        self.last_input = None
         self._remote_stop = None
         self._model_path = None
         self._thread = _Thread(self)
