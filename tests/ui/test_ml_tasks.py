@@ -147,7 +147,13 @@ def test_train_writes_a_new_bundle_and_cancel_writes_nothing(qtbot, ml, tmp_path
         pass
     assert log[0][0] == "result", log
     assert ("training", 2) in stages and stages[0] == ("preparing volumes", None)
-    assert read_card(log[0][1]["path"])["training"]["epochs_run"] == 2
+    training = read_card(log[0][1]["path"])["training"]
+    assert training["epochs_run"] == 2
+    # trained as `vol3d train` trains by default (issue 15's defaults)
+    from vol3d_gui.ml.training import DEFAULT_BN_MOMENTUM, DEFAULT_WEIGHT_DECAY
+
+    assert (training["schedule"], training["ema"], training["class_weight"]) == ("cosine", True, "balanced")
+    assert (training["weight_decay"], training["bn_momentum"]) == (DEFAULT_WEIGHT_DECAY, DEFAULT_BN_MOMENTUM)
 
     task = ml.train(study.items, labels, {**card, "name": "stopped"},
                     {"out_path": str(tmp_path / "stopped.keras"), "epochs": 50, "batch_size": 2, "width": 4})

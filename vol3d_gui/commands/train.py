@@ -13,8 +13,9 @@ import json
 import time
 from pathlib import Path
 
+from vol3d_gui.ml.training import DEFAULT_BN_MOMENTUM, DEFAULT_WEIGHT_DECAY
+
 DEFAULT_EPOCHS = 30
-DEFAULT_WEIGHT_DECAY = 1e-4
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="dilation of the Grad-CAM layer's convolution")
     p.add_argument("--pooling", default="avg", choices=["avg", "max"],
                    help="global pooling before the dense layer (max suits small focal findings)")
-    p.add_argument("--bn-momentum", type=float, default=0.9,
+    p.add_argument("--bn-momentum", type=float, default=DEFAULT_BN_MOMENTUM,
                    help="BatchNorm running-statistics momentum (0.9 suits small data sets)")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="time budget: stop after the epoch that exceeds it, keeping the best weights")

@@ -15,6 +15,12 @@ from scipy import ndimage
 
 from vol3d_gui.ml.evaluation import binary_auc, evaluate_probs
 
+# The training defaults of `vol3d train` and of training from the GUI (issue 15): AdamW with this
+# decay, a cosine schedule, the weights' moving average validated and kept, BatchNorm
+# statistics that follow a small data set (momentum 0.9), classes weighted to balance.
+DEFAULT_WEIGHT_DECAY = 1e-4
+DEFAULT_BN_MOMENTUM = 0.9
+
 
 def balanced_class_weight(y, n_classes: int) -> dict[int, float]:
     counts = np.bincount(np.asarray(y, int), minlength=n_classes).astype(float)
@@ -255,17 +261,22 @@ def train_in_service(service, *, x, labels, card: dict, out_path, held_out: floa
     y = np.asarray(labels, int)
     tr, te = stratified_split(y, held_out, seed)
     keras.utils.set_random_seed(seed)
-    model = build_classifier(tuple(card["input_shape"]), len(card["class_names"]), width=width, name=card["name"])
+    model = build_classifier(tuple(card["input_shape"]), len(card["class_names"]), width=width, name=card["name"],
+                             bn_momentum=DEFAULT_BN_MOMENTUM)
     on_batch, on_epoch = training_progress(service.progress, epochs)
     hist = train_model(model, x[tr], y[tr], x[te], y[te], epochs=epochs, batch_size=batch_size,
-                       learning_rate=learning_rate, augment=augment, seed=seed, on_batch=on_batch,
-                       on_epoch=on_epoch, should_stop=service.should_stop, patience=epochs)
+                       learning_rate=learning_rate, class_weight="balanced", augment=augment, seed=seed,
+                       on_batch=on_batch, on_epoch=on_epoch, should_stop=service.should_stop,
+                       patience=epochs, schedule="cosine", weight_decay=DEFAULT_WEIGHT_DECAY, ema=True)
     if hist["stopped"]:
         raise TrainingStopped()
     metrics = evaluate_probs(y[te], predict_arrays(model, x[te]), card["class_names"])
     card = {**card, "gradcam_layer": GRADCAM_LAYER,
             "training": {"epochs_run": len(hist["epochs"]), "best_epoch": hist["best_epoch"],
-                         "augment": bool(augment), "seed": seed, "history": hist["epochs"]},
+                         "augment": bool(augment), "seed": seed, "schedule": "cosine",
+                         "weight_decay": DEFAULT_WEIGHT_DECAY, "ema": True,
+                         "bn_momentum": DEFAULT_BN_MOMENTUM, "class_weight": "balanced",
+                         "history": hist["epochs"]},
             "metrics": {**metrics, "split": "held-out"}}
     path = save_bundle(model, card, out_path)
     return {"path": str(path), "metrics": metrics, "card": card}
