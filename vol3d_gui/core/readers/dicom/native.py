@@ -34,7 +34,7 @@ def mark_pixel_offset(ds, fh) -> None:
     object.__setattr__(ds, _OFFSET_ATTR, fh.tell())
 
 
-def _element_start(path: Path, fh, offset: int, implicit: bool) -> tuple[int, int]:
+def _element_start(fh, offset: int, implicit: bool) -> tuple[int, int]:
     """(start of the value, its length) of the pixel data element at ``offset``, or (-1, 0)."""
     fh.seek(offset)
     head = fh.read(8)
@@ -56,7 +56,8 @@ def read_native_frames(path: Path, ds, wanted: list[tuple[int | None, int]], raw
     False, with nothing read, when the file is not native little-endian pixel data laid out as
     its header says; VolumeReadError when it is but ends before its frames do."""
     offset = getattr(ds, _OFFSET_ATTR, None)
-    ts = str(getattr(getattr(ds, "file_meta", None), "get", lambda _k: None)("TransferSyntaxUID") or "")
+    file_meta = getattr(ds, "file_meta", None)
+    ts = str(file_meta.get("TransferSyntaxUID", "")) if file_meta is not None else ""
     if offset is None or ts not in _NATIVE_LE or sys.byteorder != "little":
         return False
     if raw.dtype.byteorder not in ("=", "<", "|") or not raw.flags.c_contiguous:
@@ -64,7 +65,7 @@ def read_native_frames(path: Path, ds, wanted: list[tuple[int | None, int]], raw
     frame_bytes = int(raw[0].nbytes)
     n_frames = max(int(ds.get("NumberOfFrames", 1) or 1), 1)
     with open_regular(path) as fh:
-        start, length = _element_start(path, fh, offset, _NATIVE_LE[ts])
+        start, length = _element_start(fh, offset, _NATIVE_LE[ts])
         if start < 0 or length == _UNDEFINED or length < n_frames * frame_bytes:
             return False
         for index, slot in wanted:
