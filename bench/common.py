@@ -3,6 +3,7 @@ in the same run, so they travel between machines better than raw seconds."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import statistics
@@ -86,11 +87,16 @@ def write_dicom_series(folder: Path, hu: np.ndarray, spacing, compress: bool = F
 
 def viewer_case():
     """The viewer benches' case: a 512x512x300 int16 CT phantom, its lesion mask and a coarse
-    random saliency map over the whole volume (every pixel of every view under an overlay)."""
+    random saliency map over the whole volume (every pixel of every view under an overlay).
+
+    The volume is laid out in memory as the NIfTI and DICOM readers give a scan (x fastest, as
+    the files store it: an axial plane is contiguous); napari's (z, y, x) array in bench napari
+    is the same bytes."""
     from vol3d_gui.core.phantom import lesion_phantom
     from vol3d_gui.core.volume import Volume
 
     vol, mask = lesion_phantom(0, True, shape=(512, 512, 300), spacing=(0.7, 0.7, 1.0))
+    vol = dataclasses.replace(vol, data=np.asfortranarray(vol.data))
     sal = Volume(np.random.default_rng(0).random((8, 8, 6)).astype(np.float32),
                  vol.affine @ np.diag([64, 64, 50, 1.0]))
     return vol, mask, sal

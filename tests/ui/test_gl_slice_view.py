@@ -29,11 +29,19 @@ def gl_window(qtbot, monkeypatch):
     w.close()
 
 
-def _ramp_volume():
-    """Neighbouring voxels differ by 7, 13 or 29 (mod 251, int16): a pixel names its voxel."""
+def _ramp_volume(layout="C"):
+    """Neighbouring voxels differ by 7, 13 or 29 (mod 251, int16): a pixel names its voxel.
+    ``layout``: the array's memory order. "F" (x fastest) is what the NIfTI and DICOM readers
+    give; "flipped" is that with y reversed in place (a DICOM series' rows after reorienting to
+    RAS: a negative stride); "C" is z fastest."""
     i, j, k = np.meshgrid(*(np.arange(n) for n in SHAPE), indexing="ij")
-    return Volume(((7 * i + 13 * j + 29 * k) % 251 - 100).astype(np.int16), centered_affine(SHAPE, SPACING),
-                  name="ramp")
+    data = ((7 * i + 13 * j + 29 * k) % 251 - 100).astype(np.int16)
+    if layout == "F":
+        data = np.asfortranarray(data)
+    elif layout == "flipped":
+        data = np.asfortranarray(data[:, ::-1])[:, ::-1]
+    assert np.array_equal(data, (7 * i + 13 * j + 29 * k) % 251 - 100)
+    return Volume(data, centered_affine(SHAPE, SPACING), name="ramp")
 
 
 def _pixel(view, px, world):
@@ -58,9 +66,10 @@ def _off_crosshair_voxels(view, vol, n=12, seed=0):
     return out
 
 
+@pytest.mark.parametrize("layout", ["C", "F", "flipped"])
 @pytest.mark.parametrize("orientation", ["axial", "coronal", "sagittal"])
-def test_each_pixel_is_its_voxel_through_the_window(gl_window, orientation):
-    vol = _ramp_volume()
+def test_each_pixel_is_its_voxel_through_the_window(gl_window, orientation, layout):
+    vol = _ramp_volume(layout)
     gl_window.open_volume(vol)
     win = Window(27.5, 255)  # one grey level per value
     gl_window.set_window(win)
@@ -135,12 +144,13 @@ def test_overlays_colour_blend_and_threshold(gl_window):
     assert np.abs(hot - np.asarray(lut("hot")[level], int)).max() <= 6
     # below it: the base
     np.testing.assert_allclose(_pixel(view, px, base.voxel_to_world((20, 20, 10))), [grey] * 3, atol=1)
-    gl_window.set_window(Window(100, 300))  # a W/L drag: the overlays go into a layer of their own
+    gl_window.set_window(Window(100, 300))  # a W/L drag: uniforms only, nothing uploaded
     grab(view.canvas)
-    layers = view.canvas_window.layer_renders
-    gl_window.set_window(Window(100, 400))  # the next steps composite that layer again
+    cw = view.canvas_window
+    uploads = (cw.plane.uploads, [p.uploads for p in cw._overlay_planes.values()])
+    gl_window.set_window(Window(100, 400))
     px = grab(view.canvas)
-    assert view.canvas_window.layer_renders == layers
+    assert (cw.plane.uploads, [p.uploads for p in cw._overlay_planes.values()]) == uploads
     grey2 = int(apply_window(np.array([100]), Window(100, 400))[0])
     red = np.array([grey2, grey2, grey2]) * 0.5 + np.array(lut("red")[-1]) * 0.5
     np.testing.assert_allclose(_pixel(view, px, base.voxel_to_world((8, 8, 10))), red, atol=2)
@@ -150,7 +160,7 @@ def test_overlays_colour_blend_and_threshold(gl_window):
 
 
 def test_a_shader_the_driver_refuses_gives_the_cpu_views_with_a_notice(qtbot, monkeypatch):
-    from vol3d_gui.ui import gl_slice_textures, gl_slice_view
+    from vol3d_gui.ui import gl_slice_shaders, gl_slice_view
     from vol3d_gui.ui.main_window import MainWindow
 
     def refuse(*_a, **_k):
@@ -158,7 +168,7 @@ def test_a_shader_the_driver_refuses_gives_the_cpu_views_with_a_notice(qtbot, mo
 
     monkeypatch.delenv("VOL3D_SLICES", raising=False)
     monkeypatch.setattr(gl_slice_view, "_BACKEND", None)
-    monkeypatch.setattr(gl_slice_textures, "build_slice_program", refuse)
+    monkeypatch.setattr(gl_slice_shaders, "build_slice_program", refuse)
     assert gl_slice_view.slice_backend() == "cpu"
     assert "no integer samplers" in gl_slice_view.slice_backend_notice()
     w = MainWindow()
@@ -251,3 +261,71 @@ def test_keys_pressed_in_the_gl_window_reach_the_view_and_the_window(gl_window, 
     monkeypatch.setattr(gl_window.shortcuts, "dispatch", lambda ev: dispatched.append(ev.key()) or True)
     QTest.keyClick(axial.input_target(), QtCore.Qt.Key.Key_N)  # not a view's key: the window's
     assert QtCore.Qt.Key.Key_N in dispatched
+
+
+def _affine_rotated_about_z(base: Volume, degrees: float) -> np.ndarray:
+    """The base's affine turned about the volume centre (an oblique grid)."""
+    t = np.deg2rad(degrees)
+    rot = np.eye(4)
+    rot[:2, :2] = [[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]
+    centre = np.eye(4)
+    centre[:3, 3] = base.voxel_to_world((np.asarray(base.shape) - 1) / 2)
+    return centre @ rot @ np.linalg.inv(centre) @ base.affine
+
+
+@pytest.mark.parametrize("grid", ["flipped_coarse", "permuted", "oblique"])
+@pytest.mark.parametrize("orientation", ["axial", "coronal", "sagittal"])
+def test_overlay_pixels_follow_the_cpu_rule_on_any_grid(gl_window, grid, orientation):
+    """A map (trilinear) and a mask (nearest) on a grid of their own: aligned ones are read in
+    the plane's pass from their cut plane, oblique ones by a pass of their own; every pixel
+    is what core.resample gives (the CPU views' rule)."""
+    vol = _ramp_volume()
+    gl_window.open_volume(vol)
+    win = Window(27.5, 255)
+    gl_window.set_window(win)
+    rng = np.random.default_rng(3)
+    if grid == "flipped_coarse":  # half the resolution, x reversed
+        shape = tuple(n // 2 for n in SHAPE)
+        affine = vol.affine @ np.diag([-2.0, 2.0, 2.0, 1.0])
+        affine[:3, 3] = vol.voxel_to_world((SHAPE[0] - 1.5, 0.5, 0.5))
+    elif grid == "permuted":  # axes stored (z, x, y)
+        shape = (SHAPE[2], SHAPE[0], SHAPE[1])
+        perm = np.zeros((4, 4))
+        perm[0, 1] = perm[1, 2] = perm[2, 0] = perm[3, 3] = 1.0
+        affine = vol.affine @ perm
+    else:
+        shape, affine = SHAPE, _affine_rotated_about_z(vol, 20)
+    smap = Volume(rng.random(shape).astype(np.float32), affine)
+    mask = np.zeros(shape, np.uint8)
+    mask[tuple(slice(n // 4, n // 2) for n in shape)] = 1
+    mvol = Volume(mask, affine)
+    gl_window.add_overlay(mvol, "mask", colormap="green", opacity=0.6, threshold=0.5)
+    gl_window.add_overlay(smap, "map", colormap="hot", opacity=0.5, threshold=0.3, vmin=0.0, vmax=1.0, order=1)
+    gl_window.set_cursor(vol.voxel_to_world((np.asarray(SHAPE) - 1) * 0.4))
+    view = gl_window.slice_views[orientation]
+    px = grab(view.canvas)
+    layers = list(gl_window.viewer.layers.overlays)
+    fused, own = view.textures.split(layers)
+    assert len(own) == (2 if grid == "oblique" else 0)  # the path this case is about
+    axis, index = view.geometry.axis, view.index
+    a, b = view.geometry.in_plane_axes
+    planes = [lay.rgba_plane(vol, axis, index) for lay in layers]
+    checked = 0
+    for ijk in _off_crosshair_voxels(view, vol, n=40, seed=1):
+        expected = np.full(3, float(apply_window(np.array([vol.data[tuple(ijk)]]), win)[0]))
+        near_threshold = False
+        for lay, rgba in zip(layers, planes, strict=True):
+            if rgba is None:
+                continue
+            r = rgba[ijk[a], ijk[b]].astype(float)
+            expected = expected * (1 - r[3] / 255) + r[:3] * (r[3] / 255)
+            if lay.order == 1:  # 8-bit filter weights on the GPU: a value at the threshold may flip
+                from vol3d_gui.core.resample import sample_plane
+                v = sample_plane(lay.volume, vol, axis, index, order=1, cval=np.nan)[ijk[a], ijk[b]]
+                near_threshold |= bool(abs(v - lay.threshold) < 0.02)
+        if near_threshold:
+            continue
+        np.testing.assert_allclose(_pixel(view, px, vol.voxel_to_world(ijk)), expected, atol=8,
+                                   err_msg=f"voxel {ijk}")
+        checked += 1
+    assert checked >= 30

@@ -43,13 +43,13 @@ def sample_plane(overlay: Volume, base: Volume, axis: int, index: float, *, orde
     if order not in (0, 1):
         raise ValueError(f"order must be 0 or 1, got {order}")
     m = plane_voxel_to_overlay(base, overlay)
-    owner = _aligned_axes(m)
+    owner = aligned_axes(m)
     if owner is not None:
         return _sample_aligned(overlay, base, axis, index, m, owner, order, cval)
     return _sample_general(overlay, base, axis, index, m, order, cval)
 
 
-def _aligned_axes(m: np.ndarray, tol: float = 1e-9) -> list[int] | None:
+def aligned_axes(m: np.ndarray, tol: float = 1e-9) -> list[int] | None:
     """For each base axis, the one overlay axis a step along it moves, or None when the
     grids are oblique to each other. Masks and Grad-CAM maps share the base's axes (up to
     scale, flips and axis order), so this is the usual case."""
@@ -80,31 +80,50 @@ def _as_slice(idx: np.ndarray) -> slice | None:
     return slice(int(idx[0]), int(idx[-1]) + 1)
 
 
+def cut_axis_plane(data: np.ndarray, m: np.ndarray, owner: list[int], axis: int, index: float,
+                   order: int) -> np.ndarray | None:
+    """The plane of an axis-aligned overlay (``owner`` = aligned_axes(m)) that base plane
+    ``index`` along ``axis`` cuts: its two other axes in increasing order, read at the
+    nearest overlay plane (order 0: a view, no copy) or interpolated between the two around
+    it (order 1, float32). None when the base plane misses the overlay's grid (by more than
+    half a voxel). The in-plane sampling is left to the caller (a shader, or _sample_aligned)."""
+    rc = owner[axis]
+    n = data.shape[rc]
+    cc = m[rc, axis] * float(index) + m[rc, 3]
+    if order == 0:
+        ic = int(np.rint(cc))
+        return np.take(data, ic, axis=rc) if 0 <= ic < n else None
+    c0, c1, wc, inside = _linear_taps(np.array([cc]), n)
+    if not inside[0]:
+        return None
+    p = np.take(data, int(c0[0]), axis=rc).astype(np.float32)
+    if wc[0] > 0:
+        p = p * (1 - wc[0]) + np.take(data, int(c1[0]), axis=rc).astype(np.float32) * wc[0]
+    return p
+
+
 def _sample_aligned(overlay, base, axis, index, m, owner, order, cval) -> np.ndarray:
     """Separable sampling for axis-aligned grids: one or two overlay planes are read and
     interpolated along each in-plane axis with 1-D index/weight vectors. A few passes over
     the output plane instead of a 3 x N coordinate array through map_coordinates."""
     a, b = PLANE_AXES[axis]
     na, nb = base.shape[a], base.shape[b]
-    ra, rb, rc = owner[a], owner[b], owner[axis]
+    ra, rb = owner[a], owner[b]
     oshape = overlay.shape
     ca = m[ra, a] * np.arange(na, dtype=np.float64) + m[ra, 3]
     cb = m[rb, b] * np.arange(nb, dtype=np.float64) + m[rb, 3]
-    cc = m[rc, axis] * float(index) + m[rc, 3]
     out = np.full((na, nb), cval, np.float32)
-    data = overlay.data
-
-    def plane(k: int) -> np.ndarray:
-        p = np.take(data, k, axis=rc)  # remaining overlay axes, in increasing order
-        return p.T if ra > rb else p  # -> (ra, rb)
+    p = cut_axis_plane(overlay.data, m, owner, axis, index, order)
+    if p is None:
+        return out
+    if ra > rb:  # the plane's axes are the overlay's in increasing order -> (ra, rb)
+        p = p.T
 
     if order == 0:
-        ic = int(np.rint(cc))
         ia, ib = np.rint(ca).astype(np.intp), np.rint(cb).astype(np.intp)
         va, vb = (ia >= 0) & (ia < oshape[ra]), (ib >= 0) & (ib < oshape[rb])
-        if not (0 <= ic < oshape[rc]) or not va.any() or not vb.any():
+        if not va.any() or not vb.any():
             return out
-        p = plane(ic)
         src_a, src_b = _as_slice(ia[va]), _as_slice(ib[vb])
         dst_a, dst_b = _as_slice(np.flatnonzero(va)), _as_slice(np.flatnonzero(vb))
         if None not in (src_a, src_b, dst_a, dst_b):
@@ -116,14 +135,10 @@ def _sample_aligned(overlay, base, axis, index, m, owner, order, cval) -> np.nda
         out[np.ix_(va, vb)] = np.take(rows, ib[vb], axis=1)
         return out
 
-    c0, c1, wc, inside_c = _linear_taps(np.array([cc]), oshape[rc])
     ia0, ia1, wa, va = _linear_taps(ca, oshape[ra])
     ib0, ib1, wb, vb = _linear_taps(cb, oshape[rb])
-    if not inside_c[0] or not va.any() or not vb.any():
+    if not va.any() or not vb.any():
         return out
-    p = plane(int(c0[0])).astype(np.float32)
-    if wc[0] > 0:
-        p = p * (1 - wc[0]) + plane(int(c1[0])).astype(np.float32) * wc[0]
     ia0, ia1, wa = ia0[va], ia1[va], wa[va]
     ib0, ib1, wb = ib0[vb], ib1[vb], wb[vb]
     rows = np.take(p, ia0, axis=0) * (1 - wa[:, None]) + np.take(p, ia1, axis=0) * wa[:, None]

@@ -17,7 +17,7 @@ from OpenGL import GL
 from PySide6 import QtCore, QtGui, QtOpenGL, QtWidgets
 
 from vol3d_gui.ui.gl_progressive import _Target
-from vol3d_gui.ui.gl_slice_textures import MAX_OVERLAYS, PlaneTexture
+from vol3d_gui.ui.gl_slice_textures import MAX_OVERLAYS, OverlayPlane, PlaneTexture
 from vol3d_gui.ui.gl_window_host import render_and_read_back
 from vol3d_gui.viewer.colormaps import lut
 
@@ -39,16 +39,13 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         self.on_error = None  # callback(str): the shader or a texture failed in a paint
         self.paints = 0
         self.dirty = False  # asked to paint and not painted since
-        self.plane_renders = 0  # paints that rendered the plane (not only the crosshair)
-        self.layer_renders = 0  # paints that rendered the overlays' layer
-        self._plane = None  # gl_progressive._Target: the plane as last rendered, overlays composited
-        self._plane_key = None
-        self._layer = None  # gl_progressive._Target: the overlays alone, premultiplied
-        self._layer_key = None
-        self._layer_box = None  # its drawn part (device pixels), None when empty
-        self._last_layer_key = None  # what the overlays showed at the last render of the plane
+        self.plane_renders = 0  # pictures drawn (plane and overlays), not only the crosshair
+        self._drawn_key = None  # what the window shows (the last picture drawn)
+        self._cache = None  # gl_progressive._Target: that picture, kept for crosshair moves
+        self._cache_key = None
         self._cache_ok = True
         self.plane = PlaneTexture()  # this view's plane (textures are made in its own context)
+        self._overlay_planes: dict[int, OverlayPlane] = {}  # id(layer volume) -> its plane here
 
     def request(self) -> None:
         """Ask for a paint (the event loop delivers it, coalesced, within a frame)."""
@@ -130,8 +127,10 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
     def initializeGL(self) -> None:
         GL.glClearColor(0.0, 0.0, 0.0, 1.0)
         # a new context (the window was re-created): nothing of the old one is valid
-        self._plane = self._layer = None
+        self._cache = None
+        self._drawn_key = self._cache_key = None
         self.plane.id, self.plane.key, self.plane.shape = None, None, (0, 0)
+        self._overlay_planes.clear()
 
     def paintGL(self) -> None:
         self.paints += 1
@@ -149,96 +148,106 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
             return
 
     def _paint(self, st) -> None:
-        """The picture is cached in this window's own framebuffer: a move of the crosshair
-        alone copies it and draws two lines. A new slice or overlay renders the plane and the
-        overlays over it. A W/L drag renders the overlays once into a layer of their own
-        (premultiplied), and each step then only the plane and one composite of that layer."""
+        """A new picture (slice, window, overlay, zoom) is drawn straight into the window in one
+        pass. A move of the crosshair alone keeps the picture: it is drawn once into a
+        framebuffer of this window's own, and each such move copies it and draws two lines
+        (while a reader drags the crosshair in one view, that view's picture stays and the
+        other two change slice on every step)."""
         dpr = self.devicePixelRatio()
         w, h = int(self.width() * dpr), int(self.height() * dpr)
         tx = self.textures
         tx.ensure(st.volume, st.overlays)
         self.plane.show(st.volume, st.geometry.axis, st.index)
         layers = list(st.overlays)[-MAX_OVERLAYS:]
-        view = (self.plane.key, tuple(self.center), self.mm_per_px, self.flip_x, w, h)
-        layer_key = (view, tuple((id(lay.volume), lay.colormap, lay.opacity, lay.threshold, lay.vmin, lay.vmax)
-                                 for lay in layers))
-        key = (layer_key, st.window, st.colormap)
+        fused, own = tx.split(layers)
+        self._drop_overlay_planes(layers)
+        sampled = [(layer, self._overlay_plane(layer).show(tx.prepared(layer), st.geometry.axis, st.index))
+                   for layer in fused]
+        key = (self.plane.key, tuple(self.center), self.mm_per_px, self.flip_x, w, h, st.window, st.colormap,
+               tuple((id(lay.volume), lay.colormap, lay.opacity, lay.threshold, lay.vmin, lay.vmax)
+                     for lay in layers))
         screen = self.defaultFramebufferObject()
-        self._ensure_targets(w, h)
         GL.glViewport(0, 0, w, h)
-        if self._plane is None:  # no framebuffer objects: everything on every paint
+        if key != self._drawn_key or not self._ensure_cache(w, h):
             GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, screen)
-            self._draw_base(st)
-            self._draw_overlays(st, layers)
-        elif key != self._plane_key:
-            if layer_key != self._layer_key and layer_key == self._last_layer_key and layers:
-                # the same overlays on the same plane, another window: a W/L drag. Render the
-                # overlays once into their own layer; each step then composites it again
-                GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self._layer.fbo)
-                GL.glClearColor(0.0, 0.0, 0.0, 0.0)
-                GL.glClear(GL.GL_COLOR_BUFFER_BIT)
-                GL.glClearColor(0.0, 0.0, 0.0, 1.0)
-                self._layer_box = self._draw_overlays(st, layers)
-                self._layer_key = layer_key
-                self.layer_renders += 1
-            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self._plane.fbo)
-            self._draw_base(st)
-            if layer_key == self._layer_key:
-                if self._layer_box is not None:
-                    self._composite(self._layer_box, w, h)
-            else:  # a new slice or overlay: drawn straight over the plane, no extra pass
-                self._draw_overlays(st, layers)
-            self._last_layer_key = layer_key
-            self._plane_key = key
-            self.plane_renders += 1
-        if self._plane is not None:
-            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self._plane.fbo)
-            GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, screen)
-            GL.glBlitFramebuffer(0, 0, w, h, 0, 0, w, h, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
+            self._draw_picture(st, sampled, own, w, h)
+            self._drawn_key, self._cache_key = key, None
+        else:  # the same picture, another crosshair
+            if self._cache_key != key:
+                GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self._cache.fbo)
+                self._draw_picture(st, sampled, own, w, h)
+                self._cache_key = key
             GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, screen)
+            self._copy_cache()
         self._draw_cross(st, w, h)
 
-    def _ensure_targets(self, w: int, h: int) -> None:
-        if self._plane is not None and (self._plane.width, self._plane.height) == (w, h):
-            return
-        for t in (self._plane, self._layer):
-            if t is not None:
-                t.delete()
-        self._plane = self._layer = None
-        self._plane_key = self._layer_key = None
+    def _ensure_cache(self, w: int, h: int) -> bool:
+        if self._cache is not None and (self._cache.width, self._cache.height) == (w, h):
+            return True
+        if self._cache is not None:
+            self._cache.delete()
+            self._cache, self._cache_key = None, None
         if self._cache_ok:
             try:
-                self._plane, self._layer = _Target(w, h), _Target(w, h)
-            except Exception:  # no framebuffer objects: draw the plane on every paint
+                self._cache = _Target(w, h)
+            except Exception:  # no framebuffer objects: draw the picture on every paint
                 self._cache_ok = False
-                self._plane = self._layer = None
+        return self._cache is not None
 
-    def _composite(self, box, w: int, h: int) -> None:
-        """The overlays' layer (premultiplied) over the plane, on the layer's screen box."""
-        prog = self.textures.composite_program()
-        GL.glUseProgram(prog)
+    def _overlay_plane(self, layer) -> OverlayPlane:
+        plane = self._overlay_planes.get(id(layer.volume))
+        if plane is None:
+            plane = self._overlay_planes[id(layer.volume)] = OverlayPlane()
+        return plane
+
+    def _drop_overlay_planes(self, layers) -> None:
+        shown = {id(lay.volume) for lay in layers}
+        for key in [k for k in self._overlay_planes if k not in shown]:
+            self._overlay_planes.pop(key).release()
+
+    def _copy_cache(self) -> None:
+        """The cached picture into the bound framebuffer (a texelFetch pass: cheaper under
+        llvmpipe than glBlitFramebuffer)."""
+        prog = self.textures.copy_program()
+        GL.glUseProgram(prog.id)
         try:
             GL.glActiveTexture(GL.GL_TEXTURE0)
-            GL.glBindTexture(GL.GL_TEXTURE_2D, self._layer.texture)
-            GL.glUniform1i(GL.glGetUniformLocation(prog, "u_layer"), 0)
-            GL.glEnable(GL.GL_BLEND)
-            GL.glBlendFunc(GL.GL_ONE, GL.GL_ONE_MINUS_SRC_ALPHA)
-            self._draw_quad(_box_quad(box, w, h))
-        finally:
+            GL.glBindTexture(GL.GL_TEXTURE_2D, self._cache.texture)
+            GL.glUniform1i(prog.loc("u_picture"), 0)
             GL.glDisable(GL.GL_BLEND)
+            self._draw_quad(_QUAD)
+        finally:
             GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
             GL.glUseProgram(0)
 
-    def _draw_base(self, st) -> None:
-        """The plane through the window (and the base colour map)."""
-        tx = self.textures
+    def _draw_picture(self, st, sampled, own, w: int, h: int) -> None:
+        self.plane_renders += 1
         GL.glDisable(GL.GL_BLEND)
         GL.glClear(GL.GL_COLOR_BUFFER_BIT)
-        grey = st.colormap == "grey"
         frag_to_voxel = self.frag_to_voxel(st.geometry, st.index)
-        prog = tx.program(st.volume.dtype, grey)
-        GL.glUseProgram(prog)
-        u = lambda n: GL.glGetUniformLocation(prog, n)  # noqa: E731
+        self._draw_plane(st, sampled, frag_to_voxel, w, h)
+        if own:
+            self._draw_own_overlays(st, own, frag_to_voxel)
+
+    def _draw_plane(self, st, sampled, frag_to_voxel: np.ndarray, w: int, h: int) -> None:
+        """The plane through the window and colour map, and the overlays of ``sampled`` ((layer,
+        its plane's sampling or None when this slice misses it)) in the same pass, over the
+        screen box of the plane only."""
+        a, b = st.geometry.in_plane_axes
+        fa, fb = frag_to_voxel[a, [0, 1, 3]], frag_to_voxel[b, [0, 1, 3]]
+        na, nb = self.plane.shape
+        # frag -> voxel is diagonal in-plane: the box where a in [-0.5, na - 0.5], b likewise
+        xs = np.clip(np.sort((np.array([-0.5, na - 0.5]) - fa[2]) / fa[0]), 0, w)
+        ys = np.clip(np.sort((np.array([-0.5, nb - 0.5]) - fb[2]) / fb[1]), 0, h)
+        if xs[1] <= xs[0] or ys[1] <= ys[0]:
+            return
+        shown = [(lay, s) for lay, s in sampled if s is not None]
+        grey = st.colormap == "grey"
+        tx = self.textures
+        prog = tx.program(st.volume.dtype, grey, [(tx.prepared(lay).order, tx.prepared(lay).binary)
+                                                  for lay, _s in shown], self.plane.transposed)
+        u = prog.loc
+        GL.glUseProgram(prog.id)
         try:
             GL.glActiveTexture(GL.GL_TEXTURE0)
             GL.glBindTexture(GL.GL_TEXTURE_2D, self.plane.id)
@@ -247,34 +256,53 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
                 GL.glActiveTexture(GL.GL_TEXTURE1)
                 GL.glBindTexture(GL.GL_TEXTURE_2D, tx.lut_texture(st.colormap))
                 GL.glUniform1i(u("u_lut"), 1)
-            a, b = st.geometry.in_plane_axes
-            GL.glUniform2i(u("u_size"), *map(int, self.plane.shape))
-            GL.glUniform3f(u("u_fa"), *map(float, frag_to_voxel[a, [0, 1, 3]]))
-            GL.glUniform3f(u("u_fb"), *map(float, frag_to_voxel[b, [0, 1, 3]]))
+            GL.glUniform2f(u("u_viewport"), float(w), float(h))
+            GL.glUniform2i(u("u_size"), int(na), int(nb))
+            GL.glUniform3f(u("u_fa"), *map(float, fa))
+            GL.glUniform3f(u("u_fb"), *map(float, fb))
             GL.glUniform1f(u("u_low"), float(st.window.low))
             GL.glUniform1f(u("u_scale"), float(255.0 / st.window.width))
-            self._draw_quad(_QUAD)
+            for i, (layer, (os_, ot, on)) in enumerate(shown):
+                unit = 2 + 2 * i
+                GL.glActiveTexture(GL.GL_TEXTURE0 + unit)
+                GL.glBindTexture(GL.GL_TEXTURE_2D, self._overlay_planes[id(layer.volume)].id)
+                GL.glUniform1i(u(f"u_ov{i}"), unit)
+                GL.glUniform3f(u(f"u_os{i}"), *os_)
+                GL.glUniform3f(u(f"u_ot{i}"), *ot)
+                GL.glUniform2f(u(f"u_on{i}"), *on)
+                self._overlay_uniforms(u, layer, f"{i}", unit + 1, tx.prepared(layer).value_range,
+                                       ("u_op", "u_oc", "u_or", "u_ol"))
+            x0, x1 = map(float, xs)
+            y0, y1 = map(float, ys)
+            self._draw_quad(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y0], [x1, y1], [x0, y1]], np.float32))
         finally:
             GL.glUseProgram(0)
-            for unit in range(2):
+            for unit in range(2 + 2 * len(shown)):
                 GL.glActiveTexture(GL.GL_TEXTURE0 + unit)
                 GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
             GL.glActiveTexture(GL.GL_TEXTURE0)
 
-    def _draw_overlays(self, st, layers):
-        """Each overlay blended (premultiplied) into the bound framebuffer on its own screen
-        box: a lesion mask's few percent of the view, or nothing on a slice it does not
-        reach. Returns the union of the boxes drawn (device pixels), or None."""
-        frag_to_voxel = self.frag_to_voxel(st.geometry, st.index)
-        union = None
+    def _overlay_uniforms(self, u, layer, suffix: str, lut_unit: int, value_range, names) -> None:
+        """Threshold, window of values, opacity, colour (a mask's one, or a map's table)."""
+        params, colour, rng, table = (n + suffix for n in names)
+        scale = 255.0 / (layer.vmax - layer.vmin)
+        alpha = round(255 * layer.opacity) / 255.0
+        GL.glUniform4f(u(params), float(layer.threshold), float(layer.vmin), scale, alpha)
+        GL.glUniform3f(u(colour), *(lut(layer.colormap)[-1] / 255.0).tolist())
+        GL.glUniform2f(u(rng), *map(float, value_range))
+        if not layer.is_binary_mask:
+            GL.glActiveTexture(GL.GL_TEXTURE0 + lut_unit)
+            GL.glBindTexture(GL.GL_TEXTURE_2D, self.textures.lut_texture(layer.colormap))
+            GL.glUniform1i(u(table), lut_unit)
+
+    def _draw_own_overlays(self, st, layers, frag_to_voxel: np.ndarray) -> None:
+        """Each oblique overlay blended (premultiplied) into the bound framebuffer on its own
+        screen box (a slice it does not reach costs nothing)."""
         GL.glEnable(GL.GL_BLEND)
         GL.glBlendFunc(GL.GL_ONE, GL.GL_ONE_MINUS_SRC_ALPHA)
         try:
             for layer in layers:
-                box = self._draw_overlay(st, layer, frag_to_voxel)
-                if box is not None:
-                    union = box if union is None else (min(union[0], box[0]), max(union[1], box[1]),
-                                                       min(union[2], box[2]), max(union[3], box[3]))
+                self._draw_own_overlay(st, layer, frag_to_voxel)
         finally:
             GL.glDisable(GL.GL_BLEND)
             GL.glUseProgram(0)
@@ -283,36 +311,25 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
                 GL.glBindTexture(GL.GL_TEXTURE_3D, 0)
                 GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
             GL.glActiveTexture(GL.GL_TEXTURE0)
-        return union
 
-    def _draw_overlay(self, st, layer, frag_to_voxel: np.ndarray):
-        tx = self.textures
-        m, shape, tex, value_range = tx.overlay_matrix(layer)
-        box = self._overlay_box(st, np.linalg.inv(m), shape, frag_to_voxel)
+    def _draw_own_overlay(self, st, layer, frag_to_voxel: np.ndarray) -> None:
+        ov = self.textures.prepared(layer)
+        box = self._overlay_box(st, np.linalg.inv(ov.matrix), ov.drawn.shape, frag_to_voxel)
         if box is None:
-            return None
-        prog = tx.overlay_program(layer)
-        GL.glUseProgram(prog)
-        u = lambda n: GL.glGetUniformLocation(prog, n)  # noqa: E731
+            return
+        prog = self.textures.overlay_program(layer)
+        u = prog.loc
+        GL.glUseProgram(prog.id)
         GL.glActiveTexture(GL.GL_TEXTURE0)
-        GL.glBindTexture(GL.GL_TEXTURE_3D, tex)
+        GL.glBindTexture(GL.GL_TEXTURE_3D, ov.texture().id)
         GL.glUniform1i(u("u_ov"), 0)
-        if not layer.is_binary_mask:
-            GL.glActiveTexture(GL.GL_TEXTURE1)
-            GL.glBindTexture(GL.GL_TEXTURE_2D, tx.lut_texture(layer.colormap))
-            GL.glUniform1i(u("u_ovlut"), 1)
         GL.glUniform3i(u("u_n"), *map(int, st.volume.shape))
         GL.glUniformMatrix4fv(u("u_frag_to_voxel"), 1, True, frag_to_voxel.astype(np.float32))
-        GL.glUniformMatrix4fv(u("u_ovm"), 1, True, np.asarray(m, np.float32))
-        GL.glUniform3f(u("u_ovn"), *map(float, shape))
-        scale = 255.0 / (layer.vmax - layer.vmin)
-        alpha = round(255 * layer.opacity) / 255.0
-        GL.glUniform4f(u("u_ovp"), float(layer.threshold), float(layer.vmin), scale, alpha)
-        GL.glUniform3f(u("u_ovcol"), *(lut(layer.colormap)[-1] / 255.0).tolist())
-        GL.glUniform2f(u("u_ovrange"), *map(float, value_range))
+        GL.glUniformMatrix4fv(u("u_ovm"), 1, True, np.asarray(ov.matrix, np.float32))
+        GL.glUniform3f(u("u_ovn"), *map(float, ov.drawn.shape))
+        self._overlay_uniforms(u, layer, "", 1, ov.value_range, ("u_ovp", "u_ovcol", "u_ovrange", "u_ovlut"))
         w, h = self.width() * self.devicePixelRatio(), self.height() * self.devicePixelRatio()
         self._draw_quad(_box_quad(box, w, h))
-        return box
 
     def _overlay_box(self, st, to_base: np.ndarray, shape, frag_to_voxel: np.ndarray):
         """(x0, x1, y0, y1) device pixels of the screen box of the overlay's grid on this
@@ -344,7 +361,7 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         lines = np.array([[x, -1], [x, 1], [-1, y], [1, y]], np.float32)
         GL.glEnable(GL.GL_BLEND)
         GL.glBlendFunc(GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA)
-        GL.glUseProgram(self.textures.line_program())
+        GL.glUseProgram(self.textures.line_program().id)
         try:
             self._draw_quad(lines, GL.GL_LINES)
         finally:

@@ -1,5 +1,5 @@
-"""GL state of the slice views: the plane on screen as a texture of raw values, the overlays'
-3-D textures (shared by the three views), colour tables, and the shaders that draw them.
+"""GL state of the slice views: the plane on screen as a texture of raw values, the planes of
+the overlays it cuts, the 3-D textures of oblique overlays, and colour tables.
 
 As napari/vispy draw an image: the plane is cut from the volume on the CPU (numpy: the
 axial plane of a C-ordered 512x512x300 volume is a strided gather, 0.7 ms when its cache
@@ -12,21 +12,30 @@ uploads one plane (0.5 MB). Measured under llvmpipe, this beats drawing the plan
 axes costs llvmpipe ~2-5 ms per view, a cache-friendly 2-D one well under that, and the
 volume is not held a second time in the GL driver (llvmpipe keeps textures in host memory).
 
-An overlay is sampled on its own grid through a base-voxel -> overlay-voxel matrix (the same
-nearest / trilinear rule as core.resample), in its own pass over the screen box its grid
-covers (a lesion mask is a few percent of a view; a slice it does not reach costs nothing);
-a binary mask is uploaded as its bounding box only.
+An overlay on a grid aligned with the volume's (a mask, a Grad-CAM map) is cut the same way:
+the plane of it the slice crosses (core.resample.cut_axis_plane: interpolated between two of
+its planes for a map), a few kB, sampled in-plane by the plane's own shader (gl_slice_shaders).
+An oblique one keeps a 3-D texture and a pass of its own. A binary mask is kept as its
+bounding box only.
 """
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 from OpenGL import GL
-from OpenGL.GL import shaders
-from PySide6 import QtGui
 
-from vol3d_gui.core.resample import base_slice, plane_voxel_to_overlay
+from vol3d_gui.core.resample import (
+    PLANE_AXES,
+    aligned_axes,
+    base_slice,
+    cut_axis_plane,
+    plane_voxel_to_overlay,
+)
 from vol3d_gui.core.volume import Volume
+from vol3d_gui.ui import gl_slice_shaders
+from vol3d_gui.ui.gl_slice_shaders import MAX_FUSED, Program
 from vol3d_gui.viewer.colormaps import lut
 
 MAX_OVERLAYS = 8  # drawn (the top ones when there are more)
@@ -41,111 +50,6 @@ _FORMATS = {
     np.dtype(np.uint32): (GL.GL_R32UI, GL.GL_RED_INTEGER, GL.GL_UNSIGNED_INT, "u"),
     np.dtype(np.float32): (GL.GL_R32F, GL.GL_RED, GL.GL_FLOAT, "f"),
 }
-
-_VERT = """#version 140
-in vec2 a_position;
-void main() { gl_Position = vec4(a_position, 0.0, 1.0); }
-"""
-
-_FRAG_HEAD = """#version 140
-out vec4 fragColor;
-uniform {kind}sampler2D u_plane;  // the plane's raw values, (na, nb) row-major: texel (b, a)
-uniform ivec2 u_size;        // (na, nb)
-uniform vec3 u_fa;           // gl_FragCoord -> in-plane index a (slice, zoom, pan and flip)
-uniform vec3 u_fb;           // gl_FragCoord -> in-plane index b
-uniform float u_low;
-uniform float u_scale;       // 255 / window width
-uniform sampler2D u_lut;     // base colour map, 256 x 1
-void main() {{
-    vec3 f = vec3(gl_FragCoord.xy, 1.0);
-    vec2 ab = floor(vec2(dot(u_fa, f), dot(u_fb, f)) + 0.5);
-    vec3 col = vec3(0.0);
-    if (all(greaterThanEqual(ab, vec2(0.0))) && all(lessThan(ab, vec2(u_size)))) {{
-        float value = float(texelFetch(u_plane, ivec2(ab.y, ab.x), 0).r);
-        // as core.windowing.apply_window: truncated to 8 bits
-        float g = isnan(value) ? 0.0 : floor(clamp((value - u_low) * u_scale, 0.0, 255.0));  // NaN: black
-        col = {base_colour};
-    }}
-    fragColor = vec4(col, 1.0);
-}}
-"""
-
-_OVERLAY_FRAG = """#version 140
-out vec4 fragColor;
-uniform ivec3 u_n;
-uniform mat4 u_frag_to_voxel;
-uniform mat4 u_ovm;          // base voxel -> overlay voxel
-uniform vec3 u_ovn;          // overlay shape, numpy order
-uniform vec4 u_ovp;          // threshold, vmin, 255 / (vmax - vmin), opacity
-uniform vec3 u_ovcol;        // a binary mask's one colour
-uniform vec2 u_ovrange;      // a quantised map: value = x + fraction * y
-uniform sampler2D u_ovlut;   // its colour map, 256 x 1
-uniform sampler3D u_ov;
-
-void main() {{
-    // sampled at the centre of the base voxel drawn here, as core.resample does on the CPU
-    vec3 ijk = floor((u_frag_to_voxel * vec4(gl_FragCoord.xy, 0.0, 1.0)).xyz + 0.5);
-    if (any(lessThan(ijk, vec3(0.0))) || any(greaterThanEqual(ijk, vec3(u_n)))) discard;
-    vec3 c = (u_ovm * vec4(ijk, 1.0)).xyz;
-    float v;
-{sample}
-    if (!(v > u_ovp.x)) discard;  // NaN (outside the map) never shows
-{colour}
-}}
-"""
-_NEAREST = """    vec3 r = floor(c + 0.5);
-    if (any(lessThan(r, vec3(0.0))) || any(greaterThanEqual(r, u_ovn))) discard;
-    v = texelFetch(u_ov, ivec3(r).{swz}, 0).r;"""
-_LINEAR = """    if (any(lessThan(c, vec3(-0.5))) || any(greaterThan(c, u_ovn - 0.5))) discard;
-    v = u_ovrange.x + texture(u_ov, ((c + 0.5) / u_ovn).{swz}).r * u_ovrange.y;"""
-_MASK_COLOUR = """    if (!(v > 0.0)) discard;  // a binary mask: 0 is background whatever the threshold
-    fragColor = vec4(u_ovcol * u_ovp.w, u_ovp.w);  // premultiplied"""
-_MAP_COLOUR = """    vec3 rgb = texelFetch(u_ovlut, ivec2(int(floor(clamp((v - u_ovp.y) * u_ovp.z, 0.0, 255.0))), 0), 0).rgb;
-    fragColor = vec4(rgb * u_ovp.w, u_ovp.w);  // premultiplied"""
-_COMPOSITE_FRAG = """#version 140
-out vec4 fragColor;
-uniform sampler2D u_layer;
-void main() { fragColor = texelFetch(u_layer, ivec2(gl_FragCoord.xy), 0); }
-"""
-
-
-def overlay_source(order: int, binary: bool, x_fast: bool) -> str:
-    """One overlay's pass, drawn blended (premultiplied) on the overlay's screen box only."""
-    swz = "xyz" if x_fast else "zyx"
-    return _OVERLAY_FRAG.format(sample=(_LINEAR if order == 1 else _NEAREST).format(swz=swz),
-                                colour=_MASK_COLOUR if binary else _MAP_COLOUR)
-
-
-def _link(frag: str):
-    vs = shaders.compileShader(_VERT, GL.GL_VERTEX_SHADER)
-    fs = shaders.compileShader(frag, GL.GL_FRAGMENT_SHADER)
-    program = shaders.compileProgram(vs, fs, validate=False)
-    GL.glBindAttribLocation(program, 0, "a_position")
-    GL.glLinkProgram(program)
-    return program
-
-
-_LINE_FRAG = """#version 140
-out vec4 fragColor;
-void main() { fragColor = vec4(1.0, 220.0 / 255.0, 0.0, 180.0 / 255.0); }
-"""
-
-
-def fragment_source(kind: str, grey: bool = True) -> str:
-    """The plane's shader for a texture of sampler kind '' (float), 'i' or 'u'. Specialised
-    (a grey map needs no table): llvmpipe runs every branch a fragment could take."""
-    return _FRAG_HEAD.format(kind=kind, base_colour="vec3(g / 255.0)" if grey
-                             else "texelFetch(u_lut, ivec2(int(g), 0), 0).rgb")
-
-
-def build_slice_program(kind: str, grey: bool = True):
-    """Compile and link the plane's shader in the current context (GLSL 1.40: texelFetch and
-    integer samplers); raises when the context cannot (the caller falls back to the CPU)."""
-    ctx = QtGui.QOpenGLContext.currentContext()
-    if ctx is None or ctx.isOpenGLES() or ctx.format().version() < (3, 1):
-        version = None if ctx is None else ctx.format().version()
-        raise RuntimeError(f"the slice shader needs desktop OpenGL >= 3.1, this context has {version}")
-    return _link(fragment_source(kind, grey))
 
 
 def texture_layout(data: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -214,6 +118,50 @@ class _Texture3D:
         GL.glDeleteTextures([self.id])
 
 
+def _upload_2d(tex: int | None, plane: np.ndarray, formats, filt, same_shape: bool,
+               row_length: int = 0) -> int:
+    """``plane`` (rows x columns; rows ``row_length`` elements apart, 0: packed) into 2-D
+    texture ``tex`` (made when None)."""
+    ifmt, fmt, typ = formats
+    if tex is None:
+        tex = int(GL.glGenTextures(1))
+        GL.glBindTexture(GL.GL_TEXTURE_2D, tex)
+        _texture_params(GL.GL_TEXTURE_2D, filt)
+    GL.glBindTexture(GL.GL_TEXTURE_2D, tex)
+    GL.glPixelStorei(GL.GL_UNPACK_ALIGNMENT, 1)
+    GL.glPixelStorei(GL.GL_UNPACK_ROW_LENGTH, row_length)
+    rows, cols = plane.shape
+    # a pointer, not the array: PyOpenGL would copy a view whose rows are apart
+    pixels = ctypes.c_void_p(plane.ctypes.data)
+    try:
+        if same_shape:
+            GL.glTexSubImage2D(GL.GL_TEXTURE_2D, 0, 0, 0, cols, rows, fmt, typ, pixels)
+        else:
+            GL.glTexImage2D(GL.GL_TEXTURE_2D, 0, ifmt, cols, rows, 0, fmt, typ, pixels)
+    finally:
+        GL.glPixelStorei(GL.GL_UNPACK_ROW_LENGTH, 0)
+        GL.glPixelStorei(GL.GL_UNPACK_ALIGNMENT, 4)
+        GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
+    return tex
+
+
+def upload_form(plane: np.ndarray) -> tuple[np.ndarray, bool, int]:
+    """(rows to upload, transposed, row length): a plane whose values run contiguously along
+    one axis goes as it lies in the volume, rows apart (no copy: an axial plane of an x-fastest
+    volume, as the NIfTI and DICOM readers give, or its coronal plane); otherwise it is
+    gathered, reading along its smaller stride. ``transposed``: texture rows run along the
+    plane's second axis."""
+    size = plane.itemsize
+    s0, s1 = plane.strides
+    if s1 == size and s0 > 0 and s0 % size == 0:
+        return plane, False, s0 // size
+    if s0 == size and s1 > 0 and s1 % size == 0:
+        return plane.T, True, s1 // size
+    if abs(s0) < abs(s1):
+        return np.ascontiguousarray(plane.T), True, 0
+    return np.ascontiguousarray(plane), False, 0
+
+
 class PlaneTexture:
     """One view's plane of raw values (a 2-D texture of the volume's dtype), replaced when the
     view shows another slice or volume. Textures are made in the view's own context."""
@@ -221,7 +169,9 @@ class PlaneTexture:
     def __init__(self):
         self.id: int | None = None
         self.key = None  # (volume id, axis, index) of the plane uploaded
-        self.shape = (0, 0)
+        self.shape = (0, 0)  # (na, nb): the plane's in-plane sizes
+        self.transposed = False  # texture rows run along b (else along a)
+        self._texture_shape = (0, 0)
         self.dtype = None
         self.uploads = 0
 
@@ -230,93 +180,182 @@ class PlaneTexture:
         if key == self.key:
             return
         dtype = _upload_dtype(volume.dtype)
-        plane = np.ascontiguousarray(base_slice(volume, axis, index), dtype=dtype)
-        ifmt, fmt, typ, _kind = _FORMATS[dtype]
-        if self.id is None:
-            self.id = int(GL.glGenTextures(1))
-            GL.glBindTexture(GL.GL_TEXTURE_2D, self.id)
-            _texture_params(GL.GL_TEXTURE_2D, GL.GL_NEAREST)
-        GL.glBindTexture(GL.GL_TEXTURE_2D, self.id)
-        GL.glPixelStorei(GL.GL_UNPACK_ALIGNMENT, 1)
-        na, nb = plane.shape
-        if (na, nb) == self.shape and dtype == self.dtype:
-            GL.glTexSubImage2D(GL.GL_TEXTURE_2D, 0, 0, 0, nb, na, fmt, typ, plane)
-        else:
-            GL.glTexImage2D(GL.GL_TEXTURE_2D, 0, ifmt, nb, na, 0, fmt, typ, plane)
-        GL.glPixelStorei(GL.GL_UNPACK_ALIGNMENT, 4)
-        GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
-        self.key, self.shape, self.dtype = key, (na, nb), dtype
+        plane = base_slice(volume, axis, index)
+        if plane.dtype != dtype:
+            plane = plane.astype(dtype)
+        rows, transposed, row_length = upload_form(plane)
+        same = rows.shape == self._texture_shape and dtype == self.dtype
+        self.id = _upload_2d(self.id, rows, _FORMATS[dtype][:3], GL.GL_NEAREST, same, row_length)
+        self.key, self.shape, self.dtype = key, plane.shape, dtype
+        self.transposed, self._texture_shape = transposed, rows.shape
         self.uploads += 1
 
     def release(self) -> None:
         if self.id is not None:
             GL.glDeleteTextures([self.id])
-        self.id, self.key, self.shape = None, None, (0, 0)
+        self.id, self.key, self.shape, self._texture_shape = None, None, (0, 0), (0, 0)
+
+
+class PreparedOverlay:
+    """What the views share of one overlay: the grid drawn (a binary mask's bounding box), its
+    values as the shaders read them (a map quantised to 8 bits for filtering; anything else
+    as it is), base voxel -> drawn voxel, and ``owner`` (core.resample.aligned_axes: None when
+    the grids are oblique, and the overlay needs a 3-D texture and a pass of its own)."""
+
+    def __init__(self, layer, base: Volume):
+        self.layer_volume = layer.volume
+        self.drawn = mask_box(layer.volume) if layer.is_binary_mask else layer.volume
+        self.order = layer.order
+        self.binary = layer.is_binary_mask
+        self.value_range = (0.0, 1.0)
+        self.values = np.asarray(self.drawn.data)
+        if self.order == 1:
+            self.values, self.value_range = _quantised(np.asarray(self.values, dtype=np.float32))
+        self.rebase(base)
+        self._texture: _Texture3D | None = None
+
+    def rebase(self, base: Volume) -> None:
+        self.base = base
+        self.matrix = plane_voxel_to_overlay(base, self.drawn)
+        self.owner = aligned_axes(self.matrix)
+
+    @property
+    def fusable(self) -> bool:
+        return self.owner is not None
+
+    def texture(self) -> _Texture3D:
+        """The 3-D texture (oblique overlays only), made in the current context when first asked."""
+        if self._texture is None:
+            data = self.values if self.order == 1 else np.asarray(self.values, dtype=np.float32)
+            self._texture = _Texture3D(data, linear=self.order == 1)
+        return self._texture
+
+    def release(self) -> None:
+        if self._texture is not None:
+            self._texture.delete()
+            self._texture = None
+
+
+class OverlayPlane:
+    """One view's plane of one aligned overlay: the 2-D cut of it its slice crosses, and the
+    base voxel (a, b) -> texel mapping the shader needs."""
+
+    def __init__(self):
+        self.id: int | None = None
+        self.key = None
+        self.shape = (0, 0)
+        self.dtype = None
+        self.uploads = 0
+        self.sampling = None  # (u_os, u_ot, u_on) of the plane uploaded, None: not on this slice
+
+    def show(self, ov: PreparedOverlay, axis: int, index: int):
+        """Upload the plane for base slice ``index`` along ``axis``; returns the sampling
+        uniforms (u_os, u_ot, u_on), or None when the slice misses the overlay."""
+        key = (id(ov), id(ov.base), axis, index)
+        if key == self.key:
+            return self.sampling
+        self.key = key
+        plane = cut_axis_plane(ov.values, ov.matrix, ov.owner, axis, index, ov.order)
+        if plane is None:
+            self.sampling = None
+            return None
+        if ov.order == 1:  # 8-bit fractions, filtered by the texture unit
+            plane = np.clip(np.rint(plane), 0, 255).astype(np.uint8)
+            formats, filt = (GL.GL_R8, GL.GL_RED, GL.GL_UNSIGNED_BYTE), GL.GL_LINEAR
+        else:
+            plane = np.asarray(plane, dtype=np.float32)
+            formats, filt = _FORMATS[np.dtype(np.float32)][:3], GL.GL_NEAREST
+        plane = np.ascontiguousarray(plane)
+        if self.id is not None and (ov.order == 1) != (self.dtype == np.uint8):
+            self.release()  # the filter is a texture parameter: a new texture for the other kind
+        same = plane.shape == self.shape and plane.dtype == self.dtype
+        self.id = _upload_2d(self.id, plane, formats, filt, same)
+        self.shape, self.dtype = plane.shape, plane.dtype
+        self.uploads += 1
+        m, owner = ov.matrix, ov.owner
+        a, b = PLANE_AXES[axis]
+        lo, hi = sorted(r for r in range(3) if r != owner[axis])  # the plane's rows, columns
+
+        def along(r):  # (a, b, 1) -> overlay coordinate along overlay axis r
+            if owner[a] == r:
+                return float(m[r, a]), 0.0, float(m[r, 3])
+            return 0.0, float(m[r, b]), float(m[r, 3])
+
+        self.sampling = (along(hi), along(lo), (float(plane.shape[1]), float(plane.shape[0])))
+        return self.sampling
+
+    def release(self) -> None:
+        if self.id is not None:
+            GL.glDeleteTextures([self.id])
+        self.id, self.key, self.shape, self.dtype, self.sampling = None, None, (0, 0), None, None
 
 
 class SliceTextures:
     """What the three slice views of one viewer model share (one GL share group: made in
-    whichever view's context paints first): overlay textures, colour tables, programs."""
+    whichever view's context paints first): the prepared overlays, colour tables, programs."""
 
     def __init__(self):
         self.volume: Volume | None = None  # the base volume the overlay matrices are for
-        self.overlays: dict[int, tuple] = {}  # id(layer volume) -> (volume, drawn, texture, value range)
+        self.overlays: dict[int, PreparedOverlay] = {}  # id(layer volume) -> prepared
         self.luts: dict[str, int] = {}
         self._programs: dict = {}
 
-    def program(self, dtype, grey: bool = True) -> int:
-        """The plane's program for a volume of ``dtype`` (compiled once per kind)."""
-        key = (sampler_kind(dtype), grey)
+    def _program(self, key, build) -> Program:
         prog = self._programs.get(key)
         if prog is None:
-            prog = self._programs[key] = build_slice_program(*key)
+            prog = self._programs[key] = build()
         return prog
 
-    def overlay_program(self, layer) -> int:
-        """An overlay's pass (one per kind: nearest or trilinear, mask or map, layout)."""
-        key = ("overlay", layer.order, layer.is_binary_mask, self.overlays[id(layer.volume)][2].x_fast)
-        prog = self._programs.get(key)
-        if prog is None:
-            prog = self._programs[key] = _link(overlay_source(*key[1:]))
-        return prog
+    def program(self, dtype, grey: bool = True, fused=(), transposed: bool = False) -> Program:
+        """The plane's program for a volume of ``dtype`` with ``fused`` overlays ((order,
+        binary) each, bottom first), compiled once per combination."""
+        key = (sampler_kind(dtype), grey, tuple(fused), transposed)
+        return self._program(key, lambda: gl_slice_shaders.build_slice_program(*key))
+
+    def overlay_program(self, layer) -> Program:
+        """An oblique overlay's pass (one per kind: nearest or trilinear, mask or map, layout)."""
+        ov = self.overlays[id(layer.volume)]
+        key = ("overlay", ov.order, ov.binary, ov.texture().x_fast)
+        return self._program(key, lambda: gl_slice_shaders.build_overlay_program(*key[1:]))
+
+    def line_program(self) -> Program:
+        return self._program("line", gl_slice_shaders.build_line_program)
+
+    def copy_program(self) -> Program:
+        return self._program("copy", gl_slice_shaders.build_copy_program)
 
     def ensure(self, volume: Volume, overlays) -> None:
-        """Bring the overlay textures up to date with what the model shows."""
-        self.volume = volume
+        """Bring the prepared overlays up to date with what the model shows."""
         wanted = {id(layer.volume): layer for layer in overlays}
         for key in [k for k in self.overlays if k not in wanted]:
-            self.overlays.pop(key)[2].delete()
+            self.overlays.pop(key).release()
         for key, layer in wanted.items():
-            if key not in self.overlays:
-                drawn = mask_box(layer.volume) if layer.is_binary_mask else layer.volume
-                data, value_range = np.asarray(drawn.data, dtype=np.float32), (0.0, 1.0)
-                if layer.order == 1:
-                    data, value_range = _quantised(data)
-                tex = _Texture3D(data, linear=layer.order == 1)
-                self.overlays[key] = (layer.volume, drawn, tex, value_range)
+            ov = self.overlays.get(key)
+            if ov is None or ov.order != layer.order or ov.binary != layer.is_binary_mask:
+                if ov is not None:
+                    ov.release()
+                self.overlays[key] = PreparedOverlay(layer, volume)
+            elif ov.base is not volume:
+                ov.rebase(volume)
+        self.volume = volume
 
-    def line_program(self) -> int:
-        prog = self._programs.get("line")
-        if prog is None:
-            prog = self._programs["line"] = _link(_LINE_FRAG)
-        return prog
+    def split(self, layers) -> tuple[list, list]:
+        """(fused, own pass): the bottom overlays on aligned grids, up to MAX_FUSED, are drawn
+        in the plane's pass; the rest (from the first oblique one up) each in a pass of its
+        own, in order, over it."""
+        n = 0
+        while n < min(len(layers), MAX_FUSED) and self.overlays[id(layers[n].volume)].fusable:
+            n += 1
+        return list(layers[:n]), list(layers[n:])
 
-    def composite_program(self) -> int:
-        prog = self._programs.get("composite")
-        if prog is None:
-            prog = self._programs["composite"] = _link(_COMPOSITE_FRAG)
-        return prog
+    def prepared(self, layer) -> PreparedOverlay:
+        return self.overlays[id(layer.volume)]
 
     def lut_texture(self, name: str) -> int:
         tex = self.luts.get(name)
         if tex is None:
             tex = self.luts[name] = _lut_texture(lut(name)[None])
         return tex
-
-    def overlay_matrix(self, layer) -> tuple[np.ndarray, tuple, int, tuple[float, float]]:
-        """(base voxel -> drawn overlay voxel, drawn shape, texture id, (value at 0, span))."""
-        _vol, drawn, tex, value_range = self.overlays[id(layer.volume)]
-        return plane_voxel_to_overlay(self.volume, drawn), drawn.shape, tex.id, value_range
 
 
 def _quantised(data: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:

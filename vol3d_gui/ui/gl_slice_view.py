@@ -63,7 +63,7 @@ def _backend() -> tuple[str, str]:
 def _probe() -> tuple[str, str]:
     try:
         # looked up when called: a test replaces it with one that refuses
-        from vol3d_gui.ui.gl_slice_textures import build_slice_program
+        from vol3d_gui.ui.gl_slice_shaders import build_slice_program
 
         ctx = QtGui.QOpenGLContext()
         share = QtGui.QOpenGLContext.globalShareContext()
@@ -195,7 +195,7 @@ class GLSliceView(SliceViewBase):
     def invalidate(self) -> None:
         """Cut, upload and render the plane again on the next paint (benchmarks)."""
         self.canvas_window.plane.key = None
-        self.canvas_window._plane_key = self.canvas_window._layer_key = None
+        self.canvas_window._drawn_key = self.canvas_window._cache_key = None
         self.canvas_window.request()
 
     def screen_to_world(self, pos: QtCore.QPointF) -> np.ndarray | None:
