@@ -273,7 +273,7 @@ def _affine_rotated_about_z(base: Volume, degrees: float) -> np.ndarray:
     return centre @ rot @ np.linalg.inv(centre) @ base.affine
 
 
-@pytest.mark.parametrize("grid", ["flipped_coarse", "permuted", "oblique"])
+@pytest.mark.parametrize("grid", ["flipped_coarse", "permuted", "oblique", "gradcam_like"])
 @pytest.mark.parametrize("orientation", ["axial", "coronal", "sagittal"])
 def test_overlay_pixels_follow_the_cpu_rule_on_any_grid(gl_window, grid, orientation):
     """A map (trilinear) and a mask (nearest) on a grid of their own: aligned ones are read in
@@ -293,6 +293,10 @@ def test_overlay_pixels_follow_the_cpu_rule_on_any_grid(gl_window, grid, orienta
         perm = np.zeros((4, 4))
         perm[0, 1] = perm[1, 2] = perm[2, 0] = perm[3, 3] = 1.0
         affine = vol.affine @ perm
+    elif grid == "gradcam_like":  # a map 5-8 base voxels a cell over the whole volume: sampled smooth
+        shape = (8, 6, 4)
+        affine = vol.affine @ np.diag([*(np.asarray(SHAPE) / shape), 1.0])
+        affine[:3, 3] = vol.voxel_to_world((np.asarray(SHAPE) / shape - 1) / 2)
     else:
         shape, affine = SHAPE, _affine_rotated_about_z(vol, 20)
     smap = Volume(rng.random(shape).astype(np.float32), affine)
@@ -307,6 +311,11 @@ def test_overlay_pixels_follow_the_cpu_rule_on_any_grid(gl_window, grid, orienta
     layers = list(gl_window.viewer.layers.overlays)
     fused, own = view.textures.split(layers)
     assert len(own) == (2 if grid == "oblique" else 0)  # the path this case is about
+    if grid != "oblique":
+        from vol3d_gui.ui.gl_slice_canvas import _smooth
+
+        sampling = view.canvas_window._overlay_planes[id(smap)].sampling
+        assert _smooth(view.textures.prepared(layers[1]), sampling) == (grid == "gradcam_like")
     axis, index = view.geometry.axis, view.index
     a, b = view.geometry.in_plane_axes
     planes = [lay.rgba_plane(vol, axis, index) for lay in layers]

@@ -8,12 +8,10 @@ interpolate there, for the plane on screen only: never the whole overlay at full
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 from scipy import ndimage
 
-from vol3d_gui.core.volume import Volume
+from vol3d_gui.core.volume import Volume, inverse_of
 
 # slice axis -> the two in-plane array axes (display x, display y)
 PLANE_AXES = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
@@ -21,15 +19,7 @@ PLANE_AXES = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
 
 def plane_voxel_to_overlay(base: Volume, overlay: Volume) -> np.ndarray:
     """4x4 mapping base voxel indices to overlay voxel indices (both affines, one matrix)."""
-    return _inverse(np.asarray(overlay.affine, np.float64).tobytes()) @ base.affine
-
-
-@functools.lru_cache(maxsize=64)
-def _inverse(affine_bytes: bytes) -> np.ndarray:
-    # np.linalg.inv costs ~0.3 ms a call (its error-state context), six calls per cursor move
-    inv = np.linalg.inv(np.frombuffer(affine_bytes, np.float64).reshape(4, 4))
-    inv.setflags(write=False)
-    return inv
+    return inverse_of(overlay.affine) @ base.affine
 
 
 def sample_plane(overlay: Volume, base: Volume, axis: int, index: float, *, order: int = 1,

@@ -8,6 +8,7 @@ is a Volume too, placed in the same world space by its own affine.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,7 +64,8 @@ class Volume:
 
     @property
     def inverse_affine(self) -> np.ndarray:
-        return np.linalg.inv(self.affine)
+        """World -> voxel (read-only; cached per affine: every cursor move asks for it ~10 times)."""
+        return inverse_of(self.affine)
 
     def voxel_to_world(self, ijk) -> np.ndarray:
         """Map voxel indices (..., 3) to RAS+ mm (..., 3). Fractional indices are allowed."""
@@ -162,3 +164,16 @@ def centered_affine(shape, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
     spacing = np.asarray(spacing, dtype=np.float64)
     origin = -(np.asarray(shape) - 1) / 2.0 * spacing
     return isotropic_affine(spacing, origin)
+
+
+@functools.lru_cache(maxsize=64)
+def _inverse(affine_bytes: bytes) -> np.ndarray:
+    # np.linalg.inv costs ~25 us a call (its error-state context)
+    inv = np.linalg.inv(np.frombuffer(affine_bytes, np.float64).reshape(4, 4))
+    inv.setflags(write=False)
+    return inv
+
+
+def inverse_of(affine: np.ndarray) -> np.ndarray:
+    """The inverse of a 4x4 affine, cached by value (read-only)."""
+    return _inverse(np.asarray(affine, np.float64).tobytes())

@@ -244,8 +244,9 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         shown = [(lay, s) for lay, s in sampled if s is not None]
         grey = st.colormap == "grey"
         tx = self.textures
-        prog = tx.program(st.volume.dtype, grey, [(tx.prepared(lay).order, tx.prepared(lay).binary)
-                                                  for lay, _s in shown], self.plane.transposed)
+        prog = tx.program(st.volume.dtype, grey, [(tx.prepared(lay).order, tx.prepared(lay).binary,
+                                                   _smooth(tx.prepared(lay), s)) for lay, s in shown],
+                          self.plane.transposed)
         u = prog.loc
         GL.glUseProgram(prog.id)
         try:
@@ -414,6 +415,18 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
 
     def resizeGL(self, w, h):
         self._apply_target()
+
+
+SMOOTH_CELL = 4.0  # base voxels per map texel (both in-plane axes) from which a map is sampled smooth
+
+
+def _smooth(ov, sampling) -> bool:
+    """A map (trilinear) coarse enough on this plane to be sampled where each pixel is
+    (gl_slice_shaders.plane_source): each texel spans SMOOTH_CELL base voxels or more."""
+    if ov.order != 1:
+        return False
+    os_, ot, _on = sampling
+    return max(abs(os_[0]), abs(os_[1]), abs(ot[0]), abs(ot[1])) <= 1.0 / SMOOTH_CELL
 
 
 def _box_quad(box, w: float, h: float) -> np.ndarray:

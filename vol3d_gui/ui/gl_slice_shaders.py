@@ -28,12 +28,21 @@ uniform vec2 u_viewport;  // device pixels
 uniform vec3 u_fa;        // device pixel -> in-plane index a (slice, zoom, pan and flip)
 uniform vec3 u_fb;        // device pixel -> in-plane index b
 out vec2 v_ab;
-void main() {
+{smooth_decl}
+void main() {{
     gl_Position = vec4(a_position / u_viewport * 2.0 - 1.0, 0.0, 1.0);
     vec3 f = vec3(a_position, 1.0);
     v_ab = vec2(dot(u_fa, f), dot(u_fb, f));
-}
+    vec3 q = vec3(v_ab, 1.0);
+{smooth_body}
+}}
 """
+# a coarse map's texture coordinates, interpolated across the quad (see plane_source)
+_SMOOTH_DECL = """uniform vec3 u_os{i};
+uniform vec3 u_ot{i};
+uniform vec2 u_on{i};
+out vec2 v_uv{i};"""
+_SMOOTH_BODY = """    v_uv{i} = (vec2(dot(u_os{i}, q), dot(u_ot{i}, q)) + 0.5) / u_on{i};"""
 
 _PLANE_FRAG = """#version 140
 in vec2 v_ab;
@@ -69,6 +78,13 @@ _FUSED_NEAREST = """    {{
         vec2 r = floor(vec2(dot(u_os{i}, p), dot(u_ot{i}, p)) + 0.5);
         if (all(greaterThanEqual(r, vec2(0.0))) && all(lessThan(r, u_on{i}))) {{
             float v = texelFetch(u_ov{i}, ivec2(r), 0).r;
+{colour}
+        }}
+    }}"""
+
+_FUSED_SMOOTH = """    {{
+        if (all(greaterThanEqual(v_uv{i}, vec2(0.0))) && all(lessThanEqual(v_uv{i}, vec2(1.0)))) {{
+            float v = u_or{i}.x + texture(u_ov{i}, v_uv{i}).r * u_or{i}.y;
 {colour}
         }}
     }}"""
@@ -142,20 +158,33 @@ void main() { fragColor = vec4(1.0, 220.0 / 255.0, 0.0, 180.0 / 255.0); }
 
 def plane_source(kind: str, grey: bool = True, fused=(), transposed: bool = False) -> str:
     """The plane's fragment shader for a texture of sampler kind '' (float), 'i' or 'u', with
-    ``fused``: (order, binary) of each overlay drawn in the same pass, bottom first.
+    ``fused``: (order, binary, smooth) of each overlay drawn in the same pass, bottom first.
     Specialised (a grey map needs no table, a NaN test only for floats): llvmpipe runs every
-    branch a fragment could take."""
+    branch a fragment could take.
+
+    ``smooth``: a map much coarser than the plane (a Grad-CAM map: tens of base voxels a
+    cell) is sampled where the pixel is rather than at the centre of the base voxel it
+    shows, its coordinates interpolated across the quad instead of computed per fragment
+    (a fifth of the pass under llvmpipe). The sample moves by at most half a base voxel: a
+    fraction of a percent of one of the map's cells."""
     level = "floor(clamp((value - u_low) * u_scale, 0.0, 255.0))"
     if kind == "":  # a float volume: NaN shows black
         level = f"isnan(value) ? 0.0 : {level}"
     blocks = []
-    for i, (order, binary) in enumerate(fused):
+    uniforms = []
+    for i, (order, binary, smooth) in enumerate(fused):
         colour = (_FUSED_MASK_COLOUR if binary else _FUSED_MAP_COLOUR).format(i=i)
-        blocks.append((_FUSED_LINEAR if order == 1 else _FUSED_NEAREST).format(i=i, colour=colour))
+        block = _FUSED_SMOOTH if smooth else _FUSED_LINEAR if order == 1 else _FUSED_NEAREST
+        blocks.append(block.format(i=i, colour=colour))
+        decl = _FUSED_UNIFORMS.format(i=i)
+        if smooth:  # its sampling uniforms live in the vertex shader
+            decl = "\n".join(line for line in decl.splitlines() if not line.startswith(
+                (f"uniform vec3 u_os{i}", f"uniform vec3 u_ot{i}", f"uniform vec2 u_on{i}"))) + f"\nin vec2 v_uv{i};"
+        uniforms.append(decl)
     return _PLANE_FRAG.format(
         kind=kind, grey_level=level, texel="ab" if transposed else "ab.y, ab.x",
         base_colour="vec3(g / 255.0)" if grey else "texelFetch(u_lut, ivec2(int(g), 0), 0).rgb",
-        overlay_uniforms="\n".join(_FUSED_UNIFORMS.format(i=i) for i in range(len(fused))),
+        overlay_uniforms="\n".join(uniforms),
         overlays="\n".join(blocks))
 
 
@@ -185,6 +214,12 @@ class Program:
         return loc
 
 
+def plane_vertex_source(fused=()) -> str:
+    smooth = [i for i, (_order, _binary, sm) in enumerate(fused) if sm]
+    return _PLANE_VERT.format(smooth_decl="\n".join(_SMOOTH_DECL.format(i=i) for i in smooth),
+                              smooth_body="\n".join(_SMOOTH_BODY.format(i=i) for i in smooth))
+
+
 def build_slice_program(kind: str, grey: bool = True, fused=(), transposed: bool = False) -> Program:
     """Compile and link the plane's shader in the current context (GLSL 1.40: texelFetch and
     integer samplers); raises when the context cannot (the caller falls back to the CPU)."""
@@ -192,7 +227,7 @@ def build_slice_program(kind: str, grey: bool = True, fused=(), transposed: bool
     if ctx is None or ctx.isOpenGLES() or ctx.format().version() < (3, 1):
         version = None if ctx is None else ctx.format().version()
         raise RuntimeError(f"the slice shader needs desktop OpenGL >= 3.1, this context has {version}")
-    return Program(_PLANE_VERT, plane_source(kind, grey, fused, transposed))
+    return Program(plane_vertex_source(fused), plane_source(kind, grey, fused, transposed))
 
 
 def build_overlay_program(order: int, binary: bool, x_fast: bool) -> Program:
