@@ -74,6 +74,9 @@ def test_each_pixel_is_its_voxel_through_the_window(gl_window, orientation, layo
     win = Window(27.5, 255)  # one grey level per value
     gl_window.set_window(win)
     view = gl_window.slice_views[orientation]
+    grab(view.canvas)
+    # another slice: a plane that needs a copy is cut ahead, on the gathering thread
+    gl_window.set_cursor(vol.voxel_to_world((np.asarray(SHAPE) - 1) * 0.3))
     px = grab(view.canvas)
     for ijk in _off_crosshair_voxels(view, vol):
         world = vol.voxel_to_world(ijk)

@@ -21,6 +21,7 @@ bounding box only.
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
 
 import numpy as np
@@ -145,21 +146,42 @@ def _upload_2d(tex: int | None, plane: np.ndarray, formats, filt, same_shape: bo
     return tex
 
 
-def upload_form(plane: np.ndarray) -> tuple[np.ndarray, bool, int]:
-    """(rows to upload, transposed, row length): a plane whose values run contiguously along
-    one axis goes as it lies in the volume, rows apart (no copy: an axial plane of an x-fastest
-    volume, as the NIfTI and DICOM readers give, or its coronal plane); otherwise it is
-    gathered, reading along its smaller stride. ``transposed``: texture rows run along the
-    plane's second axis."""
+def _as_rows(plane: np.ndarray) -> tuple[np.ndarray, bool, int] | None:
+    """The plane as rows GL can read where it lies (see upload_form), or None."""
     size = plane.itemsize
     s0, s1 = plane.strides
     if s1 == size and s0 > 0 and s0 % size == 0:
         return plane, False, s0 // size
     if s0 == size and s1 > 0 and s1 % size == 0:
         return plane.T, True, s1 // size
-    if abs(s0) < abs(s1):
+    return None
+
+
+def upload_form(plane: np.ndarray) -> tuple[np.ndarray, bool, int]:
+    """(rows to upload, transposed, row length): a plane whose values run contiguously along
+    one axis goes as it lies in the volume, rows apart (no copy: an axial plane of an x-fastest
+    volume, as the NIfTI and DICOM readers give, or its coronal plane); otherwise it is
+    gathered, reading along its smaller stride. ``transposed``: texture rows run along the
+    plane's second axis."""
+    rows = _as_rows(plane)
+    if rows is not None:
+        return rows
+    if abs(plane.strides[0]) < abs(plane.strides[1]):
         return np.ascontiguousarray(plane.T), True, 0
     return np.ascontiguousarray(plane), False, 0
+
+
+# one thread that gathers planes a view will show: numpy's strided copy releases the GIL, so
+# a sagittal plane of an x-fastest volume (1-2 ms of cache misses) is cut while the GUI thread
+# paints the other views
+_GATHER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="vol3d-plane-gather")
+
+
+def _plane_rows(volume: Volume, axis: int, index: int, dtype) -> tuple[np.ndarray, bool, int]:
+    plane = base_slice(volume, axis, index)
+    if plane.dtype != dtype:
+        plane = plane.astype(dtype)
+    return upload_form(plane)
 
 
 class PlaneTexture:
@@ -174,19 +196,34 @@ class PlaneTexture:
         self._texture_shape = (0, 0)
         self.dtype = None
         self.uploads = 0
+        self._pending = None  # (key, future of _plane_rows) started by prefetch
+
+    def prefetch(self, volume: Volume, axis: int, index: int) -> None:
+        """Start cutting a plane this view is about to show, when cutting it means a copy."""
+        key = (id(volume), axis, index)
+        if key == self.key or (self._pending is not None and self._pending[0] == key):
+            return
+        plane = base_slice(volume, axis, index)
+        dtype = _upload_dtype(volume.dtype)
+        if plane.dtype == dtype and _as_rows(plane) is not None:
+            self._pending = None  # uploaded as it lies: nothing to cut ahead
+            return
+        self._pending = (key, _GATHER.submit(_plane_rows, volume, axis, index, dtype))
 
     def show(self, volume: Volume, axis: int, index: int) -> None:
         key = (id(volume), axis, index)
         if key == self.key:
             return
         dtype = _upload_dtype(volume.dtype)
-        plane = base_slice(volume, axis, index)
-        if plane.dtype != dtype:
-            plane = plane.astype(dtype)
-        rows, transposed, row_length = upload_form(plane)
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[0] == key:
+            rows, transposed, row_length = pending[1].result()
+        else:
+            rows, transposed, row_length = _plane_rows(volume, axis, index, dtype)
         same = rows.shape == self._texture_shape and dtype == self.dtype
         self.id = _upload_2d(self.id, rows, _FORMATS[dtype][:3], GL.GL_NEAREST, same, row_length)
-        self.key, self.shape, self.dtype = key, plane.shape, dtype
+        self.key, self.dtype = key, dtype
+        self.shape = rows.shape[::-1] if transposed else rows.shape
         self.transposed, self._texture_shape = transposed, rows.shape
         self.uploads += 1
 
@@ -194,6 +231,7 @@ class PlaneTexture:
         if self.id is not None:
             GL.glDeleteTextures([self.id])
         self.id, self.key, self.shape, self._texture_shape = None, None, (0, 0), (0, 0)
+        self._pending = None
 
 
 class PreparedOverlay:

@@ -163,6 +163,7 @@ class GLSliceView(SliceViewBase):
         if state == self._painted_state:
             return  # neither this view's slice nor its crosshair moved
         if self._painted_state is None or state[0] != self._painted_state[0]:
+            self.canvas_window.plane.prefetch(self.model.volume, self.geometry.axis, self.index)
             self._update_labels()
         self._painted_state = state
         self.canvas_window.request()
