@@ -16,12 +16,9 @@ import numpy as np
 from OpenGL import GL
 from PySide6 import QtCore, QtGui, QtOpenGL, QtWidgets
 
-from vol3d_gui.ui.gl_progressive import _Target
 from vol3d_gui.ui.gl_slice_textures import MAX_OVERLAYS, OverlayPlane, PlaneTexture
 from vol3d_gui.ui.gl_window_host import render_and_read_back
 from vol3d_gui.viewer.colormaps import lut
-
-_QUAD = np.array([[-1, -1], [1, -1], [1, 1], [-1, -1], [1, 1], [-1, 1]], np.float32)
 
 
 class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
@@ -39,11 +36,15 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         self.on_error = None  # callback(str): the shader or a texture failed in a paint
         self.paints = 0
         self.dirty = False  # asked to paint and not painted since
-        self.plane_renders = 0  # pictures drawn (plane and overlays), not only the crosshair
-        self._drawn_key = None  # what the window shows (the last picture drawn)
-        self._cache = None  # gl_progressive._Target: that picture, kept for crosshair moves
-        self._cache_key = None
-        self._cache_ok = True
+        self.plane_renders = 0  # paints that drew the whole picture (plane and overlays)
+        self.line_repaints = 0  # paints that redrew only under the crosshair lines
+        self.back_buffer_kept: bool | None = None  # what the last check of the back buffer found
+        self._drawn_key = None  # the picture of the last frame painted
+        self._drawn_lines = (0, 0)  # its crosshair lines' pixel column and row
+        self._plane_box = None  # its plane's screen box (device pixels), None when off screen
+        self._mark = None  # the mark left in its corner (see _leave_mark), None: unmarked
+        self._marks = 0
+        self._grabbing = False
         self.plane = PlaneTexture()  # this view's plane (textures are made in its own context)
         self._overlay_planes: dict[int, OverlayPlane] = {}  # id(layer volume) -> its plane here
 
@@ -127,8 +128,7 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
     def initializeGL(self) -> None:
         GL.glClearColor(0.0, 0.0, 0.0, 1.0)
         # a new context (the window was re-created): nothing of the old one is valid
-        self._cache = None
-        self._drawn_key = self._cache_key = None
+        self._drawn_key, self._mark = None, None
         self.plane.id, self.plane.key, self.plane.shape = None, None, (0, 0)
         self._overlay_planes.clear()
 
@@ -148,11 +148,11 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
             return
 
     def _paint(self, st) -> None:
-        """A new picture (slice, window, overlay, zoom) is drawn straight into the window in one
-        pass. A move of the crosshair alone keeps the picture: it is drawn once into a
-        framebuffer of this window's own, and each such move copies it and draws two lines
-        (while a reader drags the crosshair in one view, that view's picture stays and the
-        other two change slice on every step)."""
+        """A new picture (slice, window, overlay, zoom) is drawn whole in one pass. A move of
+        the crosshair alone (while a reader drags it in this view, the other two change slice
+        on every step) redraws only the picture under the old lines and the new lines, when
+        the window's back buffer still holds the last frame: checked on every such paint by a
+        mark left in the frame's corner (``_kept_frame``); otherwise the whole picture again."""
         dpr = self.devicePixelRatio()
         w, h = int(self.width() * dpr), int(self.height() * dpr)
         tx = self.textures
@@ -166,33 +166,71 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         key = (self.plane.key, tuple(self.center), self.mm_per_px, self.flip_x, w, h, st.window, st.colormap,
                tuple((id(lay.volume), lay.colormap, lay.opacity, lay.threshold, lay.vmin, lay.vmax)
                      for lay in layers))
-        screen = self.defaultFramebufferObject()
+        GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self.defaultFramebufferObject())
         GL.glViewport(0, 0, w, h)
-        if key != self._drawn_key or not self._ensure_cache(w, h):
-            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, screen)
+        if key == self._drawn_key and self._kept_frame():
+            self._restore_under_lines(st, sampled, own, w, h)
+            self.line_repaints += 1
+        else:
             self._draw_picture(st, sampled, own, w, h)
-            self._drawn_key, self._cache_key = key, None
-        else:  # the same picture, another crosshair
-            if self._cache_key != key:
-                GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self._cache.fbo)
-                self._draw_picture(st, sampled, own, w, h)
-                self._cache_key = key
-            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, screen)
-            self._copy_cache()
-        self._draw_cross(st, w, h)
+            self.plane_renders += 1
+        self._drawn_key = key
+        self._drawn_lines = self._draw_cross(st, w, h)
+        self._leave_mark()
 
-    def _ensure_cache(self, w: int, h: int) -> bool:
-        if self._cache is not None and (self._cache.width, self._cache.height) == (w, h):
-            return True
-        if self._cache is not None:
-            self._cache.delete()
-            self._cache, self._cache_key = None, None
-        if self._cache_ok:
+    def _kept_frame(self) -> bool:
+        """Whether the back buffer holds the frame this window painted last: its corner pixel
+        is still the mark that paint left (a swap that keeps the back buffer, as Mesa's
+        software path does, keeps it; a driver that hands out another buffer or a cleared one
+        does not). Read back each time: one pixel."""
+        if self._mark is None or self._grabbing:
+            return False
+        pixel = GL.glReadPixels(0, 0, 1, 1, GL.GL_RGBA, GL.GL_UNSIGNED_BYTE)
+        kept = bytes(pixel)[:3] == bytes((self._mark, 0, 0))
+        self.back_buffer_kept = kept
+        return kept
+
+    def _leave_mark(self) -> None:
+        """Mark the frame in its bottom-left pixel when that pixel is background (outside the
+        plane, never a voxel's value): (k, 0, 0) with k in 1..3, one step on from the last, a
+        difference from black no one sees. Grabs (exports, screenshots) are left unmarked."""
+        self._mark = None
+        box = self._plane_box
+        if self._grabbing or (box is not None and box[0] < 1 and box[2] < 1):
+            return
+        self._marks = self._marks % 3 + 1
+        self._fill([(0, 1, 0, 1)], (self._marks / 255.0, 0.0, 0.0, 1.0))
+        self._mark = self._marks
+
+    def _restore_under_lines(self, st, sampled, own, w: int, h: int) -> None:
+        """The picture again where the last lines were (3-pixel strips), nowhere else: drawn
+        as strips of geometry (a scissored clear or draw costs llvmpipe a whole pass)."""
+        x, y = self._drawn_lines
+        strips = [(max(x - 1, 0), min(x + 2, w), 0, h), (0, w, max(y - 1, 0), min(y + 2, h))]
+        strips = [s for s in strips if s[1] > s[0] and s[3] > s[2]]
+        self._fill(strips, (0.0, 0.0, 0.0, 1.0))
+        frag_to_voxel = self.frag_to_voxel(st.geometry, st.index)
+        self._draw_plane(st, sampled, frag_to_voxel, w, h, strips)
+        if own:  # oblique overlays (rare): their pass, clipped to each strip
+            GL.glEnable(GL.GL_SCISSOR_TEST)
             try:
-                self._cache = _Target(w, h)
-            except Exception:  # no framebuffer objects: draw the picture on every paint
-                self._cache_ok = False
-        return self._cache is not None
+                for x0, x1, y0, y1 in strips:
+                    GL.glScissor(int(x0), int(y0), int(x1 - x0), int(y1 - y0))
+                    self._draw_own_overlays(st, own, frag_to_voxel)
+            finally:
+                GL.glDisable(GL.GL_SCISSOR_TEST)
+
+    def _fill(self, boxes, colour) -> None:
+        """Boxes (x0, x1, y0, y1 device pixels) in one colour, unblended."""
+        w, h = self.width() * self.devicePixelRatio(), self.height() * self.devicePixelRatio()
+        prog = self.textures.solid_program()
+        GL.glUseProgram(prog.id)
+        try:
+            GL.glDisable(GL.GL_BLEND)
+            GL.glUniform4f(prog.loc("u_colour"), *colour)
+            self._draw_quad(np.concatenate([_box_quad(b, w, h) for b in boxes]))
+        finally:
+            GL.glUseProgram(0)
 
     def _overlay_plane(self, layer) -> OverlayPlane:
         plane = self._overlay_planes.get(id(layer.volume))
@@ -205,23 +243,7 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         for key in [k for k in self._overlay_planes if k not in shown]:
             self._overlay_planes.pop(key).release()
 
-    def _copy_cache(self) -> None:
-        """The cached picture into the bound framebuffer (a texelFetch pass: cheaper under
-        llvmpipe than glBlitFramebuffer)."""
-        prog = self.textures.copy_program()
-        GL.glUseProgram(prog.id)
-        try:
-            GL.glActiveTexture(GL.GL_TEXTURE0)
-            GL.glBindTexture(GL.GL_TEXTURE_2D, self._cache.texture)
-            GL.glUniform1i(prog.loc("u_picture"), 0)
-            GL.glDisable(GL.GL_BLEND)
-            self._draw_quad(_QUAD)
-        finally:
-            GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
-            GL.glUseProgram(0)
-
     def _draw_picture(self, st, sampled, own, w: int, h: int) -> None:
-        self.plane_renders += 1
         GL.glDisable(GL.GL_BLEND)
         GL.glClear(GL.GL_COLOR_BUFFER_BIT)
         frag_to_voxel = self.frag_to_voxel(st.geometry, st.index)
@@ -229,10 +251,10 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         if own:
             self._draw_own_overlays(st, own, frag_to_voxel)
 
-    def _draw_plane(self, st, sampled, frag_to_voxel: np.ndarray, w: int, h: int) -> None:
+    def _draw_plane(self, st, sampled, frag_to_voxel: np.ndarray, w: int, h: int, regions=None) -> None:
         """The plane through the window and colour map, and the overlays of ``sampled`` ((layer,
         its plane's sampling or None when this slice misses it)) in the same pass, over the
-        screen box of the plane only."""
+        screen box of the plane only (within ``regions``, boxes of device pixels, if given)."""
         a, b = st.geometry.in_plane_axes
         fa, fb = frag_to_voxel[a, [0, 1, 3]], frag_to_voxel[b, [0, 1, 3]]
         na, nb = self.plane.shape
@@ -240,7 +262,9 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         xs = np.clip(np.sort((np.array([-0.5, na - 0.5]) - fa[2]) / fa[0]), 0, w)
         ys = np.clip(np.sort((np.array([-0.5, nb - 0.5]) - fb[2]) / fb[1]), 0, h)
         if xs[1] <= xs[0] or ys[1] <= ys[0]:
+            self._plane_box = None
             return
+        self._plane_box = (float(xs[0]), float(xs[1]), float(ys[0]), float(ys[1]))
         shown = [(lay, s) for lay, s in sampled if s is not None]
         grey = st.colormap == "grey"
         tx = self.textures
@@ -273,9 +297,14 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
                 GL.glUniform2f(u(f"u_on{i}"), *on)
                 self._overlay_uniforms(u, layer, f"{i}", unit + 1, tx.prepared(layer).value_range,
                                        ("u_op", "u_oc", "u_or", "u_ol"))
-            x0, x1 = map(float, xs)
-            y0, y1 = map(float, ys)
-            self._draw_quad(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y0], [x1, y1], [x0, y1]], np.float32))
+            boxes = [(float(xs[0]), float(xs[1]), float(ys[0]), float(ys[1]))]
+            if regions is not None:
+                boxes = [(max(b[0], r[0]), min(b[1], r[1]), max(b[2], r[2]), min(b[3], r[3]))
+                         for b in boxes for r in regions]
+                boxes = [b for b in boxes if b[1] > b[0] and b[3] > b[2]]
+            if boxes:
+                quads = [[[x0, y0], [x1, y0], [x1, y1], [x0, y0], [x1, y1], [x0, y1]] for x0, x1, y0, y1 in boxes]
+                self._draw_quad(np.array(quads, np.float32).reshape(-1, 2))
         finally:
             GL.glUseProgram(0)
             for unit in range(2 + 2 * len(shown)):
@@ -354,20 +383,25 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
             return None
         return float(x0), float(x1), float(y0), float(y1)
 
-    def _draw_cross(self, st, w: int, h: int) -> None:
+    def _draw_cross(self, st, w: int, h: int) -> tuple[int, int]:
+        """Two 1-pixel lines through the centre of the pixel the cursor falls in; returns that
+        pixel's column and row."""
         cx, cy = self.cross_pixels(*st.cross)
-        # through the centre of the pixel the cursor falls in, as two 1-pixel lines
-        x = (np.floor(cx) + 0.5) / w * 2 - 1
-        y = (np.floor(cy) + 0.5) / h * 2 - 1
+        col, row = int(np.floor(cx)), int(np.floor(cy))
+        x = (col + 0.5) / w * 2 - 1
+        y = (row + 0.5) / h * 2 - 1
         lines = np.array([[x, -1], [x, 1], [-1, y], [1, y]], np.float32)
         GL.glEnable(GL.GL_BLEND)
         GL.glBlendFunc(GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA)
-        GL.glUseProgram(self.textures.line_program().id)
+        prog = self.textures.solid_program()
+        GL.glUseProgram(prog.id)
         try:
+            GL.glUniform4f(prog.loc("u_colour"), 1.0, 220.0 / 255.0, 0.0, 180.0 / 255.0)
             self._draw_quad(lines, GL.GL_LINES)
         finally:
             GL.glUseProgram(0)
             GL.glDisable(GL.GL_BLEND)
+        return col, row
 
     @staticmethod
     def _draw_quad(vertices: np.ndarray, mode=GL.GL_TRIANGLES) -> None:
@@ -390,8 +424,12 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
             self.doneCurrent()
 
     def grab_frame(self) -> QtGui.QImage:
-        """Render one frame and read it back."""
-        return render_and_read_back(self)
+        """Render one frame (the whole picture, unmarked) and read it back."""
+        self._grabbing = True
+        try:
+            return render_and_read_back(self)
+        finally:
+            self._grabbing = False
 
     # --- input: the owner decides what a gesture means ----------------------------------------------
     def mousePressEvent(self, ev):

@@ -144,15 +144,10 @@ _MASK_COLOUR = """    if (!(v > 0.0)) discard;  // a binary mask: 0 is backgroun
 _MAP_COLOUR = """    vec3 rgb = texelFetch(u_ovlut, ivec2(int(floor(clamp((v - u_ovp.y) * u_ovp.z, 0.0, 255.0))), 0), 0).rgb;
     fragColor = vec4(rgb * u_ovp.w, u_ovp.w);  // premultiplied"""
 
-_COPY_FRAG = """#version 140
+_SOLID_FRAG = """#version 140
 out vec4 fragColor;
-uniform sampler2D u_picture;
-void main() { fragColor = texelFetch(u_picture, ivec2(gl_FragCoord.xy), 0); }
-"""
-
-_LINE_FRAG = """#version 140
-out vec4 fragColor;
-void main() { fragColor = vec4(1.0, 220.0 / 255.0, 0.0, 180.0 / 255.0); }
+uniform vec4 u_colour;
+void main() { fragColor = u_colour; }
 """
 
 
@@ -234,9 +229,6 @@ def build_overlay_program(order: int, binary: bool, x_fast: bool) -> Program:
     return Program(_VERT, overlay_source(order, binary, x_fast))
 
 
-def build_line_program() -> Program:
-    return Program(_VERT, _LINE_FRAG)
-
-
-def build_copy_program() -> Program:
-    return Program(_VERT, _COPY_FRAG)
+def build_solid_program() -> Program:
+    """One colour (the crosshair lines, the background of a strip, the frame's mark)."""
+    return Program(_VERT, _SOLID_FRAG)

@@ -356,11 +356,8 @@ class SliceTextures:
         key = ("overlay", ov.order, ov.binary, ov.texture().x_fast)
         return self._program(key, lambda: gl_slice_shaders.build_overlay_program(*key[1:]))
 
-    def line_program(self) -> Program:
-        return self._program("line", gl_slice_shaders.build_line_program)
-
-    def copy_program(self) -> Program:
-        return self._program("copy", gl_slice_shaders.build_copy_program)
+    def solid_program(self) -> Program:
+        return self._program("solid", gl_slice_shaders.build_solid_program)
 
     def ensure(self, volume: Volume, overlays) -> None:
         """Bring the prepared overlays up to date with what the model shows."""

@@ -196,7 +196,7 @@ class GLSliceView(SliceViewBase):
     def invalidate(self) -> None:
         """Cut, upload and render the plane again on the next paint (benchmarks)."""
         self.canvas_window.plane.key = None
-        self.canvas_window._drawn_key = self.canvas_window._cache_key = None
+        self.canvas_window._drawn_key = None
         self.canvas_window.request()
 
     def screen_to_world(self, pos: QtCore.QPointF) -> np.ndarray | None:
