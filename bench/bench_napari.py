@@ -183,7 +183,8 @@ def main(moves: int = 25) -> dict:
         return time.perf_counter() - t0
 
     def ours_jump(i):
-        w.set_cursor(points[i])
+        # not point i: the drag before left the cursor there but for one coordinate
+        w.set_cursor(points[(i + 11) % moves])
         repaint_slices()
 
     def until_painted():
