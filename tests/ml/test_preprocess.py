@@ -6,12 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vol3d_gui.core.volume import Volume, centered_affine
+from vol3d_gui.ml.linear_zoom import separable_zoom
 from vol3d_gui.ml.preprocess import (
     grid_affine,
     normalise,
     preprocess_volume,
     resample_to_grid,
-    separable_zoom,
 )
 
 
