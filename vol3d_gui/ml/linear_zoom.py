@@ -101,16 +101,23 @@ def matmul_step(src: np.ndarray, p: int, q: int, taps, gain: float, into: np.nda
     (N, p) @ (p, q) product: BLAS reads each block of p voxels once (the strided lerps read
     every phase's taps apart). ``gain`` is folded into the weights. Only for finite data: a
     zero weight times inf or NaN would spread them to the neighbours."""
-    w = np.zeros((p, q), np.float32)
-    for j, (a, t) in enumerate(taps):
-        w[a, j] += (1.0 - t) * gain
-        if t:
-            w[a + 1, j] += t * gain
+    w = _weights(p, q, taps, gain)
     # one thread: these products are too small to gain from a second, and on a loaded machine
     # the woken BLAS thread waits for a core (200x200x120 -> 64^3 at load 4: 2.3 ms, 15 ms
     # with OpenBLAS's two threads). The limit is process-wide, hence the lock.
     with _BLAS_LOCK, _blas().limit(limits=1, user_api="blas"):
         np.matmul(src.reshape(-1, p), w, out=into.reshape(-1, q))
+
+
+@functools.lru_cache(maxsize=64)
+def _weights(p: int, q: int, taps, gain: float) -> np.ndarray:
+    w = np.zeros((p, q), np.float32)
+    for j, (a, t) in enumerate(taps):
+        w[a, j] += (1.0 - t) * gain
+        if t:
+            w[a + 1, j] += t * gain
+    w.flags.writeable = False
+    return w
 
 
 _BLAS_LOCK = threading.Lock()
@@ -153,7 +160,7 @@ def axis_order(src_shape, shape) -> list[int]:
 
 def memory_order(arr: np.ndarray) -> tuple[int, ...]:
     """Axes from the slowest-varying in memory to the fastest (C order: 0, 1, 2; F: 2, 1, 0)."""
-    return tuple(int(k) for k in np.argsort([-abs(s) for s in arr.strides], kind="stable"))
+    return tuple(sorted(range(arr.ndim), key=lambda k: -abs(arr.strides[k])))  # stable
 
 
 def copy_tiled(dst: np.ndarray, src: np.ndarray) -> None:
@@ -201,9 +208,10 @@ def _axes(step) -> tuple[int, ...]:
     return tuple(step[1]) if step[0] == "box" else (step[1],) if step[0] == "axis" else (-1,)
 
 
-def _run(steps, src: np.ndarray, target: tuple, into: np.ndarray) -> float:
-    """Run ``steps`` from ``src`` to ``target`` (the last step writes ``into``); returns the gain."""
-    gain, out, nd = 1.0, src, src.ndim
+def _run(steps, src: np.ndarray, target: tuple, into: np.ndarray, gain: float) -> float:
+    """Run ``steps`` from ``src`` to ``target`` (the last step writes ``into``) with the factor
+    ``gain`` still owed; returns the factor owed at the end."""
+    out, nd = src, src.ndim
     for i, step in enumerate(steps):
         axes = {a % nd for a in _axes(step)}
         shape = tuple(target[k] if k in axes else n for k, n in enumerate(out.shape))
@@ -222,18 +230,24 @@ def _run(steps, src: np.ndarray, target: tuple, into: np.ndarray) -> float:
 def steps_cost(data: np.ndarray, shape) -> int:
     """Voxels the separable steps would write for ``data`` (they are bound by memory traffic)."""
     order = memory_order(data)
-    cur, target, total = [data.shape[k] for k in order], [int(shape[k]) for k in order], 0
-    for step in _plan(tuple(cur), tuple(target), False):
+    return _plan_cost(tuple(data.shape[k] for k in order), tuple(int(shape[k]) for k in order))
+
+
+@functools.lru_cache(maxsize=64)
+def _plan_cost(src_shape: tuple, target: tuple) -> int:
+    cur, total = list(src_shape), 0
+    for step in _plan(src_shape, target, False):
         for ax in _axes(step):
             cur[ax] = target[ax]
         total += int(np.prod(cur))
     return total
 
 
-def zoom_steps(data: np.ndarray, shape, *, finite: bool = False) -> tuple[np.ndarray, float]:
-    """(arr, gain): arr * gain are ndimage.zoom(order=1, grid_mode=True, mode="nearest")'s
-    samples of ``data`` on ``shape``, arr C-contiguous float32. The gain is left to the caller's
-    next pass (the intensity normalisation) instead of costing one here. ``finite``: the data
+def zoom_steps(data: np.ndarray, shape, *, finite: bool = False, scale: float = 1.0) -> tuple[np.ndarray, float]:
+    """(arr, gain): arr * gain are ``scale`` times ndimage.zoom(order=1, grid_mode=True,
+    mode="nearest")'s samples of ``data`` on ``shape``, arr C-contiguous float32. Constant
+    factors ride on a BLAS step's weights when there is one; the rest (the gain) is left to the
+    caller's next pass (the intensity normalisation) instead of costing one here. ``finite``: the data
     hold no NaN or inf (an integer scan), which allows the BLAS step."""
     shape = tuple(int(s) for s in shape)
     order = memory_order(data)
@@ -243,7 +257,7 @@ def zoom_steps(data: np.ndarray, shape, *, finite: bool = False) -> tuple[np.nda
     steps = _plan(view.shape, target, bool(finite))
     direct = order == tuple(range(view.ndim))
     out = np.empty(shape if direct else target, np.float32)
-    gain = _run(steps, view, target, out) if steps else 1.0
+    gain = _run(steps, view, target, out, scale) if steps else scale
     if not steps:
         np.copyto(out, view, casting="unsafe")
     if not direct:

@@ -34,17 +34,18 @@ def resample_to_grid(data: np.ndarray, shape) -> np.ndarray:
     return out
 
 
-def _to_grid(data, shape, finite: bool = False) -> tuple[np.ndarray, float]:
-    """(arr, gain), a new C-contiguous float32 arr: arr * gain is resample_to_grid's answer
-    (the separable steps leave a constant factor to the caller's next pass)."""
+def _to_grid(data, shape, finite: bool = False, scale: float = 1.0) -> tuple[np.ndarray, float]:
+    """(arr, gain), a new C-contiguous float32 arr: arr * gain is ``scale`` times
+    resample_to_grid's answer (the separable steps fold the factors where a product is made
+    anyway and leave the rest to the caller's next pass)."""
     shape = tuple(int(s) for s in shape)
     arr = np.asarray(data)
     if arr.ndim != 3:
         raise ValueError(f"expected a 3-D array, got shape {arr.shape}")
     if arr.shape == shape:
-        return np.array(arr, dtype=np.float32, order="C"), 1.0
+        return np.array(arr, dtype=np.float32, order="C"), scale
     if steps_cost(arr, shape) < _ZOOM_OVER_SEPARABLE * int(np.prod(shape)):
-        return zoom_steps(arr, shape, finite=finite)
+        return zoom_steps(arr, shape, finite=finite, scale=scale)
     # zoom reads the native dtype (int16 CT, uint8) and writes float32: no float copy of a
     # 512x512x300 scan, and its cost is proportional to the small model grid. It runs on the
     # C-ordered view of the array (an x-fastest scan from the readers: 54 ms -> 13 ms for
@@ -60,7 +61,7 @@ def _to_grid(data, shape, finite: bool = False) -> tuple[np.ndarray, float]:
         result = np.empty(shape, np.float32)
         copy_tiled(result, out.transpose(np.argsort(order)))
         out = result
-    return out, 1.0
+    return out, scale
 
 
 def grid_affine(volume: Volume, shape) -> np.ndarray:
@@ -78,29 +79,39 @@ def normalise(arr: np.ndarray, spec: dict, *, finite: bool = False) -> np.ndarra
     caller knows there is no NaN or inf (resampled from an integer scan), which saves passes."""
     arr = np.asarray(arr)
     maybe_nan = not (finite or np.issubdtype(arr.dtype, np.integer))
-    return _normalise_inplace(np.array(arr, dtype=np.float32), spec, maybe_nan=maybe_nan)
+    out = np.array(arr, dtype=np.float32)
+    window = _linear_map(spec)
+    if window is None:
+        return _minmax_inplace(out, maybe_nan)
+    lo, scale = window
+    np.subtract(out, np.float32(lo), out=out)
+    np.divide(out, np.float32(scale), out=out)
+    return _finish(out, maybe_nan)
 
 
-def _normalise_inplace(out: np.ndarray, spec: dict, *, maybe_nan: bool, gain: float = 1.0) -> np.ndarray:
-    """normalise() of out * gain, in place on the float32 ``out``: the gain rides on the
-    multiplication this pass makes anyway (minmax does not depend on it)."""
+def _linear_map(spec: dict) -> tuple[float, float] | None:
+    """(lo, scale) of the specs that map x -> (x - lo) / scale; None for minmax."""
     kind = spec.get("type", "minmax")
     if kind == "hu_window":
-        lo, scale = float(spec["low"]), float(spec["high"]) - float(spec["low"])
-    elif kind == "scale":
-        lo, scale = 0.0, float(spec.get("divisor", 255.0))
-    elif kind == "minmax":
-        finite = out[np.isfinite(out)] if maybe_nan else out
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        scale, gain = (hi - lo if hi > lo else 1.0), 1.0
-    else:
-        raise ValueError(f"unknown preprocessing type {kind!r}")
-    if gain == 1.0:
-        np.subtract(out, np.float32(lo), out=out)
-        np.divide(out, np.float32(scale), out=out)
-    else:  # (out * gain - lo) / scale
-        np.multiply(out, np.float32(gain / scale), out=out)
-        np.subtract(out, np.float32(lo / scale), out=out)
+        return float(spec["low"]), float(spec["high"]) - float(spec["low"])
+    if kind == "scale":
+        return 0.0, float(spec.get("divisor", 255.0))
+    if kind == "minmax":
+        return None
+    raise ValueError(f"unknown preprocessing type {kind!r}")
+
+
+def _minmax_inplace(out: np.ndarray, maybe_nan: bool) -> np.ndarray:
+    """(x - min) / (max - min) over the finite values: the same for any positive multiple of
+    x, so the resampling's gain does not matter here."""
+    finite = out[np.isfinite(out)] if maybe_nan else out
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    np.subtract(out, np.float32(lo), out=out)
+    np.divide(out, np.float32(hi - lo if hi > lo else 1.0), out=out)
+    return _finish(out, maybe_nan)
+
+
+def _finish(out: np.ndarray, maybe_nan: bool) -> np.ndarray:
     if maybe_nan and not np.isfinite(out).all():  # float input: NaN and inf have a place too
         np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
     return np.clip(out, 0.0, 1.0, out=out)
@@ -109,12 +120,20 @@ def _normalise_inplace(out: np.ndarray, spec: dict, *, maybe_nan: bool, gain: fl
 def preprocess_array(data: np.ndarray, shape, spec: dict) -> np.ndarray:
     """A raw 3-D array to the model's (D, H, W, 1) float32 input."""
     # normalise after the zoom: it touches the small grid only, and a linear zoom commutes
-    # with the linear hu_window/scale maps; the clip to [0, 1] comes last, as it always has
-    # (clipping first would differ wherever a sample mixes voxels from both sides of the window)
+    # with the linear hu_window/scale maps, whose 1 / scale rides on the resampling's last
+    # product; the clip to [0, 1] comes last, as it always has (clipping first would differ
+    # wherever a sample mixes voxels from both sides of the window)
     data = np.asarray(data)
     integer = np.issubdtype(data.dtype, np.integer)
-    out, gain = _to_grid(data, shape, finite=integer)
-    return _normalise_inplace(out, spec, maybe_nan=not integer, gain=gain)[..., None]
+    window = _linear_map(spec)
+    if window is None:
+        return _minmax_inplace(_to_grid(data, shape, finite=integer)[0], not integer)[..., None]
+    lo, scale = window
+    out, gain = _to_grid(data, shape, finite=integer, scale=1.0 / scale)  # out * gain = x / scale
+    if gain != 1.0:
+        np.multiply(out, np.float32(gain), out=out)
+    np.subtract(out, np.float32(lo / scale), out=out)
+    return _finish(out, not integer)[..., None]
 
 
 def preprocess_volume(volume: Volume, shape, spec: dict) -> np.ndarray:
