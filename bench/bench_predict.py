@@ -5,11 +5,15 @@ already preprocessed tensor, and against keras' model.predict; volumes/s of pred
     python -m bench.bench_predict models/adrenal3d.keras
 
 The volume is the demo's CT phantom (128x128x96 int16 HU), so "end to end" includes the
-by-shape resampling and intensity normalisation that the GUI pays for every volume.
+by-shape resampling and intensity normalisation that the GUI pays for every volume. It is
+timed as the phantom comes (C order) and x-fastest, as the NIfTI and DICOM readers give a scan
+(``*_x_fastest``). All of them run in alternation, many rounds: the forward pass alone varies
+by 10-20 % between runs on a loaded machine, so few rounds give a ratio that wanders.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -33,19 +37,23 @@ def _bundle(path: str | None, tmp: Path):
     return load_bundle(save_bundle(model, card, tmp / "bench.keras"))
 
 
-def main(repeat: int = 7, model_path: str | None = None) -> dict:
+def main(repeat: int = 30, model_path: str | None = None) -> dict:
     with tempfile.TemporaryDirectory() as d:
         bundle = _bundle(model_path, Path(d))
         vol, _ = lesion_phantom(0, True)
+        vol_f = dataclasses.replace(vol, data=np.asfortranarray(vol.data))
         x = bundle.preprocess(vol)[None]
         np.testing.assert_allclose(bundle.predict(vol), bundle.forward(x)[0], atol=1e-6)
+        np.testing.assert_allclose(bundle.predict(vol_f), bundle.forward(x)[0], atol=1e-6)
         model = bundle.model
 
-        t = interleaved({
+        t = interleaved({  # the first four in the order of the earlier runs of this bench
             "predict_end_to_end": lambda: bundle.predict(vol),
             "preprocess_only": lambda: bundle.preprocess(vol),
             "forward_compiled": lambda: bundle.forward(x),
             "keras_model_predict": lambda: model.predict(x, verbose=0),
+            "predict_end_to_end_x_fastest": lambda: bundle.predict(vol_f),
+            "preprocess_only_x_fastest": lambda: bundle.preprocess(vol_f),
         }, repeat=repeat, warmup=2)
         fwd = t["forward_compiled"]["median_s"]
         vols = [lesion_phantom(s, s % 2 == 0)[0] for s in range(16)]
@@ -56,6 +64,7 @@ def main(repeat: int = 7, model_path: str | None = None) -> dict:
             "volume": f"{'x'.join(map(str, vol.shape))} {vol.dtype} phantom",
             **t,
             "ratio_predict_over_forward": t["predict_end_to_end"]["median_s"] / fwd,
+            "ratio_predict_x_fastest_over_forward": t["predict_end_to_end_x_fastest"]["median_s"] / fwd,
             "ratio_model_predict_over_forward": t["keras_model_predict"]["median_s"] / fwd,
             "predict_batch_16_volumes": tb,
             "predict_batch_volumes_per_s": 16 / tb["median_s"],

@@ -29,7 +29,7 @@ from threadpoolctl import ThreadpoolController
 # phases, 3.7 ms with gathers)
 MAX_PERIOD = 8
 MAX_PHASES = 2
-# tile edge of the transposing copy: 8 float32 = half a cache line, 64 calls for a 64^3 grid
+# slab width of the transposing copy: 8 float32, half a cache line
 _TILE = 8
 
 
@@ -164,17 +164,16 @@ def memory_order(arr: np.ndarray) -> tuple[int, ...]:
 
 
 def copy_tiled(dst: np.ndarray, src: np.ndarray) -> None:
-    """dst[...] = src for a C-contiguous ``dst`` and a ``src`` laid out otherwise, in tiles over
-    the two axes that are contiguous in each, so both sides stay in cache."""
+    """dst[...] = src for a C-contiguous ``dst`` and a ``src`` laid out otherwise, in slabs of
+    _TILE along dst's contiguous axis: within a slab the reads of src's rows and the writes of
+    dst's short runs both stay in cache (64^3, x-fastest to C: 0.21 ms; 8x8 tiles over both
+    fast axes 0.27 ms, numpy's plain copy 0.8 ms)."""
     fast_dst, fast_src = dst.ndim - 1, int(np.argmin([abs(s) for s in src.strides]))
     if fast_dst == fast_src:
         np.copyto(dst, src)
         return
-    for i in range(0, dst.shape[fast_src], _TILE):
-        for k in range(0, dst.shape[fast_dst], _TILE):
-            sl = [slice(None)] * dst.ndim
-            sl[fast_src], sl[fast_dst] = slice(i, i + _TILE), slice(k, k + _TILE)
-            np.copyto(dst[tuple(sl)], src[tuple(sl)])
+    for k in range(0, dst.shape[fast_dst], _TILE):
+        np.copyto(dst[..., k:k + _TILE], src[..., k:k + _TILE])
 
 
 @functools.lru_cache(maxsize=64)
