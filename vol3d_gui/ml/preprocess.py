@@ -18,10 +18,11 @@ from scipy import ndimage
 from vol3d_gui.core.volume import Volume
 from vol3d_gui.ml.linear_zoom import copy_tiled, memory_order, steps_cost, zoom_steps
 
-# ndimage.zoom costs ~35 ns an output voxel (8 taps through its spline code), the separable
-# steps ~3 ns a voxel written (bench: 128x128x96 -> 64^3 1.3 ms vs 8.1 ms; 512x512x300 -> 48^3
-# 26 ms vs 4.9 ms, where the first step alone writes 7 million voxels)
-_ZOOM_OVER_SEPARABLE = 10
+# ndimage.zoom costs 60-80 ns an output voxel (8 taps through its spline code), the separable
+# steps 1.4-3.5 ns a voxel they write (load ~5.8: 256x256x160 -> 48^3 steps 3.3 ms vs zoom 7.0 ms;
+# 128x128x96 x-fastest -> 48^3 2.2 vs 5.7 ms; 512x512x300 -> 48^3 29 ms vs 9.0 ms, where the
+# first step alone writes 7 million voxels)
+_ZOOM_OVER_SEPARABLE = 20
 
 
 def resample_to_grid(data: np.ndarray, shape) -> np.ndarray:
