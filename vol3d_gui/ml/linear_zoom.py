@@ -4,14 +4,17 @@ A linear zoom is a product of 1-D interpolations, so it can run as one lerp per 
 here is a few whole-array numpy operations (no Python loop over voxels). What makes it fast:
 
 - For a shrinking axis the taps repeat: n_src / n_out = p / q in lowest terms, and output voxel
-  k*q + j reads source voxels k*p + a_j and k*p + a_j + 1 with the same weight for every k. So
-  each of the q phases is one strided view of the source (no gather copy), and the common
-  factors need fewer operations still: 1/2 is (a + b) / 2, 1/3 a plain pick.
+  k*q + j reads source voxels k*p + a_j and k*p + a_j + 1 with the same weight for every k.
+  Whole factors (q = 1) are sums of strided views, several axes in one step (1/2: a + b, its
+  1/2 owed to a later pass; 1/3: a plain pick). Along the contiguous axis any short period is
+  one (N, p) @ (p, q) BLAS product; elsewhere q <= 2 runs as q strided phases, and the rest
+  gathers its two taps.
 - Steps run in the array's own memory order (a scan from the readers is x-fastest, an F-ordered
-  array): every step reads and writes rows that are contiguous in memory. Only the small result
-  changes layout, by a tiled transposing copy (numpy's plain transposing copy walks the source
-  a page per element).
+  array): every step reads and writes whole rows. Only the small result changes layout, by a
+  copy in slabs (numpy's plain transposing copy jumps a page per element).
 - The axis that shrinks most goes first, so the later steps work on less.
+- Constant factors (the halvings' 1/2, the caller's scale) ride on the BLAS weights or are
+  handed back as a gain for the caller's next pass, never a pass of their own.
 """
 
 from __future__ import annotations
