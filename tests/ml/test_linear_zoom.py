@@ -133,6 +133,24 @@ def test_blas_thread_limit_is_restored():
     assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
 
 
+def test_threads_resampling_at_once_get_their_own_answers_and_leave_blas_as_it_was():
+    """The ML worker, the read-ahead and a scoring run may resample at the same time; the BLAS
+    thread limit is process-wide, so its lock must keep the limits from undoing each other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    rng = np.random.default_rng(3)
+    vols = [(rng.random((96, 96, 72)) * 2000 - 1000).astype(np.int16) for _ in range(4)]
+    refs = [_zoom_reference(v, (48, 48, 48)) for v in vols]
+    with ThreadPoolExecutor(4) as pool:  # BLAS releases the GIL: the threads overlap there
+        got = list(pool.map(lambda v: separable_zoom(v, (48, 48, 48), finite=True), vols * 10))
+    for i, g in enumerate(got):
+        np.testing.assert_allclose(g, refs[i % len(vols)], atol=1e-3)
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
+
+
 def test_nan_and_inf_in_a_float_scan_stay_where_they_are():
     """A NaN voxel reaches only the samples that read it with a non-zero weight; normalised, it
     becomes 0 there and every value is finite in [0, 1]."""
