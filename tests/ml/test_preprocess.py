@@ -10,6 +10,7 @@ from vol3d_gui.ml.linear_zoom import separable_zoom
 from vol3d_gui.ml.preprocess import (
     grid_affine,
     normalise,
+    preprocess_array,
     preprocess_volume,
     resample_to_grid,
 )
@@ -127,3 +128,14 @@ def test_probabilities_match_the_zoom_preprocessing_of_before():
             for data in (vol.data, np.asfortranarray(vol.data)):
                 got = bundle.predict(dataclasses.replace(vol, data=data))
                 np.testing.assert_allclose(got, before, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 8), (4, 4, 6), (2, 3, 4)])
+def test_preprocessing_never_writes_into_the_callers_array(shape):
+    """The normalisation runs in place on the resampled array: it must be a new one even when
+    no resampling is needed (a float32 volume already on the model grid)."""
+    data = np.random.default_rng(0).random((8, 8, 8)).astype(np.float32) * 500
+    kept = data.copy()
+    for spec in ({"type": "hu_window", "low": 0.0, "high": 100.0}, {"type": "minmax"}):
+        preprocess_array(data, shape, spec)
+        np.testing.assert_array_equal(data, kept)
