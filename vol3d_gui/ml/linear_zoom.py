@@ -76,9 +76,10 @@ def _lerp(a: np.ndarray, b: np.ndarray | None, w, out: np.ndarray) -> None:
     if b is None or (np.isscalar(w) and w == 0.0):
         np.copyto(out, a, casting="unsafe")
         return
-    np.subtract(b, a, out=out, dtype=np.float32, casting="unsafe")
-    np.multiply(out, np.float32(w) if np.isscalar(w) else w, out=out)
-    np.add(out, a, out=out, casting="unsafe")
+    with np.errstate(invalid="ignore"):  # inf - inf in a float scan: NaN, which the
+        np.subtract(b, a, out=out, dtype=np.float32, casting="unsafe")  # normalisation maps to 0
+        np.multiply(out, np.float32(w) if np.isscalar(w) else w, out=out)
+        np.add(out, a, out=out, casting="unsafe")
 
 
 def box_step(src: np.ndarray, taps: dict[int, tuple[int, int, float]], into: np.ndarray) -> float:
