@@ -54,7 +54,7 @@ def _shuffled(n: int, group: int, rng: np.random.Generator) -> np.ndarray:
     return (first[:, None] + np.arange(group)).reshape(-1)
 
 
-def _make_sequence(x, y_onehot, batch_size, augment, seed, flips, group=1):
+def _make_sequence(x, y_onehot, batch_size, augment, seed, flips, group=1, jitter=0.1):
     import keras
 
     class Batches(keras.utils.PyDataset):
@@ -78,7 +78,7 @@ def _make_sequence(x, y_onehot, batch_size, augment, seed, flips, group=1):
             xb = x[idx]
             if augment:
                 rng = np.random.default_rng([seed, self.epoch, i])
-                xb = np.stack([augment_volume(v, rng, flips=flips) for v in xb])
+                xb = np.stack([augment_volume(v, rng, flips=flips, jitter=jitter) for v in xb])
             return xb, y_onehot[idx]
 
         def on_epoch_end(self):
@@ -97,7 +97,8 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
                 on_batch=None, on_epoch=None, should_stop=None, patience: int = 8,
                 flips=(0, 1, 2), verbose: int = 0, max_seconds: float | None = None,
                 group_size: int = 1, monitor: str = "auc", keep_initial: bool = False,
-                schedule: str = "constant", weight_decay: float = 0.0, ema: bool = False) -> dict:
+                schedule: str = "constant", weight_decay: float = 0.0, ema: bool = False,
+                jitter: float = 0.1) -> dict:
     """Fit ``model`` in place. Returns a history dict with per-epoch loss/val metrics and
     ``stopped`` (True when should_stop() ended it). The best-val-AUC weights are restored.
 
@@ -140,7 +141,7 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
     model.compile(optimizer=make_optimizer(learning_rate, schedule, epochs * steps, weight_decay, ema, steps),
                   loss="categorical_crossentropy", metrics=["accuracy"])
     if augment or group_size > 1:
-        data = _make_sequence(x_train, y_onehot, batch_size, augment, seed, flips, group_size)
+        data = _make_sequence(x_train, y_onehot, batch_size, augment, seed, flips, group_size, jitter)
         fit_args = {"x": data}
     else:  # nothing of ours to do per batch: Keras' own array pipeline is the faster one
         fit_args = {"x": x_train, "y": y_onehot, "batch_size": batch_size, "shuffle": True}
