@@ -49,6 +49,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="global pooling before the dense layer (max suits small focal findings)")
     p.add_argument("--bn-momentum", type=float, default=DEFAULT_BN_MOMENTUM,
                    help="BatchNorm running-statistics momentum (0.9 suits small data sets)")
+    p.add_argument("--bn-refresh", type=int, default=0, metavar="N",
+                   help="before each validation, recompute the BatchNorm statistics on N training "
+                        "cases under the validated weights (the weight average's statistics are the "
+                        "raw weights' otherwise)")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="time budget: stop after the epoch that exceeds it, keeping the best weights")
     p.add_argument("--lr", type=float, default=1e-3, help="initial learning rate")
@@ -246,7 +250,7 @@ def _train(args, shape, model_path, device, strategy) -> int:
                        on_batch=on_batch, on_epoch=on_epoch, patience=args.patience, flips=flips,
                        max_seconds=args.max_minutes * 60 if args.max_minutes else None,
                        group_size=group, schedule=args.schedule, weight_decay=args.weight_decay,
-                       ema=args.ema, jitter=args.jitter)
+                       ema=args.ema, jitter=args.jitter, bn_refresh=args.bn_refresh)
     bar.close()
     calibration = None
     if val is not None and len(ds.class_names) == 2 and not args.no_calibrate:
@@ -282,6 +286,7 @@ def _train(args, shape, model_path, device, strategy) -> int:
                      "learning_rate": args.lr, "width": args.width, "stem_stride": args.stem_stride,
                      "pooling": args.pooling, "head": args.head, "cam_stride": args.cam_stride, "cam_dilation": args.cam_dilation, "bn_momentum": args.bn_momentum,
                      "arch": args.arch, "shape_features": args.shape_features, "jitter": args.jitter,
+                     "bn_refresh": args.bn_refresh,
                      "augment": args.augment, "flips": list(flips), "patience": args.patience,
                      "schedule": args.schedule, "weight_decay": args.weight_decay, "ema": args.ema,
                      "seed": args.seed, "class_weight": "balanced", "device": device.description,

@@ -98,7 +98,7 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
                 flips=(0, 1, 2), verbose: int = 0, max_seconds: float | None = None,
                 group_size: int = 1, monitor: str = "auc", keep_initial: bool = False,
                 schedule: str = "constant", weight_decay: float = 0.0, ema: bool = False,
-                jitter: float = 0.1) -> dict:
+                jitter: float = 0.1, bn_refresh: int = 0) -> dict:
     """Fit ``model`` in place. Returns a history dict with per-epoch loss/val metrics and
     ``stopped`` (True when should_stop() ended it). The best-val-AUC weights are restored.
 
@@ -121,7 +121,13 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
     ``ema`` keeps an exponential moving average of the weights (Polyak averaging, Keras'
     ``use_ema``) and validates and keeps that average: on a few hundred training cases the
     raw weights' validation AUC jumps by 0.05 from one epoch to the next, and the early stop
-    would otherwise pick a lucky epoch."""
+    would otherwise pick a lucky epoch.
+
+    ``bn_refresh`` > 0: before each validation, the BatchNorm statistics are recomputed on that
+    many (unaugmented) training cases with the weights being validated (``refresh_batchnorm``).
+    Keras' weight average covers the trainable weights only: the running statistics stay those
+    of the raw weights, and on AdrenalMNIST3D the validation accuracy of the average swung
+    between 0.25 and 0.90 from one late epoch to the next while its AUC moved by 0.04."""
     import time
 
     import keras
@@ -187,6 +193,8 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
         def on_epoch_end(self, epoch, logs=None):
             rec = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
             if x_val is not None and not history["stopped"]:
+                if bn_refresh:
+                    refresh_batchnorm(self.model, x_train[refresh_idx])
                 score, m = val_score(self.model)
                 rec.update(val_auc=m["auc"], val_accuracy=m["accuracy"], val_loss=m["log_loss"])
                 if score > self.best + 1e-4:
@@ -206,6 +214,7 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
             if on_epoch is not None:
                 on_epoch(rec)
 
+    refresh_idx = np.sort(np.random.default_rng([seed, 1]).permutation(len(x_train))[:bn_refresh])
     tracker = Monitor()  # not "monitor": val_score reads that name
     # the EMA swap runs first at each epoch's end, so the tracker validates (and keeps) the average
     callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True), tracker] if ema else [tracker]
@@ -213,6 +222,27 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
     if tracker.best_weights is not None and not history["stopped"]:
         model.set_weights(tracker.best_weights)
     return history
+
+
+def refresh_batchnorm(model, x, batch_size: int = 32) -> None:
+    """Set every BatchNormalization layer's running mean and variance to their average over
+    ``x`` under the model's current weights ("precise BN", Wu & Johnson 2021, "Rethinking
+    'Batch' in BatchNorm"): a cumulative mean, batch by batch, through the layers' own update
+    (momentum i / (i + 1) for the i-th batch, then restored)."""
+    import keras
+
+    bns = [la for la in model._flatten_layers() if isinstance(la, keras.layers.BatchNormalization)]
+    if not bns or len(x) == 0:
+        return
+    saved = [la.momentum for la in bns]
+    try:
+        for i, start in enumerate(range(0, len(x), batch_size)):
+            for la in bns:
+                la.momentum = i / (i + 1)
+            model(x[start : start + batch_size], training=True)
+    finally:
+        for la, m in zip(bns, saved):
+            la.momentum = m
 
 
 def make_optimizer(learning_rate: float, schedule: str, total_steps: int, weight_decay: float, ema: bool,
@@ -243,7 +273,7 @@ def predict_arrays(model, x, batch_size: int = 16) -> np.ndarray:
 
 
 __all__ = ["TrainingStopped", "augment_volume", "balanced_class_weight", "binary_auc", "predict_arrays",
-           "train_model"]
+           "refresh_batchnorm", "train_model"]
 
 
 def train_in_service(service, *, x, labels, card: dict, out_path, held_out: float = 0.3, epochs: int = 10,
