@@ -109,7 +109,7 @@ def residual_trunk(inputs, width: int, stem_stride: int, bn_momentum: float):
     convolution to 1/2 of the input (strided, or full resolution then max-pooled), then one
     basic block per stage at 1/2, 1/4 and 1/8 with widths (w, 2w, 4w). The last block's
     output (after the addition and its ReLU) is GRADCAM_LAYER, on the plain network's 1/8 grid.
-    One block per stage, not ResNet-18's two: about 1.7x the plain network's compute at 48^3,
+    One block per stage, not ResNet-18's two: about 1.7x the plain network's multiply-adds at 48^3,
     which keeps a training within minutes on two CPU cores."""
     from keras import layers
 
