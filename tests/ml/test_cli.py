@@ -118,6 +118,25 @@ def test_train_defaults_keep_a_npz_at_its_own_size(tmp_path):
     assert t["augment"] is False and t["ema"] is True and t["schedule"] == "cosine" and t["weight_decay"] > 0
 
 
+def test_train_resnet_with_shape_features_records_its_options_and_reloads(tmp_path):
+    # the adrenal3d options of issue 15 end to end: the card says how the network was built,
+    # and the bundle loads in safe mode with its Grad-CAM layer
+    from tests.conftest import dataset_path
+    from vol3d_gui.ml.bundle import load_bundle
+
+    data = dataset_path("adrenalmnist3d_28.npz")
+    out = tmp_path / "resnet"
+    assert main(["train", "--dataset", str(data), "--out", str(out), "--epochs", "1", "--limit", "16",
+                 "--input-size", "16", "--width", "2", "--batch-size", "8", "--arch", "resnet",
+                 "--stem-stride", "2", "--shape-features", "2", "--jitter", "0", "--bn-refresh", "8"]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    t = card["training"]
+    assert (t["arch"], t["shape_features"], t["jitter"], t["bn_refresh"]) == ("resnet", 2, 0.0, 8)
+    assert "--arch resnet" in t["command"] and "--shape-features 2" in t["command"]
+    bundle = load_bundle(out.with_suffix(".keras"))
+    assert tuple(bundle.model.get_layer(bundle.gradcam_layer).output.shape[1:4]) == (2, 2, 2)
+
+
 def test_card_domain_reproduces_the_fields_and_keeps_the_weights(trained, tmp_path, capsys):
     import shutil
 

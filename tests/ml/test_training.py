@@ -142,3 +142,19 @@ def test_the_kept_weights_are_the_ones_validated_at_the_best_epoch(rng, ema):
     assert model.optimizer.use_ema is ema
     best = hist["epochs"][hist["best_epoch"] - 1]
     assert binary_auc(y[:16], predict_arrays(model, x[:16])[:, 1]) == pytest.approx(best["val_auc"], abs=1e-6)
+
+
+def test_refresh_batchnorm_sets_the_running_statistics_to_the_data_average(rng):
+    import keras
+
+    from vol3d_gui.ml.training import refresh_batchnorm
+
+    model = build_classifier((16, 16, 16), 2, width=2, bn_momentum=0.9)
+    x = rng.random((40, 16, 16, 16, 1)).astype(np.float32) * 3
+    bn = model.get_layer("bn1")
+    bn_in = keras.Model(model.inputs, model.get_layer("pool1").output)
+    refresh_batchnorm(model, x, batch_size=8)  # five equal batches: their mean is the data's
+    feats = np.asarray(bn_in(x)).reshape(5, -1, 2)
+    np.testing.assert_allclose(np.asarray(bn.moving_mean), feats.reshape(-1, 2).mean(axis=0), rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(bn.moving_variance), feats.var(axis=1).mean(axis=0), rtol=1e-3)
+    assert bn.momentum == 0.9  # restored

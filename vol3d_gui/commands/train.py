@@ -39,10 +39,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "third block unpooled and the fourth dilated)")
     p.add_argument("--cam-dilation", type=int, default=1, choices=[1, 2],
                    help="dilation of the Grad-CAM layer's convolution")
+    p.add_argument("--arch", default="plain", choices=["plain", "resnet"],
+                   help="resnet: a small 3-D ResNet (one basic block per stage) instead of the four "
+                        "plain conv blocks; the same 1/8 Grad-CAM grid")
+    p.add_argument("--shape-features", type=int, default=0, metavar="K",
+                   help="the dense head also sees the input's mean after 0..K erosions (volume and "
+                        "thickness of a binary shape mask); pair with --jitter 0")
     p.add_argument("--pooling", default="avg", choices=["avg", "max"],
                    help="global pooling before the dense layer (max suits small focal findings)")
     p.add_argument("--bn-momentum", type=float, default=DEFAULT_BN_MOMENTUM,
                    help="BatchNorm running-statistics momentum (0.9 suits small data sets)")
+    p.add_argument("--bn-refresh", type=int, default=0, metavar="N",
+                   help="before each validation, recompute the BatchNorm statistics on N training "
+                        "cases under the validated weights (the weight average's statistics are the "
+                        "raw weights' otherwise)")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="time budget: stop after the epoch that exceeds it, keeping the best weights")
     p.add_argument("--lr", type=float, default=1e-3, help="initial learning rate")
@@ -54,6 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="validate and keep an exponential moving average of the weights")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="flips, small rotations, intensity jitter of the training cases")
+    p.add_argument("--jitter", type=float, default=0.1,
+                   help="augmentation's intensity jitter (gain and offset); 0 for binary masks, whose "
+                        "values carry no intensity")
     p.add_argument("--no-flip-lr", action="store_true", help="do not flip left-right when augmenting")
     p.add_argument("--patience", type=int, default=8, help="epochs without val AUC gain before stopping")
     p.add_argument("--seed", type=int, default=0)
@@ -192,7 +205,8 @@ def _train(args, shape, model_path, device, strategy) -> int:
     model = build_classifier(shape, len(ds.class_names), width=args.width, name=Path(args.out).name,
                              stem_stride=args.stem_stride, pooling=args.pooling, head=args.head,
                              bn_momentum=args.bn_momentum, cam_stride=args.cam_stride,
-                             cam_dilation=args.cam_dilation)
+                             cam_dilation=args.cam_dilation, arch=args.arch,
+                             shape_features=args.shape_features)
     bar = tqdm(total=None, unit="batch", dynamic_ncols=True)
     planned = [args.epochs, ""]  # epochs and label of the current stage, for the bar
 
@@ -236,7 +250,7 @@ def _train(args, shape, model_path, device, strategy) -> int:
                        on_batch=on_batch, on_epoch=on_epoch, patience=args.patience, flips=flips,
                        max_seconds=args.max_minutes * 60 if args.max_minutes else None,
                        group_size=group, schedule=args.schedule, weight_decay=args.weight_decay,
-                       ema=args.ema)
+                       ema=args.ema, jitter=args.jitter, bn_refresh=args.bn_refresh)
     bar.close()
     calibration = None
     if val is not None and len(ds.class_names) == 2 and not args.no_calibrate:
@@ -271,6 +285,8 @@ def _train(args, shape, model_path, device, strategy) -> int:
                      "best_val_auc": hist["best_val_auc"], "batch_size": args.batch_size,
                      "learning_rate": args.lr, "width": args.width, "stem_stride": args.stem_stride,
                      "pooling": args.pooling, "head": args.head, "cam_stride": args.cam_stride, "cam_dilation": args.cam_dilation, "bn_momentum": args.bn_momentum,
+                     "arch": args.arch, "shape_features": args.shape_features, "jitter": args.jitter,
+                     "bn_refresh": args.bn_refresh,
                      "augment": args.augment, "flips": list(flips), "patience": args.patience,
                      "schedule": args.schedule, "weight_decay": args.weight_decay, "ema": args.ema,
                      "seed": args.seed, "class_weight": "balanced", "device": device.description,

@@ -54,7 +54,7 @@ def _shuffled(n: int, group: int, rng: np.random.Generator) -> np.ndarray:
     return (first[:, None] + np.arange(group)).reshape(-1)
 
 
-def _make_sequence(x, y_onehot, batch_size, augment, seed, flips, group=1):
+def _make_sequence(x, y_onehot, batch_size, augment, seed, flips, group=1, jitter=0.1):
     import keras
 
     class Batches(keras.utils.PyDataset):
@@ -78,7 +78,7 @@ def _make_sequence(x, y_onehot, batch_size, augment, seed, flips, group=1):
             xb = x[idx]
             if augment:
                 rng = np.random.default_rng([seed, self.epoch, i])
-                xb = np.stack([augment_volume(v, rng, flips=flips) for v in xb])
+                xb = np.stack([augment_volume(v, rng, flips=flips, jitter=jitter) for v in xb])
             return xb, y_onehot[idx]
 
         def on_epoch_end(self):
@@ -97,7 +97,8 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
                 on_batch=None, on_epoch=None, should_stop=None, patience: int = 8,
                 flips=(0, 1, 2), verbose: int = 0, max_seconds: float | None = None,
                 group_size: int = 1, monitor: str = "auc", keep_initial: bool = False,
-                schedule: str = "constant", weight_decay: float = 0.0, ema: bool = False) -> dict:
+                schedule: str = "constant", weight_decay: float = 0.0, ema: bool = False,
+                jitter: float = 0.1, bn_refresh: int = 0) -> dict:
     """Fit ``model`` in place. Returns a history dict with per-epoch loss/val metrics and
     ``stopped`` (True when should_stop() ended it). The best-val-AUC weights are restored.
 
@@ -120,7 +121,13 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
     ``ema`` keeps an exponential moving average of the weights (Polyak averaging, Keras'
     ``use_ema``) and validates and keeps that average: on a few hundred training cases the
     raw weights' validation AUC jumps by 0.05 from one epoch to the next, and the early stop
-    would otherwise pick a lucky epoch."""
+    would otherwise pick a lucky epoch.
+
+    ``bn_refresh`` > 0: before each validation, the BatchNorm statistics are recomputed on that
+    many (unaugmented) training cases with the weights being validated (``refresh_batchnorm``).
+    Keras' weight average covers the trainable weights only: the running statistics stay those
+    of the raw weights, and on AdrenalMNIST3D the validation accuracy of the average swung
+    between 0.22 and 0.91 from one late epoch to the next while its AUC moved by 0.04."""
     import time
 
     import keras
@@ -140,7 +147,7 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
     model.compile(optimizer=make_optimizer(learning_rate, schedule, epochs * steps, weight_decay, ema, steps),
                   loss="categorical_crossentropy", metrics=["accuracy"])
     if augment or group_size > 1:
-        data = _make_sequence(x_train, y_onehot, batch_size, augment, seed, flips, group_size)
+        data = _make_sequence(x_train, y_onehot, batch_size, augment, seed, flips, group_size, jitter)
         fit_args = {"x": data}
     else:  # nothing of ours to do per batch: Keras' own array pipeline is the faster one
         fit_args = {"x": x_train, "y": y_onehot, "batch_size": batch_size, "shuffle": True}
@@ -186,6 +193,8 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
         def on_epoch_end(self, epoch, logs=None):
             rec = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
             if x_val is not None and not history["stopped"]:
+                if bn_refresh:
+                    refresh_batchnorm(self.model, x_train[refresh_idx])
                 score, m = val_score(self.model)
                 rec.update(val_auc=m["auc"], val_accuracy=m["accuracy"], val_loss=m["log_loss"])
                 if score > self.best + 1e-4:
@@ -205,6 +214,7 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
             if on_epoch is not None:
                 on_epoch(rec)
 
+    refresh_idx = np.sort(np.random.default_rng([seed, 1]).permutation(len(x_train))[:bn_refresh])
     tracker = Monitor()  # not "monitor": val_score reads that name
     # the EMA swap runs first at each epoch's end, so the tracker validates (and keeps) the average
     callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True), tracker] if ema else [tracker]
@@ -212,6 +222,27 @@ def train_model(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int 
     if tracker.best_weights is not None and not history["stopped"]:
         model.set_weights(tracker.best_weights)
     return history
+
+
+def refresh_batchnorm(model, x, batch_size: int = 32) -> None:
+    """Set every BatchNormalization layer's running mean and variance to their average over
+    ``x`` under the model's current weights ("precise BN", Wu & Johnson 2021, "Rethinking
+    'Batch' in BatchNorm"): a cumulative mean, batch by batch, through the layers' own update
+    (momentum i / (i + 1) for the i-th batch, then restored)."""
+    import keras
+
+    bns = [la for la in model._flatten_layers() if isinstance(la, keras.layers.BatchNormalization)]
+    if not bns or len(x) == 0:
+        return
+    saved = [la.momentum for la in bns]
+    try:
+        for i, start in enumerate(range(0, len(x), batch_size)):
+            for la in bns:
+                la.momentum = i / (i + 1)
+            model(x[start : start + batch_size], training=True)
+    finally:
+        for la, m in zip(bns, saved):
+            la.momentum = m
 
 
 def make_optimizer(learning_rate: float, schedule: str, total_steps: int, weight_decay: float, ema: bool,
@@ -242,7 +273,7 @@ def predict_arrays(model, x, batch_size: int = 16) -> np.ndarray:
 
 
 __all__ = ["TrainingStopped", "augment_volume", "balanced_class_weight", "binary_auc", "predict_arrays",
-           "train_model"]
+           "refresh_batchnorm", "train_model"]
 
 
 def train_in_service(service, *, x, labels, card: dict, out_path, held_out: float = 0.3, epochs: int = 10,
