@@ -392,3 +392,23 @@ def test_overlay_pixels_follow_the_cpu_rule_on_any_grid(gl_window, grid, orienta
                                    err_msg=f"voxel {ijk}")
         checked += 1
     assert checked >= 30
+
+
+def test_the_frame_mark_never_covers_a_voxel(gl_window, qtbot):
+    """The mark that tells a kept back buffer is left only on background: zoomed in until the
+    plane covers the corner, no mark, and every crosshair move draws the whole picture."""
+    vol = _ramp_volume()
+    gl_window.open_volume(vol)
+    axial = gl_window.slice_views["axial"]
+    cw = axial.canvas_window
+    _next_paint(qtbot, cw)
+    assert cw._mark is not None  # fitted: the corner is background
+    axial.zoom_by(4.0)
+    _next_paint(qtbot, cw)
+    assert cw._plane_box[0] < 1 and cw._plane_box[2] < 1 and cw._mark is None
+    renders = cw.plane_renders
+    cursor = gl_window.cursor
+    cursor[1] += 1.0
+    gl_window.set_cursor(cursor)
+    qtbot.waitUntil(lambda: not cw.dirty, timeout=3000)
+    assert cw.plane_renders == renders + 1
