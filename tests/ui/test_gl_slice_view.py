@@ -366,10 +366,10 @@ def test_overlay_pixels_follow_the_cpu_rule_on_any_grid(gl_window, grid, orienta
     fused, own = view.textures.split(layers)
     assert len(own) == (2 if grid == "oblique" else 0)  # the path this case is about
     if grid != "oblique":
-        from vol3d_gui.ui.gl_slice_canvas import _smooth
+        from vol3d_gui.ui.gl_slice_passes import smooth_map
 
         sampling = view.canvas_window._overlay_planes[id(smap)].sampling
-        assert _smooth(view.textures.prepared(layers[1]), sampling) == (grid == "gradcam_like")
+        assert smooth_map(view.textures.prepared(layers[1]), sampling) == (grid == "gradcam_like")
     axis, index = view.geometry.axis, view.index
     a, b = view.geometry.in_plane_axes
     planes = [lay.rgba_plane(vol, axis, index) for lay in layers]

@@ -1,7 +1,8 @@
 """The drawing surface of a GL slice view: a native QOpenGLWindow (as the 3-D view's, and for
 the same reason: a QOpenGLWidget makes Qt compose the whole top-level window through GL on
-every repaint, ~20 ms under llvmpipe) that paints the plane and its overlays with the
-shaders of gl_slice_textures, caching the picture in framebuffers of its own (``_paint``).
+every repaint, ~20 ms under llvmpipe) that paints the plane and its overlays in one pass
+(gl_slice_shaders, textures from gl_slice_textures; an oblique overlay's own pass in
+gl_slice_passes), and after a crosshair move only what the old lines covered (``_paint``).
 Zoom and pan are a view rectangle kept here; what is shown (volume, slice, window,
 overlays, cursor) comes from the owning view on each paint.
 
@@ -16,9 +17,15 @@ import numpy as np
 from OpenGL import GL
 from PySide6 import QtCore, QtGui, QtOpenGL, QtWidgets
 
+from vol3d_gui.ui.gl_slice_passes import (
+    box_quad,
+    draw_oblique_overlays,
+    draw_quad,
+    overlay_uniforms,
+    smooth_map,
+)
 from vol3d_gui.ui.gl_slice_textures import MAX_OVERLAYS, OverlayPlane, PlaneTexture
 from vol3d_gui.ui.gl_window_host import render_and_read_back
-from vol3d_gui.viewer.colormaps import lut
 
 
 class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
@@ -216,7 +223,7 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
             try:
                 for x0, x1, y0, y1 in strips:
                     GL.glScissor(int(x0), int(y0), int(x1 - x0), int(y1 - y0))
-                    self._draw_own_overlays(st, own, frag_to_voxel)
+                    draw_oblique_overlays(self, st, own, frag_to_voxel)
             finally:
                 GL.glDisable(GL.GL_SCISSOR_TEST)
 
@@ -228,7 +235,7 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         try:
             GL.glDisable(GL.GL_BLEND)
             GL.glUniform4f(prog.loc("u_colour"), *colour)
-            self._draw_quad(np.concatenate([_box_quad(b, w, h) for b in boxes]))
+            draw_quad(np.concatenate([box_quad(b, w, h) for b in boxes]))
         finally:
             GL.glUseProgram(0)
 
@@ -249,7 +256,7 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         frag_to_voxel = self.frag_to_voxel(st.geometry, st.index)
         self._draw_plane(st, sampled, frag_to_voxel, w, h)
         if own:
-            self._draw_own_overlays(st, own, frag_to_voxel)
+            draw_oblique_overlays(self, st, own, frag_to_voxel)
 
     def _draw_plane(self, st, sampled, frag_to_voxel: np.ndarray, w: int, h: int, regions=None) -> None:
         """The plane through the window and colour map, and the overlays of ``sampled`` ((layer,
@@ -269,7 +276,7 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         grey = st.colormap == "grey"
         tx = self.textures
         prog = tx.program(st.volume.dtype, grey, [(tx.prepared(lay).order, tx.prepared(lay).binary,
-                                                   _smooth(tx.prepared(lay), s)) for lay, s in shown],
+                                                   smooth_map(tx.prepared(lay), s)) for lay, s in shown],
                           self.plane.transposed)
         u = prog.loc
         GL.glUseProgram(prog.id)
@@ -295,8 +302,8 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
                 GL.glUniform3f(u(f"u_os{i}"), *os_)
                 GL.glUniform3f(u(f"u_ot{i}"), *ot)
                 GL.glUniform2f(u(f"u_on{i}"), *on)
-                self._overlay_uniforms(u, layer, f"{i}", unit + 1, tx.prepared(layer).value_range,
-                                       ("u_op", "u_oc", "u_or", "u_ol"))
+                overlay_uniforms(tx, u, layer, f"{i}", unit + 1, tx.prepared(layer).value_range,
+                                 ("u_op", "u_oc", "u_or", "u_ol"))
             boxes = [(float(xs[0]), float(xs[1]), float(ys[0]), float(ys[1]))]
             if regions is not None:
                 boxes = [(max(b[0], r[0]), min(b[1], r[1]), max(b[2], r[2]), min(b[3], r[3]))
@@ -304,84 +311,13 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
                 boxes = [b for b in boxes if b[1] > b[0] and b[3] > b[2]]
             if boxes:
                 quads = [[[x0, y0], [x1, y0], [x1, y1], [x0, y0], [x1, y1], [x0, y1]] for x0, x1, y0, y1 in boxes]
-                self._draw_quad(np.array(quads, np.float32).reshape(-1, 2))
+                draw_quad(np.array(quads, np.float32).reshape(-1, 2))
         finally:
             GL.glUseProgram(0)
             for unit in range(2 + 2 * len(shown)):
                 GL.glActiveTexture(GL.GL_TEXTURE0 + unit)
                 GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
             GL.glActiveTexture(GL.GL_TEXTURE0)
-
-    def _overlay_uniforms(self, u, layer, suffix: str, lut_unit: int, value_range, names) -> None:
-        """Threshold, window of values, opacity, colour (a mask's one, or a map's table)."""
-        params, colour, rng, table = (n + suffix for n in names)
-        scale = 255.0 / (layer.vmax - layer.vmin)
-        alpha = round(255 * layer.opacity) / 255.0
-        GL.glUniform4f(u(params), float(layer.threshold), float(layer.vmin), scale, alpha)
-        GL.glUniform3f(u(colour), *(lut(layer.colormap)[-1] / 255.0).tolist())
-        GL.glUniform2f(u(rng), *map(float, value_range))
-        if not layer.is_binary_mask:
-            GL.glActiveTexture(GL.GL_TEXTURE0 + lut_unit)
-            GL.glBindTexture(GL.GL_TEXTURE_2D, self.textures.lut_texture(layer.colormap))
-            GL.glUniform1i(u(table), lut_unit)
-
-    def _draw_own_overlays(self, st, layers, frag_to_voxel: np.ndarray) -> None:
-        """Each oblique overlay blended (premultiplied) into the bound framebuffer on its own
-        screen box (a slice it does not reach costs nothing)."""
-        GL.glEnable(GL.GL_BLEND)
-        GL.glBlendFunc(GL.GL_ONE, GL.GL_ONE_MINUS_SRC_ALPHA)
-        try:
-            for layer in layers:
-                self._draw_own_overlay(st, layer, frag_to_voxel)
-        finally:
-            GL.glDisable(GL.GL_BLEND)
-            GL.glUseProgram(0)
-            for unit in range(2):
-                GL.glActiveTexture(GL.GL_TEXTURE0 + unit)
-                GL.glBindTexture(GL.GL_TEXTURE_3D, 0)
-                GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
-            GL.glActiveTexture(GL.GL_TEXTURE0)
-
-    def _draw_own_overlay(self, st, layer, frag_to_voxel: np.ndarray) -> None:
-        ov = self.textures.prepared(layer)
-        box = self._overlay_box(st, np.linalg.inv(ov.matrix), ov.drawn.shape, frag_to_voxel)
-        if box is None:
-            return
-        prog = self.textures.overlay_program(layer)
-        u = prog.loc
-        GL.glUseProgram(prog.id)
-        GL.glActiveTexture(GL.GL_TEXTURE0)
-        GL.glBindTexture(GL.GL_TEXTURE_3D, ov.texture().id)
-        GL.glUniform1i(u("u_ov"), 0)
-        GL.glUniform3i(u("u_n"), *map(int, st.volume.shape))
-        GL.glUniformMatrix4fv(u("u_frag_to_voxel"), 1, True, frag_to_voxel.astype(np.float32))
-        GL.glUniformMatrix4fv(u("u_ovm"), 1, True, np.asarray(ov.matrix, np.float32))
-        GL.glUniform3f(u("u_ovn"), *map(float, ov.drawn.shape))
-        self._overlay_uniforms(u, layer, "", 1, ov.value_range, ("u_ovp", "u_ovcol", "u_ovrange", "u_ovlut"))
-        w, h = self.width() * self.devicePixelRatio(), self.height() * self.devicePixelRatio()
-        self._draw_quad(_box_quad(box, w, h))
-
-    def _overlay_box(self, st, to_base: np.ndarray, shape, frag_to_voxel: np.ndarray):
-        """(x0, x1, y0, y1) device pixels of the screen box of the overlay's grid on this
-        plane, or None when the plane misses it."""
-        n = np.asarray(shape, float)
-        corners = np.array([[x, y, z, 1.0] for x in (-0.5, n[0] - 0.5) for y in (-0.5, n[1] - 0.5)
-                            for z in (-0.5, n[2] - 0.5)])
-        ijk = (to_base @ corners.T)[:3]  # base voxel coordinates of the overlay's corners
-        lo, hi = ijk.min(axis=1), ijk.max(axis=1)
-        ax = st.geometry.axis
-        if st.index < lo[ax] - 0.5 or st.index > hi[ax] + 0.5:
-            return None
-        a, b = st.geometry.in_plane_axes
-        w, h = self.width() * self.devicePixelRatio(), self.height() * self.devicePixelRatio()
-        # frag -> voxel is diagonal in-plane: invert per axis, half a base voxel of margin
-        fx = (np.array([lo[a] - 0.5, hi[a] + 0.5]) - frag_to_voxel[a, 3]) / frag_to_voxel[a, 0]
-        fy = (np.array([lo[b] - 0.5, hi[b] + 0.5]) - frag_to_voxel[b, 3]) / frag_to_voxel[b, 1]
-        x0, x1 = np.clip([np.floor(fx.min()) - 1, np.ceil(fx.max()) + 1], 0, w)
-        y0, y1 = np.clip([np.floor(fy.min()) - 1, np.ceil(fy.max()) + 1], 0, h)
-        if x1 <= x0 or y1 <= y0:
-            return None
-        return float(x0), float(x1), float(y0), float(y1)
 
     def _draw_cross(self, st, w: int, h: int) -> tuple[int, int]:
         """Two 1-pixel lines through the centre of the pixel the cursor falls in; returns that
@@ -397,19 +333,11 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         GL.glUseProgram(prog.id)
         try:
             GL.glUniform4f(prog.loc("u_colour"), 1.0, 220.0 / 255.0, 0.0, 180.0 / 255.0)
-            self._draw_quad(lines, GL.GL_LINES)
+            draw_quad(lines, GL.GL_LINES)
         finally:
             GL.glUseProgram(0)
             GL.glDisable(GL.GL_BLEND)
         return col, row
-
-    @staticmethod
-    def _draw_quad(vertices: np.ndarray, mode=GL.GL_TRIANGLES) -> None:
-        GL.glBindBuffer(GL.GL_ARRAY_BUFFER, 0)
-        GL.glEnableVertexAttribArray(0)
-        GL.glVertexAttribPointer(0, 2, GL.GL_FLOAT, False, 0, vertices)
-        GL.glDrawArrays(mode, 0, len(vertices))
-        GL.glDisableVertexAttribArray(0)
 
     def render_now(self, only_if_dirty: bool = False) -> None:
         """Paint and present one frame synchronously (QOpenGLWindow has no repaint())."""
@@ -453,21 +381,3 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
 
     def resizeGL(self, w, h):
         self._apply_target()
-
-
-SMOOTH_CELL = 4.0  # base voxels per map texel (both in-plane axes) from which a map is sampled smooth
-
-
-def _smooth(ov, sampling) -> bool:
-    """A map (trilinear) coarse enough on this plane to be sampled where each pixel is
-    (gl_slice_shaders.plane_source): each texel spans SMOOTH_CELL base voxels or more."""
-    if ov.order != 1:
-        return False
-    os_, ot, _on = sampling
-    return max(abs(os_[0]), abs(os_[1]), abs(ot[0]), abs(ot[1])) <= 1.0 / SMOOTH_CELL
-
-
-def _box_quad(box, w: float, h: float) -> np.ndarray:
-    """Two triangles (NDC) over a box (x0, x1, y0, y1) of device pixels."""
-    x0, x1, y0, y1 = box[0] / w * 2 - 1, box[1] / w * 2 - 1, box[2] / h * 2 - 1, box[3] / h * 2 - 1
-    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y0], [x1, y1], [x0, y1]], np.float32)

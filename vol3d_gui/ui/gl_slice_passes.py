@@ -1,0 +1,112 @@
+"""What the slice canvas draws besides its plane's pass: the quads every pass draws, the
+overlays' uniforms (shared by the plane's pass and an oblique overlay's), and the pass of an
+overlay whose grid is oblique to the volume's (gl_slice_shaders: overlay_source)."""
+
+from __future__ import annotations
+
+import numpy as np
+from OpenGL import GL
+
+from vol3d_gui.viewer.colormaps import lut
+
+SMOOTH_CELL = 4.0  # base voxels per map texel (both in-plane axes) from which a map is sampled smooth
+
+
+def smooth_map(ov, sampling) -> bool:
+    """A map (trilinear) coarse enough on this plane to be sampled where each pixel is
+    (gl_slice_shaders.plane_source): each texel spans SMOOTH_CELL base voxels or more."""
+    if ov.order != 1:
+        return False
+    os_, ot, _on = sampling
+    return max(abs(os_[0]), abs(os_[1]), abs(ot[0]), abs(ot[1])) <= 1.0 / SMOOTH_CELL
+
+
+def draw_quad(vertices: np.ndarray, mode=GL.GL_TRIANGLES) -> None:
+    """Vertices (n, 2) from client memory into attribute 0, drawn."""
+    GL.glBindBuffer(GL.GL_ARRAY_BUFFER, 0)
+    GL.glEnableVertexAttribArray(0)
+    GL.glVertexAttribPointer(0, 2, GL.GL_FLOAT, False, 0, vertices)
+    GL.glDrawArrays(mode, 0, len(vertices))
+    GL.glDisableVertexAttribArray(0)
+
+
+def box_quad(box, w: float, h: float) -> np.ndarray:
+    """Two triangles (NDC) over a box (x0, x1, y0, y1) of device pixels."""
+    x0, x1, y0, y1 = box[0] / w * 2 - 1, box[1] / w * 2 - 1, box[2] / h * 2 - 1, box[3] / h * 2 - 1
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y0], [x1, y1], [x0, y1]], np.float32)
+
+
+def overlay_uniforms(textures, u, layer, suffix: str, lut_unit: int, value_range, names) -> None:
+    """Threshold, window of values, opacity, colour (a mask's one, or a map's table)."""
+    params, colour, rng, table = (n + suffix for n in names)
+    scale = 255.0 / (layer.vmax - layer.vmin)
+    alpha = round(255 * layer.opacity) / 255.0
+    GL.glUniform4f(u(params), float(layer.threshold), float(layer.vmin), scale, alpha)
+    GL.glUniform3f(u(colour), *(lut(layer.colormap)[-1] / 255.0).tolist())
+    GL.glUniform2f(u(rng), *map(float, value_range))
+    if not layer.is_binary_mask:
+        GL.glActiveTexture(GL.GL_TEXTURE0 + lut_unit)
+        GL.glBindTexture(GL.GL_TEXTURE_2D, textures.lut_texture(layer.colormap))
+        GL.glUniform1i(u(table), lut_unit)
+
+
+def draw_oblique_overlays(canvas, st, layers, frag_to_voxel: np.ndarray) -> None:
+    """Each oblique overlay blended (premultiplied) into the bound framebuffer on its own
+    screen box (a slice it does not reach costs nothing)."""
+    GL.glEnable(GL.GL_BLEND)
+    GL.glBlendFunc(GL.GL_ONE, GL.GL_ONE_MINUS_SRC_ALPHA)
+    try:
+        for layer in layers:
+            _draw_oblique(canvas, st, layer, frag_to_voxel)
+    finally:
+        GL.glDisable(GL.GL_BLEND)
+        GL.glUseProgram(0)
+        for unit in range(2):
+            GL.glActiveTexture(GL.GL_TEXTURE0 + unit)
+            GL.glBindTexture(GL.GL_TEXTURE_3D, 0)
+            GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
+        GL.glActiveTexture(GL.GL_TEXTURE0)
+
+
+def _draw_oblique(canvas, st, layer, frag_to_voxel: np.ndarray) -> None:
+    tx = canvas.textures
+    ov = tx.prepared(layer)
+    dpr = canvas.devicePixelRatio()
+    w, h = canvas.width() * dpr, canvas.height() * dpr
+    box = _overlay_box(st, np.linalg.inv(ov.matrix), ov.drawn.shape, frag_to_voxel, w, h)
+    if box is None:
+        return
+    prog = tx.overlay_program(layer)
+    u = prog.loc
+    GL.glUseProgram(prog.id)
+    GL.glActiveTexture(GL.GL_TEXTURE0)
+    GL.glBindTexture(GL.GL_TEXTURE_3D, ov.texture().id)
+    GL.glUniform1i(u("u_ov"), 0)
+    GL.glUniform3i(u("u_n"), *map(int, st.volume.shape))
+    GL.glUniformMatrix4fv(u("u_frag_to_voxel"), 1, True, frag_to_voxel.astype(np.float32))
+    GL.glUniformMatrix4fv(u("u_ovm"), 1, True, np.asarray(ov.matrix, np.float32))
+    GL.glUniform3f(u("u_ovn"), *map(float, ov.drawn.shape))
+    overlay_uniforms(tx, u, layer, "", 1, ov.value_range, ("u_ovp", "u_ovcol", "u_ovrange", "u_ovlut"))
+    draw_quad(box_quad(box, w, h))
+
+
+def _overlay_box(st, to_base: np.ndarray, shape, frag_to_voxel: np.ndarray, w: float, h: float):
+    """(x0, x1, y0, y1) device pixels of the screen box of the overlay's grid on this
+    plane, or None when the plane misses it."""
+    n = np.asarray(shape, float)
+    corners = np.array([[x, y, z, 1.0] for x in (-0.5, n[0] - 0.5) for y in (-0.5, n[1] - 0.5)
+                        for z in (-0.5, n[2] - 0.5)])
+    ijk = (to_base @ corners.T)[:3]  # base voxel coordinates of the overlay's corners
+    lo, hi = ijk.min(axis=1), ijk.max(axis=1)
+    ax = st.geometry.axis
+    if st.index < lo[ax] - 0.5 or st.index > hi[ax] + 0.5:
+        return None
+    a, b = st.geometry.in_plane_axes
+    # frag -> voxel is diagonal in-plane: invert per axis, half a base voxel of margin
+    fx = (np.array([lo[a] - 0.5, hi[a] + 0.5]) - frag_to_voxel[a, 3]) / frag_to_voxel[a, 0]
+    fy = (np.array([lo[b] - 0.5, hi[b] + 0.5]) - frag_to_voxel[b, 3]) / frag_to_voxel[b, 1]
+    x0, x1 = np.clip([np.floor(fx.min()) - 1, np.ceil(fx.max()) + 1], 0, w)
+    y0, y1 = np.clip([np.floor(fy.min()) - 1, np.ceil(fy.max()) + 1], 0, h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return float(x0), float(x1), float(y0), float(y1)
