@@ -9,7 +9,7 @@ from PySide6 import QtCore, QtWidgets
 from vol3d_gui.core.phantom import lesion_phantom, phantom_study
 from vol3d_gui.ml.tasks import Priority
 from vol3d_gui.ui.ml_controller import MLController
-from vol3d_gui.ui.ml_tasks import FunctionTask
+from vol3d_gui.ui.ml_tasks import FunctionTask, GradcamTask
 
 SMALL = (32, 32, 24)
 DIRECT = QtCore.Qt.ConnectionType.DirectConnection  # runs in the worker thread, in emission order
@@ -199,3 +199,15 @@ def test_predict_and_gradcam_of_one_case_share_one_resampling(monkeypatch):
     worker.bundle = object()  # a new model (a fine-tuned version, say)
     ctx.model_input(b)
     assert calls == [a, b, b]
+
+
+def test_work_asked_after_stop_is_cancelled_not_an_error(qtbot, tiny_bundle_path):
+    """A result queued before the window closed may ask for the next step (the next case's
+    Grad-CAM) after the worker stopped: that task is cancelled at once, nothing raises."""
+    ctl = MLController()
+    ctl.stop()
+    vol, _ = lesion_phantom(0, True, shape=(16, 16, 12))
+    task = ctl.ahead(GradcamTask(vol, 1))
+    log = _record(task)
+    qtbot.wait(50)
+    assert task.done and task.state == "cancelled" and task.is_cancelled and log == []

@@ -51,7 +51,13 @@ class MLController(QtCore.QObject):
     def submit(self, task: MLTask) -> MLTask:
         """Queue a task (call from the GUI thread). It is held until this thread's event loop
         runs again, so the caller connects to its signals before any can fire (as with a
-        QNetworkReply); cancel() works at once."""
+        QNetworkReply); cancel() works at once. Work asked of a stopped worker (a result that
+        was already queued when the window closed asks for the next step) is cancelled at once
+        and never runs or signals."""
+        if self.worker.stopped:
+            task._stop.set()
+            task.state = "cancelled"
+            return task
         self._live.add(task)
         task.finished.connect(self._forget)
         self.worker.submit(task, hold=True)

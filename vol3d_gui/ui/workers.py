@@ -77,6 +77,12 @@ class MLWorker(QtCore.QObject):
                 self._push(task)
         return task
 
+    @property
+    def stopped(self) -> bool:
+        """stop() has been called: no task is taken any more."""
+        with self._cond:
+            return self._stopping
+
     def release(self, task: MLTask) -> None:
         with self._cond:
             if task in self._held:
