@@ -245,7 +245,7 @@ def test_a_failure_while_painting_is_a_notice_not_a_crash(gl_window, monkeypatch
     monkeypatch.setattr(gl_slice_textures.SliceTextures, "program", broken)
     view = gl_window.slice_views["coronal"]
     view.canvas_window.plane.key = None
-    view.canvas_window._plane_key = view.canvas_window._layer_key = None
+    view.canvas_window._drawn_key = None  # the whole picture is drawn again
     grab(view.canvas)
     assert "out of texture memory" in (view.canvas_window.error or "")
     assert any("out of texture memory" in n.text for n in gl_window.viewer.notices)
