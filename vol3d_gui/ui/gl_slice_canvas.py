@@ -272,11 +272,10 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
             self._plane_box = None
             return
         self._plane_box = (float(xs[0]), float(xs[1]), float(ys[0]), float(ys[1]))
-        shown = [(lay, s) for lay, s in sampled if s is not None]
-        grey = st.colormap == "grey"
         tx = self.textures
-        prog = tx.program(st.volume.dtype, grey, [(tx.prepared(lay).order, tx.prepared(lay).binary,
-                                                   smooth_map(tx.prepared(lay), s)) for lay, s in shown],
+        shown = [(lay, tx.prepared(lay), s) for lay, s in sampled if s is not None]
+        grey = st.colormap == "grey"
+        prog = tx.program(st.volume.dtype, grey, [(ov.order, ov.binary, smooth_map(ov, s)) for _lay, ov, s in shown],
                           self.plane.transposed)
         u = prog.loc
         GL.glUseProgram(prog.id)
@@ -294,7 +293,7 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
             GL.glUniform3f(u("u_fb"), *map(float, fb))
             GL.glUniform1f(u("u_low"), float(st.window.low))
             GL.glUniform1f(u("u_scale"), float(255.0 / st.window.width))
-            for i, (layer, (os_, ot, on)) in enumerate(shown):
+            for i, (layer, ov, (os_, ot, on)) in enumerate(shown):
                 unit = 2 + 2 * i
                 GL.glActiveTexture(GL.GL_TEXTURE0 + unit)
                 GL.glBindTexture(GL.GL_TEXTURE_2D, self._overlay_planes[id(layer.volume)].id)
@@ -302,8 +301,7 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
                 GL.glUniform3f(u(f"u_os{i}"), *os_)
                 GL.glUniform3f(u(f"u_ot{i}"), *ot)
                 GL.glUniform2f(u(f"u_on{i}"), *on)
-                overlay_uniforms(tx, u, layer, f"{i}", unit + 1, tx.prepared(layer).value_range,
-                                 ("u_op", "u_oc", "u_or", "u_ol"))
+                overlay_uniforms(tx, u, layer, f"{i}", unit + 1, ov.value_range, ("u_op", "u_oc", "u_or", "u_ol"))
             boxes = [(float(xs[0]), float(xs[1]), float(ys[0]), float(ys[1]))]
             if regions is not None:
                 boxes = [(max(b[0], r[0]), min(b[1], r[1]), max(b[2], r[2]), min(b[3], r[3]))

@@ -55,7 +55,7 @@ class MLController(QtCore.QObject):
         was already queued when the window closed asks for the next step) is cancelled at once
         and never runs or signals."""
         if self.worker.stopped:
-            task._stop.set()
+            task.cancel()  # not queued anywhere: only marks it
             task.state = "cancelled"
             return task
         self._live.add(task)
