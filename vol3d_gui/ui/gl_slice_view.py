@@ -172,6 +172,23 @@ class GLSliceView(SliceViewBase):
         self._update_labels()
         self.canvas_window.request()
 
+    def _update_labels(self) -> None:
+        """The slice number and W/L. Here the labels sit in layouts: a label whose width
+        changed with its text (adjustSize) made Qt lay the view out again and repaint the main
+        window under the three views on every slice of a drag; the title is as wide as its
+        widest text for this volume instead, so only the label repaints."""
+        title = self.orientation.capitalize()
+        if self.volume is None:
+            self.title_label.setText(title)
+        else:
+            n = self.volume.shape[self.axis]
+            widest = self.title_label.fontMetrics().horizontalAdvance(f"{title}  {n}/{n}")
+            margins = self.title_label.contentsMargins()
+            # the style sheet's padding is outside the text's advance
+            self.title_label.setMinimumWidth(widest + margins.left() + margins.right() + 6)
+            self.title_label.setText(f"{title}  {self.index + 1}/{n}")
+        self.wl_label.setText(str(self.window))
+
     def _on_radiological(self, _value=None) -> None:
         self._apply_flip()
         self._update_letters()
