@@ -96,6 +96,13 @@ class ProgressiveFrame:
     budget_ms = 15.0  # ray-marching time per paint; the rest of a paint (compositing, the
     # letters, the swap) is 5-10 ms more under llvmpipe, and the target is ~30 ms a paint
     preview_steps = 48  # samples per unit length of the preview
+    # ray-marching time of the preview: the first paint after a change of window, camera or
+    # mode. A window/level drag repaints the three slice views (~7-8 ms under llvmpipe) and
+    # this paint in the same turn of the event loop; at 7.5 ms (half the band budget) the
+    # step took 17-18 ms, over one 60 Hz frame. The preview is coarser for it (the finished
+    # frame replaces it within a few paints)
+    preview_ms = 3.0
+    max_preview_factor = 16
     min_rows = 2  # every paint makes some progress, however slow the machine
     first_frame_rows = 8  # tallest band before any frame has been measured whole
 
@@ -191,7 +198,8 @@ class ProgressiveFrame:
         if self._preview_cost is None:
             return 6
         predicted = w * h * steps * self._preview_cost
-        return int(min(8, max(1, math.ceil(math.sqrt(predicted / max(0.5 * self.budget_ms * 1e-3, 1e-3))))))
+        return int(min(self.max_preview_factor,
+                       max(1, math.ceil(math.sqrt(predicted / max(self.preview_ms * 1e-3, 1e-3))))))
 
     def _render_preview(self, w: int, h: int, factor: int, steps: int, draw) -> None:
         pw, ph = max(1, w // factor), max(1, h // factor)
