@@ -172,6 +172,45 @@ def test_a_scroll_renders_only_the_view_whose_slice_changed(gl_window, qtbot):
             assert views[k].canvas_window.plane_renders == renders[k]
 
 
+def test_a_move_paints_every_view_it_changed_then_presents_them_together(gl_window, qtbot, monkeypatch):
+    """One turn of the event loop paints the three views a crosshair jump changed, each
+    flushed, and only then swaps them: no view's swap waits between the others' paints. What
+    each window then holds is its whole new picture."""
+    from PySide6 import QtGui, QtOpenGL
+
+    gl_window.open_volume(_ramp_volume())
+    views = gl_window.slice_views
+    canvases = {v.canvas_window: k for k, v in views.items()}
+    _next_paint(qtbot, *canvases)
+    events = []
+    for cw, name in canvases.items():
+        real = cw.paintGL
+        monkeypatch.setattr(cw, "paintGL", lambda real=real, name=name: (events.append(("paint", name)), real()))
+    real_swap = QtGui.QOpenGLContext.swapBuffers
+    monkeypatch.setattr(QtGui.QOpenGLContext, "swapBuffers",
+                        lambda ctx, surface: (events.append(("swap", canvases.get(surface))), real_swap(ctx, surface)))
+    presents = views["axial"].frames.presents
+    cursor = gl_window.cursor
+    cursor += (4.0, -3.0, 6.0)  # another slice in every view
+    gl_window.set_cursor(cursor)
+    qtbot.waitUntil(lambda: not any(cw.dirty for cw in canvases), timeout=3000)
+    assert views["axial"].frames.presents == presents + 1
+    assert sorted(events[:3]) == sorted(("paint", k) for k in views)
+    assert sorted(events[3:6]) == sorted(("swap", k) for k in views), events
+    for cw in canvases:
+        if not cw.back_buffer_kept:
+            continue  # a driver that does not keep the back buffer: nothing to read back
+        cw.makeCurrent()
+        try:
+            shown = QtOpenGL.QOpenGLWindow.grabFramebuffer(cw)
+        finally:
+            cw.doneCurrent()
+        whole = cw.grab_frame()  # drawn anew, unmarked
+        a, b = np.asarray(_image_array(shown), int), np.asarray(_image_array(whole), int)
+        a[-1, 0] = b[-1, 0]  # the frame's mark
+        assert a.shape == b.shape and np.abs(a - b).max() <= 1
+
+
 def test_overlays_colour_blend_and_threshold(gl_window):
     shape = (40, 40, 20)
     base = Volume(np.full(shape, 100, np.int16), centered_affine(shape, (1.0, 1.0, 2.0)))

@@ -41,6 +41,7 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         self.flip_x = False
         self.error: str | None = None
         self.on_error = None  # callback(str): the shader or a texture failed in a paint
+        self.frames = None  # gl_slice_frames.SliceFrames that paints this canvas with the others
         self.paints = 0
         self.dirty = False  # asked to paint and not painted since
         self.plane_renders = 0  # paints that drew the whole picture (plane and overlays)
@@ -56,9 +57,13 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         self._overlay_planes: dict[int, OverlayPlane] = {}  # id(layer volume) -> its plane here
 
     def request(self) -> None:
-        """Ask for a paint (the event loop delivers it, coalesced, within a frame)."""
+        """Ask for a paint (the event loop delivers it, coalesced, within a frame): with the
+        other views of the model (``frames``, gl_slice_frames) when there are some."""
         self.dirty = True
-        self.update()
+        if self.frames is not None:
+            self.frames.schedule()
+        else:
+            self.update()
 
     # --- view rectangle ---------------------------------------------------------------------
     def fit(self, rect) -> None:

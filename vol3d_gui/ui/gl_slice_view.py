@@ -22,6 +22,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from vol3d_gui.core.volume import Volume
 from vol3d_gui.ui.gl_slice_canvas import GLSliceCanvas
+from vol3d_gui.ui.gl_slice_frames import SliceFrames
 from vol3d_gui.ui.gl_slice_textures import SliceTextures
 from vol3d_gui.ui.gl_window_host import GLWindowHost
 from vol3d_gui.ui.slice_view import SliceView, SliceViewBase
@@ -29,6 +30,7 @@ from vol3d_gui.viewer.geometry import PlaneGeometry, invert_x
 from vol3d_gui.viewer.model import ViewerModel
 
 _TEXTURES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # ViewerModel -> SliceTextures
+_FRAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # ViewerModel -> SliceFrames
 _BACKEND: tuple[str, str] | None = None
 
 
@@ -38,6 +40,14 @@ def shared_textures(model: ViewerModel) -> SliceTextures:
     if tx is None:
         tx = _TEXTURES[model] = SliceTextures()
     return tx
+
+
+def shared_frames(model: ViewerModel) -> SliceFrames:
+    """What paints and presents the GL views of a model together."""
+    frames = _FRAMES.get(model)
+    if frames is None:
+        frames = _FRAMES[model] = SliceFrames()
+    return frames
 
 
 def slice_backend() -> str:
@@ -100,6 +110,9 @@ class GLSliceView(SliceViewBase):
         self.textures = shared_textures(model)
         self.canvas_window = GLSliceCanvas(self, self.textures)
         self.canvas_window.on_error = self._on_gl_error
+        self.frames = shared_frames(model)
+        self.frames.add(self.canvas_window)
+        self.canvas_window.frames = self.frames
         self.canvas = GLSliceHost(self.canvas_window, self)
         self.setStyleSheet("background: black;")
         self._drag = None  # (button, start window or last position)
@@ -206,9 +219,9 @@ class GLSliceView(SliceViewBase):
             self.canvas_window.fit(self.geometry.rect)
 
     def render_now(self) -> None:
-        """Paint and present now if a change asked for a paint (benchmarks; the event loop
-        paints on its own)."""
-        self.canvas_window.render_now(only_if_dirty=True)
+        """Paint and present now every view of the model a change asked a paint of, as the
+        event loop's next turn would (benchmarks; the event loop paints on its own)."""
+        self.frames.present()
 
     def invalidate(self) -> None:
         """Cut, upload and render the plane again on the next paint (benchmarks)."""
