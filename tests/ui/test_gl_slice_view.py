@@ -211,6 +211,31 @@ def test_a_move_paints_every_view_it_changed_then_presents_them_together(gl_wind
         assert a.shape == b.shape and np.abs(a - b).max() <= 1
 
 
+def test_views_closed_before_their_turn_are_forgotten_not_an_error(qtbot, monkeypatch):
+    from PySide6 import QtCore, QtWidgets
+
+    from vol3d_gui.ui.main_window import MainWindow
+
+    monkeypatch.delenv("VOL3D_SLICES", raising=False)
+    w = MainWindow()
+    w.resize(900, 700)
+    w.show()
+    qtbot.waitExposed(w)
+    if w.slice_views["axial"].backend != "gl":
+        w.close()
+        pytest.skip("no GL slice views here")
+    w.open_volume(_ramp_volume())
+    frames = w.slice_views["axial"].frames
+    cursor = w.cursor
+    cursor += (3.0, 3.0, 3.0)
+    w.set_cursor(cursor)  # asks the three views for a paint at the next turn
+    w.close()
+    w.deleteLater()
+    QtWidgets.QApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
+    frames.present()  # the windows are gone: nothing to paint, no error
+    assert frames._canvases == []
+
+
 def test_overlays_colour_blend_and_threshold(gl_window):
     shape = (40, 40, 20)
     base = Volume(np.full(shape, 100, np.int16), centered_affine(shape, (1.0, 1.0, 2.0)))

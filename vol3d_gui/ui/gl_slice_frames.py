@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import weakref
 
+import shiboken6
 from OpenGL import GL
 from PySide6 import QtCore
 
@@ -39,11 +40,12 @@ class SliceFrames:
         """Paint every canvas whose ``dirty`` is set, then swap them all. A canvas not on
         screen is left to Qt, which paints it when it is exposed."""
         self._timer.stop()
-        self._canvases = [ref for ref in self._canvases if ref() is not None]
+        # a view closed since it asked (its window destroyed with it) is forgotten
+        self._canvases = [ref for ref in self._canvases if ref() is not None and shiboken6.isValid(ref())]
         painted = []
         for ref in self._canvases:
             canvas = ref()
-            if canvas is None or not canvas.dirty:
+            if not canvas.dirty:
                 continue
             if not canvas.isExposed() or not canvas.isValid():
                 canvas.update()
