@@ -476,3 +476,30 @@ def test_the_frame_mark_never_covers_a_voxel(gl_window, qtbot):
     gl_window.set_cursor(cursor)
     qtbot.waitUntil(lambda: not cw.dirty, timeout=3000)
     assert cw.plane_renders == renders + 1
+
+
+def test_a_small_mask_is_drawn_over_its_own_box_only(gl_window, qtbot):
+    """A lesion's mask is fused into the plane's pass only where it can show: the rest of the
+    plane is drawn by the program without it (llvmpipe pays for a fused overlay on every
+    pixel of the pass). Its pixels stay what the CPU rule says."""
+    base = _ramp_volume()
+    gl_window.open_volume(base)
+    win = Window(0, 300)
+    gl_window.set_window(win)
+    mask = np.zeros(SHAPE, np.uint8)
+    mask[18:22, 20:25, 14:18] = 1
+    gl_window.add_overlay(Volume(mask, base.affine), "lesion", colormap="red", opacity=0.5, threshold=0.5)
+    gl_window.set_cursor(base.voxel_to_world(np.array([20.0, 22.0, 15.0])))
+    axial = gl_window.slice_views["axial"]
+    px = grab(axial.canvas)
+    cw = axial.canvas_window
+    area = {subset: sum((b[1] - b[0]) * (b[3] - b[2]) for b in boxes) for subset, boxes in cw.drawn_regions}
+    assert set(area) == {(), (0,)}
+    assert area[(0,)] < 0.1 * sum(area.values())
+    inside = base.voxel_to_world(np.array([19.0, 21.0, 15.0]))
+    outside = base.voxel_to_world(np.array([10.0, 30.0, 15.0]))
+    colour = lut("red")[-1].astype(float)
+    for world, lesion in ((inside, True), (outside, False)):
+        grey = int(apply_window(np.array([base.data[tuple(np.rint(base.world_to_voxel(world)).astype(int))]]), win)[0])
+        expected = 0.5 * colour + 0.5 * grey if lesion else np.full(3, float(grey))
+        assert np.abs(_pixel(axial, px, world) - expected).max() <= 2

@@ -21,6 +21,8 @@ from vol3d_gui.ui.gl_slice_passes import (
     box_quad,
     draw_oblique_overlays,
     draw_quad,
+    overlay_regions,
+    overlay_screen_box,
     overlay_uniforms,
     smooth_map,
 )
@@ -50,6 +52,7 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         self._drawn_key = None  # the picture of the last frame painted
         self._drawn_lines = (0, 0)  # its crosshair lines' pixel column and row
         self._plane_box = None  # its plane's screen box (device pixels), None when off screen
+        self.drawn_regions = []  # its parts: (overlays drawn there, by index; their boxes)
         self._mark = None  # the mark left in its corner (see _leave_mark), None: unmarked
         self._marks = 0
         self._grabbing = False
@@ -266,7 +269,8 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
     def _draw_plane(self, st, sampled, frag_to_voxel: np.ndarray, w: int, h: int, regions=None) -> None:
         """The plane through the window and colour map, and the overlays of ``sampled`` ((layer,
         its plane's sampling or None when this slice misses it)) in the same pass, over the
-        screen box of the plane only (within ``regions``, boxes of device pixels, if given)."""
+        screen box of the plane only (within ``regions``, boxes of device pixels, if given);
+        each part of it with the overlays that can show there (overlay_regions)."""
         a, b = st.geometry.in_plane_axes
         fa, fb = frag_to_voxel[a, [0, 1, 3]], frag_to_voxel[b, [0, 1, 3]]
         na, nb = self.plane.shape
@@ -276,9 +280,23 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         if xs[1] <= xs[0] or ys[1] <= ys[0]:
             self._plane_box = None
             return
-        self._plane_box = (float(xs[0]), float(xs[1]), float(ys[0]), float(ys[1]))
+        box = self._plane_box = (float(xs[0]), float(xs[1]), float(ys[0]), float(ys[1]))
+        shown = [(lay, self.textures.prepared(lay), s) for lay, s in sampled if s is not None]
+        parts = overlay_regions(box, [overlay_screen_box(s, fa, fb, box) for _lay, _ov, s in shown])
+        self.drawn_regions = []
+        for subset, boxes in parts:
+            if regions is not None:
+                boxes = [(max(b[0], r[0]), min(b[1], r[1]), max(b[2], r[2]), min(b[3], r[3]))
+                         for b in boxes for r in regions]
+                boxes = [b for b in boxes if b[1] > b[0] and b[3] > b[2]]
+            if boxes:
+                self.drawn_regions.append((subset, boxes))
+                self._draw_plane_part(st, [shown[i] for i in subset], fa, fb, w, h, boxes)
+
+    def _draw_plane_part(self, st, shown, fa, fb, w: int, h: int, boxes) -> None:
+        """``boxes`` of the plane with the overlays of ``shown`` ((layer, prepared, sampling))."""
         tx = self.textures
-        shown = [(lay, tx.prepared(lay), s) for lay, s in sampled if s is not None]
+        na, nb = self.plane.shape
         grey = st.colormap == "grey"
         prog = tx.program(st.volume.dtype, grey, [(ov.order, ov.binary, smooth_map(ov, s)) for _lay, ov, s in shown],
                           self.plane.transposed)
@@ -307,14 +325,8 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
                 GL.glUniform3f(u(f"u_ot{i}"), *ot)
                 GL.glUniform2f(u(f"u_on{i}"), *on)
                 overlay_uniforms(tx, u, layer, f"{i}", unit + 1, ov.value_range, ("u_op", "u_oc", "u_or", "u_ol"))
-            boxes = [(float(xs[0]), float(xs[1]), float(ys[0]), float(ys[1]))]
-            if regions is not None:
-                boxes = [(max(b[0], r[0]), min(b[1], r[1]), max(b[2], r[2]), min(b[3], r[3]))
-                         for b in boxes for r in regions]
-                boxes = [b for b in boxes if b[1] > b[0] and b[3] > b[2]]
-            if boxes:
-                quads = [[[x0, y0], [x1, y0], [x1, y1], [x0, y0], [x1, y1], [x0, y1]] for x0, x1, y0, y1 in boxes]
-                draw_quad(np.array(quads, np.float32).reshape(-1, 2))
+            quads = [[[x0, y0], [x1, y0], [x1, y1], [x0, y0], [x1, y1], [x0, y1]] for x0, x1, y0, y1 in boxes]
+            draw_quad(np.array(quads, np.float32).reshape(-1, 2))
         finally:
             GL.glUseProgram(0)
             for unit in range(2 + 2 * len(shown)):

@@ -110,3 +110,56 @@ def _overlay_box(st, to_base: np.ndarray, shape, frag_to_voxel: np.ndarray, w: f
     if x1 <= x0 or y1 <= y0:
         return None
     return float(x0), float(x1), float(y0), float(y1)
+
+
+def overlay_screen_box(sampling, fa, fb, plane_box):
+    """(x0, x1, y0, y1) device pixels outside which an aligned overlay's plane, sampled with
+    ``sampling`` (u_os, u_ot, u_on: (a, b, 1) -> its texel column, row), cannot show: a
+    superset, a base voxel and a pixel wider on every side than its texels' extent, cut to
+    the plane's box; None when it misses the plane. ``fa``, ``fb``: pixel -> a, b."""
+    os_, ot, on = sampling
+    a_lo, a_hi, b_lo, b_hi = -np.inf, np.inf, -np.inf, np.inf
+    for (ca, cb, c0), n in ((os_, on[0]), (ot, on[1])):
+        # each texel coordinate follows one in-plane axis (the grids are aligned)
+        scale, along_a = (ca, True) if ca != 0 else (cb, False)
+        if scale == 0:
+            continue
+        lo, hi = sorted(((-0.5 - c0) / scale, (n - 0.5 - c0) / scale))
+        lo, hi = lo - 1.0, hi + 1.0  # the base voxel centre a pixel samples is half a voxel away
+        if along_a:
+            a_lo, a_hi = max(a_lo, lo), min(a_hi, hi)
+        else:
+            b_lo, b_hi = max(b_lo, lo), min(b_hi, hi)
+    x0, x1, y0, y1 = plane_box
+    if np.isfinite(a_lo) and np.isfinite(a_hi):
+        xs = np.sort((np.array([a_lo, a_hi]) - fa[2]) / fa[0])
+        x0, x1 = max(x0, np.floor(xs[0]) - 1.0), min(x1, np.ceil(xs[1]) + 1.0)
+    if np.isfinite(b_lo) and np.isfinite(b_hi):
+        ys = np.sort((np.array([b_lo, b_hi]) - fb[2]) / fb[1])
+        y0, y1 = max(y0, np.floor(ys[0]) - 1.0), min(y1, np.ceil(ys[1]) + 1.0)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return float(x0), float(x1), float(y0), float(y1)
+
+
+def overlay_regions(plane_box, boxes) -> list[tuple[tuple[int, ...], list]]:
+    """The plane's box cut where overlays' screen boxes (None: not on screen) start and end:
+    [(the overlays that can show there, by index, bottom first; its boxes)]. llvmpipe runs
+    every instruction of a fragment shader whatever its branches decide, so an overlay fused
+    into the plane's pass costs every pixel of the pass (+0.5 ms a view for a mask); drawn
+    with the program of the overlays each region needs, a lesion's mask costs its own box."""
+    x0, x1, y0, y1 = plane_box
+    shown = [(i, b) for i, b in enumerate(boxes) if b is not None]
+    xs = sorted({x0, x1, *(v for _i, b in shown for v in b[:2] if x0 < v < x1)})
+    ys = sorted({y0, y1, *(v for _i, b in shown for v in b[2:] if y0 < v < y1)})
+    regions: dict[tuple[int, ...], list] = {}
+    for ya, yb in zip(ys, ys[1:]):
+        row_start, row_key = xs[0], None
+        for xa, xb in zip(xs, xs[1:]):
+            key = tuple(i for i, b in shown if b[0] <= xa and xb <= b[1] and b[2] <= ya and yb <= b[3])
+            if row_key is not None and key != row_key:
+                regions.setdefault(row_key, []).append((row_start, xa, ya, yb))
+                row_start = xa
+            row_key = key
+        regions.setdefault(row_key, []).append((row_start, xs[-1], ya, yb))
+    return list(regions.items())
