@@ -174,7 +174,7 @@ def card_oof(card: dict, ds):
     its card records them, for `vol3d card-domain`; None for other bundles."""
     ens = card.get("ensemble") or {}
     d = ens.get("oof_log_odds")
-    if not d:
+    if not d or card.get("parent"):  # fine-tuned or recalibrated: the predictions were the parent's
         return None
     y = np.concatenate([np.asarray(ds.splits[s].y, int) for s in ens.get("pooled_splits", ["train", "val"])])
     if len(y) != len(d):
