@@ -61,7 +61,13 @@ def run(args) -> int:
     if missing:
         raise VolumeReadError(args.dataset, f"has no {' or '.join(missing)} split")
     splits = {k: (v.x, v.y) for k, v in ds.splits.items()}
-    fields = fit_card_fields(bundle, splits, ds.geometries, args.target_sensitivity)
+    from vol3d_gui.commands.train_folds import card_oof
+
+    try:  # a fold ensemble's operating point comes from its out-of-fold predictions, kept in its card
+        held_out = card_oof(bundle.card, ds)
+    except (KeyError, ValueError) as exc:
+        raise ModelError(bundle.path, f"the card's out-of-fold predictions do not fit {args.dataset} ({exc})") from exc
+    fields = fit_card_fields(bundle, splits, ds.geometries, args.target_sensitivity, held_out=held_out)
     from vol3d_gui.commands.train import command_line
 
     fields["domain"]["fitted_on"] = {"dataset": ds.name, "sha256": ds.content_hash,

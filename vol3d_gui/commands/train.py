@@ -92,6 +92,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "MirroredStrategy; --batch-size is the global batch); one machine only")
     p.add_argument("--no-calibrate", action="store_true",
                    help="two classes: do not fold Platt scaling fitted on the validation split into the model")
+    p.add_argument("--folds", type=int, default=0, metavar="K",
+                   help="K >= 2: pool train+val, split it into K stratified folds and train K members "
+                        "(member k validated on fold k); the bundle is their mean-logit ensemble, "
+                        "calibrated on the out-of-fold predictions (vol3d_gui/commands/train_folds.py)")
     p.add_argument("--target-sensitivity", type=float, default=None,
                    help="two classes: the operating point reaches this validation sensitivity "
                         "(default: the threshold with the highest validation balanced accuracy)")
@@ -156,6 +160,17 @@ def default_input_size(dataset) -> list[int]:
     return [64]
 
 
+def training_options(args, flips) -> dict:
+    """The card's record of the options a training ran with."""
+    return {"batch_size": args.batch_size, "learning_rate": args.lr, "width": args.width,
+            "stem_stride": args.stem_stride, "pooling": args.pooling, "head": args.head,
+            "cam_stride": args.cam_stride, "cam_dilation": args.cam_dilation, "bn_momentum": args.bn_momentum,
+            "arch": args.arch, "shape_features": args.shape_features, "jitter": args.jitter,
+            "bn_refresh": args.bn_refresh, "augment": args.augment, "flips": list(flips),
+            "patience": args.patience, "schedule": args.schedule, "weight_decay": args.weight_decay,
+            "ema": args.ema, "seed": args.seed, "class_weight": "balanced"}
+
+
 def run(args) -> int:
     from vol3d_gui.ml.bundle import ModelError, bundle_paths
     from vol3d_gui.ml.device import configure_device
@@ -199,6 +214,10 @@ def _train(args, shape, model_path, device, strategy) -> int:
     train, val, test = ds.splits["train"], ds.splits.get("val"), ds.splits.get("test")
     print(f"data: {ds.name}, train {len(train.y)}, val {len(val.y) if val else 0}, "
           f"test {len(test.y) if test else 0} ({time.time() - t0:.0f} s to prepare)", flush=True)
+    if args.folds:
+        from vol3d_gui.commands.train_folds import train_folds
+
+        return train_folds(args, ds, shape, model_path, device, strategy, t0)
     import keras
 
     keras.utils.set_random_seed(args.seed)  # initial weights; train_model seeds the rest
@@ -282,14 +301,8 @@ def _train(args, shape, model_path, device, strategy) -> int:
                           "n_train": int(len(train.y)), "n_val": int(len(val.y)) if val else 0,
                           "n_test": int(len(test.y)) if test else 0, "limit": args.limit},
         "training": {"epochs_run": len(hist["epochs"]), "best_epoch": hist["best_epoch"],
-                     "best_val_auc": hist["best_val_auc"], "batch_size": args.batch_size,
-                     "learning_rate": args.lr, "width": args.width, "stem_stride": args.stem_stride,
-                     "pooling": args.pooling, "head": args.head, "cam_stride": args.cam_stride, "cam_dilation": args.cam_dilation, "bn_momentum": args.bn_momentum,
-                     "arch": args.arch, "shape_features": args.shape_features, "jitter": args.jitter,
-                     "bn_refresh": args.bn_refresh,
-                     "augment": args.augment, "flips": list(flips), "patience": args.patience,
-                     "schedule": args.schedule, "weight_decay": args.weight_decay, "ema": args.ema,
-                     "seed": args.seed, "class_weight": "balanced", "device": device.description,
+                     "best_val_auc": hist["best_val_auc"], **training_options(args, flips),
+                     "device": device.description,
                      "out_of_time": hist["out_of_time"], "seconds": round(time.time() - t0, 1),
                      "history": hist["epochs"], "curriculum": stages or None,
                      "strategy": strategy.record(), "command": command_line(args)},

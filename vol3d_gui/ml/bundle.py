@@ -93,6 +93,9 @@ def check_card(card, card_path) -> None:
         problems.append("preprocessing must be an object")
     if not isinstance(card["gradcam_layer"], str):
         problems.append("gradcam_layer must be a layer name")
+    extra = card.get("gradcam_layers")
+    if extra is not None and not (isinstance(extra, list) and extra and all(isinstance(n, str) for n in extra)):
+        problems.append("gradcam_layers must be a list of layer names")
     if problems:
         raise ModelError(card_path, "invalid model card: " + "; ".join(problems))
 
@@ -135,6 +138,13 @@ class ModelBundle(TrustMixin):
     @property
     def gradcam_layer(self) -> str:
         return self.card["gradcam_layer"]
+
+    @property
+    def gradcam_layers(self) -> list[str]:
+        """Every layer whose Grad-CAM the map sums: a fold ensemble's members' (the card's
+        ``gradcam_layers``), else the one ``gradcam_layer``."""
+        layers = self.card.get("gradcam_layers")
+        return [str(n) for n in layers] if layers else [self.gradcam_layer]
 
     @property
     def preprocessing(self) -> dict:
@@ -234,15 +244,20 @@ def load_bundle(path) -> ModelBundle:
     if n_out != len(card["class_names"]):
         raise ModelError(model_path, f"model has {n_out} outputs but the card names "
                                      f"{len(card['class_names'])} classes")
-    try:
-        cam_layer = model.get_layer(card["gradcam_layer"])
-    except ValueError as exc:
-        raise ModelError(model_path, f"the card's gradcam_layer {card['gradcam_layer']!r} "
-                                     "is not a layer of the model") from exc
-    if len(cam_layer.output.shape) != 5:
-        raise ModelError(model_path, f"the card's gradcam_layer {card['gradcam_layer']!r} is not a 3-D "
-                                     f"feature map (output shape {tuple(cam_layer.output.shape)})")
-    return ModelBundle(model, card, model_path)
+    bundle = ModelBundle(model, card, model_path)
+    shapes = set()
+    for name in dict.fromkeys([card["gradcam_layer"], *bundle.gradcam_layers]):
+        try:
+            cam_layer = model.get_layer(name)
+        except ValueError as exc:
+            raise ModelError(model_path, f"the card's gradcam_layer {name!r} is not a layer of the model") from exc
+        if len(cam_layer.output.shape) != 5:
+            raise ModelError(model_path, f"the card's gradcam_layer {name!r} is not a 3-D "
+                                         f"feature map (output shape {tuple(cam_layer.output.shape)})")
+        shapes.add(tuple(cam_layer.output.shape[1:4]))
+    if len(shapes) > 1:  # the members' maps are summed cell by cell
+        raise ModelError(model_path, f"the card's Grad-CAM layers have different grids {sorted(shapes)}")
+    return bundle
 
 
 def save_bundle(model, card: dict, path) -> Path:

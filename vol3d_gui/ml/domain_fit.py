@@ -18,11 +18,15 @@ from vol3d_gui.ml.reliability import decide, operating_point_record, reliability
 from vol3d_gui.ml.uncertainty import MC_SAMPLES, analyse
 
 
-def fit_card_fields(bundle, splits: dict, geometries, target_sensitivity: float | None = None) -> dict:
+def fit_card_fields(bundle, splits: dict, geometries, target_sensitivity: float | None = None,
+                    held_out: tuple | None = None) -> dict:
     """New card fields from ``splits`` ({"train"|"val"|"test": (x, y)}, preprocessed as the
     card says) and the training volumes' geometries (dicts as domain.volume_geometry gives).
     ``target_sensitivity`` None: the operating point with the highest validation balanced
-    accuracy; a number: the highest threshold reaching that sensitivity on validation."""
+    accuracy; a number: the highest threshold reaching that sensitivity on validation.
+    ``held_out``: (labels, probabilities, name) the operating point is chosen on instead of the
+    validation split's forward pass: a fold ensemble's out-of-fold predictions (every pooled
+    case scored by the member that never saw it; the validation split trained most members)."""
     x_tr, y_tr = splits["train"]
     x_val, y_val = splits["val"]
     a_tr, a_val = analyse(bundle, x_tr), analyse(bundle, x_val)
@@ -33,10 +37,11 @@ def fit_card_fields(bundle, splits: dict, geometries, target_sensitivity: float 
     fields: dict = {"domain": dom}
     test = splits.get("test")
     a_test = analyse(bundle, test[0]) if test is not None and len(test[1]) else None
-    if len(bundle.class_names) == 2 and (np.asarray(y_val) == 1).any():
+    y_op, p_op, op_name = held_out if held_out is not None else (y_val, a_val.probabilities, "val")
+    if len(bundle.class_names) == 2 and (np.asarray(y_op) == 1).any():
         fields["operating_point"] = operating_point_record(
-            y_val, a_val.probabilities, None if a_test is None else test[1],
-            None if a_test is None else a_test.probabilities, target_sensitivity)
+            y_op, p_op, None if a_test is None else test[1],
+            None if a_test is None else a_test.probabilities, target_sensitivity, chosen_on=op_name)
     if a_test is not None:
         y_test = np.asarray(test[1]).astype(int)
         fields["reliability"] = {"split": "test", **reliability_table(y_test, a_test.probabilities)}

@@ -2,7 +2,10 @@
 
 Gradients of the class score with respect to the bundle's Grad-CAM layer, averaged over
 space, weight that layer's activations; ReLU; normalised to [0, 1] (as MONAI's N-D
-GradCAM). The map stays on the layer's own small grid; its affine places it in the source
+GradCAM). A fold ensemble (ml/ensemble.py) lists one Grad-CAM layer per member, all on the
+same grid: the map is the sum of the members' maps (each one ReLU'd, as a single member's
+would be) before the normalisation; the gradients are those of the ensemble's own score. The
+map stays on the layer's own small grid; its affine places it in the source
 volume's world space (layer grid -> model input grid -> source voxels -> RAS mm), so the
 viewer draws it like any overlay and it can be saved as NIfTI as it is.
 """
@@ -15,7 +18,8 @@ from vol3d_gui.core.volume import Volume
 
 
 def _cam_function(bundle):
-    """A compiled forward + backward pass: (x, class_index) -> (activations, probs, grads)."""
+    """A compiled forward + backward pass: (x, class_index) -> (activations, probs, grads), with
+    activations and gradients lists over ``bundle.gradcam_layers``."""
     fn = getattr(bundle, "_gradcam_fn", None)
     if fn is not None:
         return fn
@@ -23,14 +27,14 @@ def _cam_function(bundle):
     import tensorflow as tf
 
     model = bundle.model
-    layer = model.get_layer(bundle.gradcam_layer)
-    probe = keras.Model(model.inputs, [layer.output, model.output])
+    outputs = [model.get_layer(name).output for name in bundle.gradcam_layers]
+    probe = keras.Model(model.inputs, [*outputs, model.output])
     spec = tf.TensorSpec((None, *bundle.input_shape, 1), tf.float32)
 
     @tf.function(input_signature=[spec, tf.TensorSpec((None,), tf.int32)], reduce_retracing=True)
     def fn(x, class_index):
         with tf.GradientTape() as tape:
-            acts, probs = probe(x, training=False)
+            *acts, probs = probe(x, training=False)
             tape.watch(acts)
             # explain the pre-softmax evidence where we can: log-probabilities keep the
             # gradients from vanishing when the model is confident
@@ -68,17 +72,25 @@ def cam_grid_affine(bundle, volume: Volume, cam_shape) -> np.ndarray:
     return cam_affine(bundle.input_shape, bundle.grid_affine(volume), cam_shape)
 
 
-def gradcam_tensors(bundle, x: np.ndarray, class_indices=None, plus: bool = False):
+def gradcam_tensors(bundle, x: np.ndarray, class_indices=None, plus: bool = False, normalise: bool = True):
     """Grad-CAM on preprocessed tensors (N, D, H, W, 1): (maps (N, d, h, w) float32 in [0, 1]
-    on the layer's grid, class indices (N,), probabilities (N, n_classes))."""
+    on the layer's grid, class indices (N,), probabilities (N, n_classes)). A fold ensemble's
+    map is the sum of its members' (un-normalised) maps; ``normalise=False`` returns that sum
+    as it is (for tests and for comparing members)."""
     x = np.asarray(x, dtype=np.float32)
     fn = _cam_function(bundle)
     if class_indices is None:
         class_indices = bundle.forward(x).argmax(axis=1)
     ci = np.asarray(class_indices, dtype=np.int32).reshape(-1)
-    acts, probs, grads = (np.asarray(t, dtype=np.float64) for t in fn(x, ci))
-    w = _weights(acts, grads, plus)
-    cams = np.maximum(np.einsum("ndhwc,nc->ndhw", acts, w), 0.0)
+    acts_all, probs, grads_all = fn(x, ci)
+    probs = np.asarray(probs, dtype=np.float64)
+    cams = 0.0
+    for acts, grads in zip(acts_all, grads_all):
+        acts, grads = np.asarray(acts, np.float64), np.asarray(grads, np.float64)
+        w = _weights(acts, grads, plus)
+        cams = cams + np.maximum(np.einsum("ndhwc,nc->ndhw", acts, w), 0.0)
+    if not normalise:
+        return cams.astype(np.float32), ci, probs
     top = cams.max(axis=(1, 2, 3), keepdims=True)
     cams = np.where(top > 0, cams / np.where(top > 0, top, 1.0), cams).astype(np.float32)
     return cams, ci, probs
@@ -87,7 +99,7 @@ def gradcam_tensors(bundle, x: np.ndarray, class_indices=None, plus: bool = Fals
 def saliency_meta(bundle, class_index: int, probs, plus: bool) -> dict:
     return {"kind": "saliency", "method": "Grad-CAM++" if plus else "Grad-CAM", "class_index": int(class_index),
             "class_name": bundle.class_names[int(class_index)], "model": bundle.label,
-            "layer": bundle.gradcam_layer, "probabilities": np.asarray(probs).tolist()}
+            "layer": "+".join(bundle.gradcam_layers), "probabilities": np.asarray(probs).tolist()}
 
 
 def gradcam_grid(bundle, x: np.ndarray, grid_affine: np.ndarray, class_index: int | None = None,

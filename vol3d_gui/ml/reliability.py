@@ -84,13 +84,16 @@ def operating_point(y_val, probs_val, target_sensitivity: float | None = 0.9) ->
     return float(1.0 / (1.0 + np.exp(-d)))
 
 
-def operating_point_record(y_val, probs_val, y_test, probs_test, target_sensitivity: float | None = None) -> dict:
-    """The card's operating point: by default the balanced one (see operating_point)."""
+def operating_point_record(y_val, probs_val, y_test, probs_test, target_sensitivity: float | None = None,
+                           chosen_on: str = "val") -> dict:
+    """The card's operating point: by default the balanced one (see operating_point). ``chosen_on``
+    names the held-out predictions (y_val, probs_val) are: "val", or a fold ensemble's
+    out-of-fold predictions (the "val_*" fields then describe those)."""
     t = operating_point(y_val, probs_val, target_sensitivity)
     val = sensitivity_specificity(y_val, np.asarray(probs_val)[:, 1], t)
     rule = "balanced (calibrated P = validation prevalence)" if target_sensitivity is None else "target sensitivity"
     rec = {"positive_class": 1, "threshold": t, "rule": rule, "target_sensitivity": target_sensitivity,
-           "chosen_on": "val", "val_sensitivity": val[0], "val_specificity": val[1],
+           "chosen_on": chosen_on, "val_sensitivity": val[0], "val_specificity": val[1],
            "val_balanced_accuracy": (val[0] + val[1]) / 2}
     if y_test is not None and len(y_test):
         test = sensitivity_specificity(y_test, np.asarray(probs_test)[:, 1], t)

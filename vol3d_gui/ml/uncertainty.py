@@ -11,6 +11,10 @@ per flip (and phantom-lesion was trained without flips) and an ensemble would me
 more models. The reported uncertainty is the predictive entropy of the averaged samples,
 in bits (0 = certain, 1 = a coin toss for two classes); it includes the spread between the
 samples as well as the ambiguity of each.
+
+A fold ensemble (ml/ensemble.py) is one model whose final Dense layer reads all members'
+features, concatenated, through one dropout: the same code samples it, each mask thinning
+every member's head at once.
 """
 
 from __future__ import annotations

@@ -1,0 +1,89 @@
+"""`vol3d train --folds K` end to end on tiny data: one bundle of K members, calibrated and
+given its operating point on the out-of-fold predictions, which `vol3d card-domain` refits
+from the card without retraining; `vol3d evaluate` and the GUI-facing bundle API read it."""
+
+import json
+
+import numpy as np
+import pytest
+
+from vol3d_gui.cli import main
+
+
+@pytest.fixture(scope="module")
+def folded(tmp_path_factory):
+    from tests.conftest import dataset_path
+
+    data = dataset_path("adrenalmnist3d_28.npz")
+    out = tmp_path_factory.mktemp("folds") / "cv"
+    rc = main(["train", "--dataset", str(data), "--out", str(out), "--epochs", "1", "--limit", "30",
+               "--input-size", "16", "--width", "2", "--batch-size", "8", "--folds", "3", "--seed", "2"])
+    assert rc == 0
+    return data, out
+
+
+def test_card_describes_the_members_and_the_out_of_fold_fit(folded):
+    _, out = folded
+    card = json.loads(out.with_suffix(".json").read_text())
+    ens = card["ensemble"]
+    assert ens["folds"] == 3 and ens["n_pooled"] == 60 and len(ens["oof_log_odds"]) == 60
+    assert ens["pooled_splits"] == ["train", "val"] and "validation" in ens
+    assert [m["member"] for m in card["training"]["members"]] == [0, 1, 2]
+    assert sum(m["n_fold"] for m in card["training"]["members"]) == 60
+    assert all(m["n_train"] + m["n_fold"] == 60 for m in card["training"]["members"])
+    assert card["gradcam_layers"] == ["m0_gradcam_conv", "m1_gradcam_conv", "m2_gradcam_conv"]
+    assert card["gradcam_layer"] == "m0_gradcam_conv"
+    if card["calibration"]:  # a 1-epoch model may not rank the pooled cases (then it is kept as trained)
+        assert card["calibration"]["n"] == 60 and card["calibration"]["split"].startswith("out-of-fold")
+    assert card["operating_point"]["chosen_on"] == "out-of-fold (train+val)"
+    assert "--folds 3" in card["training"]["command"]
+
+
+def test_bundle_api_and_evaluate_read_the_ensemble(folded, capsys):
+    from vol3d_gui.core.phantom import lesion_phantom
+    from vol3d_gui.ml.bundle import load_bundle
+    from vol3d_gui.ml.gradcam import gradcam
+
+    data, out = folded
+    bundle = load_bundle(out)
+    vol, _ = lesion_phantom(0, True, (20, 20, 16))
+    detail = bundle.assess_detail(vol)  # what the model panel shows: MC dropout and the domain check
+    np.testing.assert_allclose(detail["probabilities"], bundle.predict(vol), atol=1e-5)
+    assert 0.0 <= detail["uncertainty"] <= 1.0 and np.asarray(detail["spread"]).shape == (2,)
+    assert detail["domain"] and detail["class_index"] in (0, 1)
+    sal = gradcam(bundle, vol)
+    assert sal.shape == (2, 2, 2) and sal.meta["layer"].count("+") == 2
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(out), "--dataset", str(data), "--split", "test",
+                 "--limit", "30", "--json"]) == 0
+    m = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert m["auc"] == pytest.approx(card["metrics"]["auc"], abs=1e-6)
+
+
+def test_out_of_fold_predictions_belong_to_the_ensemble_only():
+    from vol3d_gui.commands.train_folds import card_oof
+    from vol3d_gui.ml.datasets import Dataset, Split
+
+    ds = Dataset("d", ["a", "b"], {}, splits={"train": Split(None, np.array([0, 1, 1])),
+                                              "val": Split(None, np.array([0, 1]))})
+    card = {"ensemble": {"oof_log_odds": [-1.0, 0.0, 2.0, -3.0, 1.0], "pooled_splits": ["train", "val"]},
+            "calibration": {"slope": 2.0, "intercept": -1.0}, "parent": None}
+    y, p, name = card_oof(card, ds)
+    np.testing.assert_array_equal(y, [0, 1, 1, 0, 1])
+    np.testing.assert_allclose(p[:, 1], 1 / (1 + np.exp(-(2.0 * np.array([-1.0, 0, 2, -3, 1]) - 1.0))))
+    assert name.startswith("out-of-fold")
+    assert card_oof({**card, "parent": "cv v3"}, ds) is None  # fine-tuned: the parent's predictions
+    with pytest.raises(ValueError, match="5 out-of-fold predictions for 3"):
+        card_oof({**card, "ensemble": {**card["ensemble"], "pooled_splits": ["train"]}}, ds)
+
+
+def test_card_domain_refits_the_point_from_the_out_of_fold_predictions(folded):
+    data, out = folded
+    before = json.loads(out.with_suffix(".json").read_text())
+    assert main(["card-domain", "--model", str(out), "--dataset", str(data)]) == 0
+    after = json.loads(out.with_suffix(".json").read_text())
+    op0, op1 = before["operating_point"], after["operating_point"]
+    assert op1["chosen_on"] == "out-of-fold (train+val)"
+    assert op1["threshold"] == pytest.approx(op0["threshold"], rel=1e-4)  # the same data, the same point
+    assert after["ensemble"] == before["ensemble"]

@@ -1,0 +1,184 @@
+"""vol3d train --folds K: a cross-validated ensemble written as ONE bundle (issue 15).
+
+The train and val splits are pooled and dealt into K stratified folds (``--seed``); member k
+trains on the other K-1 folds with the same options as a single run and is early-stopped and
+validated on fold k (its seed is ``--seed + k``). The members are merged into one plain Keras
+model whose logits are their mean (ml/ensemble.py). Platt calibration and the operating point
+are fitted on the out-of-fold predictions: every pooled case scored by the one member that
+never trained on it, all train+val cases instead of the validation split alone. The ensemble
+as a whole has no held-out validation split (each pooled case trained K-1 of its members): the
+out-of-fold figures describe single members, and the test split is the only data none of the
+ensemble saw. Nothing here looks at test for a choice; test figures are printed and recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _pool(ds):
+    train, val = ds.splits["train"], ds.splits.get("val")
+    if val is None or not len(val.y):
+        return train.x, np.asarray(train.y, int), ["train"]
+    return (np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]).astype(int), ["train", "val"])
+
+
+def train_folds(args, ds, shape, model_path, device, strategy, t0) -> int:
+    import json
+
+    import keras
+    from tqdm import tqdm
+
+    from vol3d_gui.commands.train import command_line, training_options
+    from vol3d_gui.ml.architecture import GRADCAM_LAYER, build_classifier
+    from vol3d_gui.ml.bundle import ModelBundle, save_bundle
+    from vol3d_gui.ml.domain_fit import fit_card_fields
+    from vol3d_gui.ml.ensemble import gradcam_layers, merge_members, stratified_folds
+    from vol3d_gui.ml.evaluation import binary_auc, evaluate_probs, metrics_at_operating_point
+    from vol3d_gui.ml.training import predict_arrays, train_model
+
+    k = int(args.folds)
+    if k < 2:
+        raise SystemExit("vol3d train: --folds takes K >= 2 (0: no cross-validation)")
+    if args.curriculum or getattr(args, "paired", False):
+        raise SystemExit("vol3d train: --folds does not combine with --curriculum or --paired")
+    x_pool, y_pool, pooled = _pool(ds)
+    folds = stratified_folds(y_pool, k, args.seed)
+    test = ds.splits.get("test")
+    n_classes = len(ds.class_names)
+    flips = (1, 2) if args.no_flip_lr else (0, 1, 2)
+    budget = args.max_minutes * 60 if args.max_minutes else None
+    oof = np.zeros((len(y_pool), n_classes))
+    members, records = [], []
+    for j in range(k):
+        tr, ho = np.nonzero(folds != j)[0], np.nonzero(folds == j)[0]
+        keras.utils.set_random_seed(args.seed + j)
+        model = build_classifier(shape, n_classes, width=args.width, name=f"member{j}",
+                                 stem_stride=args.stem_stride, pooling=args.pooling, head=args.head,
+                                 bn_momentum=args.bn_momentum, cam_stride=args.cam_stride,
+                                 cam_dilation=args.cam_dilation, arch=args.arch,
+                                 shape_features=args.shape_features)
+        # what is left of the budget, shared evenly among the members still to train
+        left = None if budget is None else max(budget - (time.time() - t0), 60.0) / (k - j)
+        t_member = time.time()
+        bar = tqdm(total=None, unit="batch", dynamic_ncols=True, desc=f"member {j + 1}/{k}")
+
+        def on_batch(epoch, batch, n_batches, logs, bar=bar):
+            if bar.total is None:
+                bar.total = args.epochs * n_batches
+            bar.update(1)
+
+        def on_epoch(rec, bar=bar, j=j):
+            bar.write(f"member {j + 1}: " + ", ".join(
+                f"{a} {v:.4f}" if isinstance(v, float) else f"{a} {v}" for a, v in rec.items()))
+
+        hist = train_model(model, x_pool[tr], y_pool[tr], x_pool[ho], y_pool[ho], epochs=args.epochs,
+                           batch_size=args.batch_size, learning_rate=args.lr, class_weight="balanced",
+                           augment=args.augment, seed=args.seed + j, on_batch=on_batch, on_epoch=on_epoch,
+                           patience=args.patience, flips=flips, max_seconds=left, schedule=args.schedule,
+                           weight_decay=args.weight_decay, ema=args.ema, jitter=args.jitter,
+                           bn_refresh=args.bn_refresh)
+        bar.close()
+        oof[ho] = predict_arrays(model, x_pool[ho])
+        rec = {"member": j, "seed": args.seed + j, "n_train": int(len(tr)), "n_fold": int(len(ho)),
+               "epochs_run": len(hist["epochs"]), "best_epoch": hist["best_epoch"],
+               "best_val_auc": hist["best_val_auc"], "out_of_time": hist["out_of_time"],
+               "seconds": round(time.time() - t_member, 1), "history": hist["epochs"]}
+        if test is not None and len(test.y) and n_classes == 2:
+            # recorded for the README's table; no choice is made on it
+            rec["test_auc"] = binary_auc(np.asarray(test.y) == 1, predict_arrays(model, test.x)[:, 1])
+        print(f"member {j + 1}/{k}: fold AUC {rec['best_val_auc']}, best epoch {rec['best_epoch']} of "
+              f"{rec['epochs_run']}, {rec['seconds'] / 60:.1f} min" +
+              (f", test AUC {rec['test_auc']:.4f}" if "test_auc" in rec else ""), flush=True)
+        members.append(model)
+        records.append(rec)
+    model = merge_members(members, name=Path(args.out).name)
+    del members
+    ens = {"folds": k, "fold_seed": args.seed, "pooled_splits": pooled, "n_pooled": int(len(y_pool)),
+           "member_seeds": [args.seed + j for j in range(k)],
+           "validation": "none held out from the ensemble: each pooled case trained K-1 members; "
+                         "calibration and the operating point use the out-of-fold predictions "
+                         "(each pooled case scored by the member that never saw it)"}
+    calibration, oof_probs = None, oof
+    if n_classes == 2:
+        ens["oof_auc"] = binary_auc(y_pool == 1, oof[:, 1])
+        from vol3d_gui.ml.calibration import fit_platt, fold_into_model, log_odds
+        from vol3d_gui.ml.evaluation import log_loss
+
+        d = log_odds(oof)
+        ens["oof_log_odds"] = [round(float(v), 5) for v in d]  # card-domain refits the point from these
+        print(f"out-of-fold AUC ({len(y_pool)} cases): {ens['oof_auc']:.4f}", flush=True)
+        if not args.no_calibrate:
+            a, b = fit_platt(d, y_pool)
+            fold_into_model(model, a, b)
+            oof_probs = oof_calibrated(d, a, b)
+            calibration = {"method": "platt", "split": "out-of-fold (train+val)", "n": int(len(y_pool)),
+                           "slope": a, "intercept": b, "val_log_loss_before": log_loss(y_pool, oof, 1e-30),
+                           "val_log_loss_after": log_loss(y_pool, oof_probs, 1e-30)}
+            print(f"calibrated on the out-of-fold predictions: slope {a:.3f}, intercept {b:.3f}, log-loss "
+                  f"{calibration['val_log_loss_before']:.3f} -> {calibration['val_log_loss_after']:.3f}", flush=True)
+    metrics = None
+    if test is not None and len(test.y):
+        test_probs = predict_arrays(model, test.x)
+        metrics = evaluate_probs(test.y, test_probs, ds.class_names)
+        metrics["split"] = "test"
+        print(f"test (ensemble): AUC {metrics['auc']:.4f}, accuracy {metrics['accuracy']:.4f}", flush=True)
+    cam_layers = gradcam_layers(k, GRADCAM_LAYER)
+    card = {
+        "name": args.name or model_path.stem, "version": str(args.version), "parent": None,
+        "class_names": ds.class_names, "input_shape": list(shape), "preprocessing": ds.preprocessing,
+        "gradcam_layer": cam_layers[0], "gradcam_layers": cam_layers,
+        "training_data": {"name": ds.name, "source": ds.source, "sha256": ds.content_hash,
+                          "n_train": int(len(ds.splits["train"].y)),
+                          "n_val": int(len(ds.splits["val"].y)) if "val" in ds.splits else 0,
+                          "n_test": int(len(test.y)) if test else 0, "limit": args.limit},
+        "training": {"epochs_run": max(r["epochs_run"] for r in records), "best_epoch": None,
+                     "best_val_auc": ens.get("oof_auc"), **training_options(args, flips),
+                     "device": device.description, "out_of_time": any(r["out_of_time"] for r in records),
+                     "members": records, "strategy": strategy.record(), "command": command_line(args)},
+        "ensemble": ens, "calibration": calibration, "metrics": metrics,
+    }
+    splits = {"train": (ds.splits["train"].x, ds.splits["train"].y)}
+    if "val" in ds.splits:
+        splits["val"] = (ds.splits["val"].x, ds.splits["val"].y)
+    else:  # the feature threshold then comes from the training cases themselves
+        splits["val"] = splits["train"]
+    if test is not None and len(test.y):
+        splits["test"] = (test.x, test.y)
+    card.update(fit_card_fields(ModelBundle(model, card), splits, ds.geometries, args.target_sensitivity,
+                                held_out=(y_pool, oof_probs, "out-of-fold (train+val)")))
+    if metrics is not None and card.get("operating_point"):
+        metrics["at_operating_point"] = metrics_at_operating_point(card, test.y, test_probs, ds.class_names)
+        m = metrics["at_operating_point"]
+        print(f"test at the operating point P({ds.class_names[1]}) >= {m['threshold']:.3f}: balanced accuracy "
+              f"{m['balanced_accuracy']:.4f}, recall " +
+              ", ".join(f"{c} {v:.3f}" for c, v in m["per_class_recall"].items()), flush=True)
+    card["training"]["seconds"] = round(time.time() - t0, 1)
+    path = save_bundle(model, card, model_path)
+    print(f"time: {card['training']['seconds'] / 60:.1f} min", flush=True)
+    print(json.dumps({"bundle": str(path), "metrics": metrics}, default=float), flush=True)
+    return 0
+
+
+def oof_calibrated(log_odds_oof, a: float, b: float) -> np.ndarray:
+    """Two-class probabilities from out-of-fold log-odds under the Platt fit (a, b)."""
+    p1 = 1.0 / (1.0 + np.exp(-(a * np.asarray(log_odds_oof, np.float64) + b)))
+    return np.stack([1.0 - p1, p1], axis=1)
+
+
+def card_oof(card: dict, ds):
+    """(labels, calibrated probabilities, name) of a fold ensemble's out-of-fold predictions as
+    its card records them, for `vol3d card-domain`; None for other bundles."""
+    ens = card.get("ensemble") or {}
+    d = ens.get("oof_log_odds")
+    if not d or card.get("parent"):  # fine-tuned or recalibrated: the predictions were the parent's
+        return None
+    y = np.concatenate([np.asarray(ds.splits[s].y, int) for s in ens.get("pooled_splits", ["train", "val"])])
+    if len(y) != len(d):
+        raise ValueError(f"the card holds {len(d)} out-of-fold predictions for {len(y)} pooled cases")
+    cal = card.get("calibration") or {}
+    a, b = (float(cal["slope"]), float(cal["intercept"])) if cal.get("slope") is not None else (1.0, 0.0)
+    return y, oof_calibrated(d, a, b), "out-of-fold (train+val)"
