@@ -160,6 +160,32 @@ def default_input_size(dataset) -> list[int]:
     return [64]
 
 
+def test_metrics(model, test, class_names, label: str = "test"):
+    """(metrics, probabilities) of ``model`` on the test split, printed; (None, None) without one."""
+    from vol3d_gui.ml.evaluation import evaluate_probs
+    from vol3d_gui.ml.training import predict_arrays
+
+    if test is None or not len(test.y):
+        return None, None
+    probs = predict_arrays(model, test.x)
+    metrics = evaluate_probs(test.y, probs, class_names)
+    metrics["split"] = "test"
+    print(f"{label}: AUC {metrics['auc']:.4f}, accuracy {metrics['accuracy']:.4f}", flush=True)
+    return metrics, probs
+
+
+def add_operating_point_metrics(card: dict, metrics, test, test_probs, class_names) -> None:
+    """The test figures at the card's operating point, into ``metrics`` and printed."""
+    from vol3d_gui.ml.evaluation import metrics_at_operating_point
+
+    if metrics is None or not card.get("operating_point"):
+        return
+    m = metrics["at_operating_point"] = metrics_at_operating_point(card, test.y, test_probs, class_names)
+    print(f"test at the operating point P({class_names[1]}) >= {m['threshold']:.3f}: balanced accuracy "
+          f"{m['balanced_accuracy']:.4f}, recall " +
+          ", ".join(f"{k} {v:.3f}" for k, v in m["per_class_recall"].items()), flush=True)
+
+
 def training_options(args, flips) -> dict:
     """The card's record of the options a training ran with."""
     return {"batch_size": args.batch_size, "learning_rate": args.lr, "width": args.width,
@@ -200,7 +226,6 @@ def _train(args, shape, model_path, device, strategy) -> int:
 
     from vol3d_gui.ml.architecture import GRADCAM_LAYER, build_classifier
     from vol3d_gui.ml.bundle import save_bundle
-    from vol3d_gui.ml.evaluation import evaluate_probs, metrics_at_operating_point
     from vol3d_gui.ml.training import predict_arrays, train_model
 
     t0 = time.time()
@@ -283,12 +308,7 @@ def _train(args, shape, model_path, device, strategy) -> int:
             print(f"calibrated on val: slope {calibration['slope']:.3f}, intercept {calibration['intercept']:.3f}, "
                   f"log-loss {calibration['val_log_loss_before']:.3f} -> {calibration['val_log_loss_after']:.3f}",
                   flush=True)
-    metrics = None
-    if test is not None and len(test.y):
-        test_probs = predict_arrays(model, test.x)
-        metrics = evaluate_probs(test.y, test_probs, ds.class_names)
-        metrics["split"] = "test"
-        print(f"test: AUC {metrics['auc']:.4f}, accuracy {metrics['accuracy']:.4f}", flush=True)
+    metrics, test_probs = test_metrics(model, test, ds.class_names)
     card = {
         "name": args.name or model_path.stem,
         "version": str(args.version),
@@ -319,12 +339,7 @@ def _train(args, shape, model_path, device, strategy) -> int:
         if test is not None and len(test.y):
             splits["test"] = (test.x, test.y)
         card.update(fit_card_fields(ModelBundle(model, card), splits, ds.geometries, args.target_sensitivity))
-        if metrics is not None and card.get("operating_point"):
-            metrics["at_operating_point"] = metrics_at_operating_point(card, test.y, test_probs, ds.class_names)
-            m = metrics["at_operating_point"]
-            print(f"test at the operating point P({ds.class_names[1]}) >= {m['threshold']:.3f}: balanced accuracy "
-                  f"{m['balanced_accuracy']:.4f}, recall " +
-                  ", ".join(f"{k} {v:.3f}" for k, v in m["per_class_recall"].items()), flush=True)
+        add_operating_point_metrics(card, metrics, test, test_probs, ds.class_names)
     card["training"]["seconds"] = round(time.time() - t0, 1)  # with the card's forward passes
     path = save_bundle(model, card, model_path)
     print(f"time: {card['training']['seconds'] / 60:.1f} min", flush=True)

@@ -32,12 +32,17 @@ def train_folds(args, ds, shape, model_path, device, strategy, t0) -> int:
     import keras
     from tqdm import tqdm
 
-    from vol3d_gui.commands.train import command_line, training_options
+    from vol3d_gui.commands.train import (
+        add_operating_point_metrics,
+        command_line,
+        test_metrics,
+        training_options,
+    )
     from vol3d_gui.ml.architecture import GRADCAM_LAYER, build_classifier
     from vol3d_gui.ml.bundle import ModelBundle, save_bundle
     from vol3d_gui.ml.domain_fit import fit_card_fields
     from vol3d_gui.ml.ensemble import gradcam_layers, merge_members, stratified_folds
-    from vol3d_gui.ml.evaluation import binary_auc, evaluate_probs, metrics_at_operating_point
+    from vol3d_gui.ml.evaluation import binary_auc
     from vol3d_gui.ml.training import predict_arrays, train_model
 
     k = int(args.folds)
@@ -120,12 +125,7 @@ def train_folds(args, ds, shape, model_path, device, strategy, t0) -> int:
                            "val_log_loss_after": log_loss(y_pool, oof_probs, 1e-30)}
             print(f"calibrated on the out-of-fold predictions: slope {a:.3f}, intercept {b:.3f}, log-loss "
                   f"{calibration['val_log_loss_before']:.3f} -> {calibration['val_log_loss_after']:.3f}", flush=True)
-    metrics = None
-    if test is not None and len(test.y):
-        test_probs = predict_arrays(model, test.x)
-        metrics = evaluate_probs(test.y, test_probs, ds.class_names)
-        metrics["split"] = "test"
-        print(f"test (ensemble): AUC {metrics['auc']:.4f}, accuracy {metrics['accuracy']:.4f}", flush=True)
+    metrics, test_probs = test_metrics(model, test, ds.class_names, "test (ensemble)")
     cam_layers = gradcam_layers(k, GRADCAM_LAYER)
     card = {
         "name": args.name or model_path.stem, "version": str(args.version), "parent": None,
@@ -150,12 +150,7 @@ def train_folds(args, ds, shape, model_path, device, strategy, t0) -> int:
         splits["test"] = (test.x, test.y)
     card.update(fit_card_fields(ModelBundle(model, card), splits, ds.geometries, args.target_sensitivity,
                                 held_out=(y_pool, oof_probs, "out-of-fold (train+val)")))
-    if metrics is not None and card.get("operating_point"):
-        metrics["at_operating_point"] = metrics_at_operating_point(card, test.y, test_probs, ds.class_names)
-        m = metrics["at_operating_point"]
-        print(f"test at the operating point P({ds.class_names[1]}) >= {m['threshold']:.3f}: balanced accuracy "
-              f"{m['balanced_accuracy']:.4f}, recall " +
-              ", ".join(f"{c} {v:.3f}" for c, v in m["per_class_recall"].items()), flush=True)
+    add_operating_point_metrics(card, metrics, test, test_probs, ds.class_names)
     card["training"]["seconds"] = round(time.time() - t0, 1)
     path = save_bundle(model, card, model_path)
     print(f"time: {card['training']['seconds'] / 60:.1f} min", flush=True)
