@@ -3,6 +3,7 @@ given its operating point on the out-of-fold predictions, which `vol3d card-doma
 from the card without retraining; `vol3d evaluate` and the GUI-facing bundle API read it."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,3 +88,20 @@ def test_card_domain_refits_the_point_from_the_out_of_fold_predictions(folded):
     assert op1["chosen_on"] == "out-of-fold (train+val)"
     assert op1["threshold"] == pytest.approx(op0["threshold"], rel=1e-4)  # the same data, the same point
     assert after["ensemble"] == before["ensemble"]
+
+
+def test_a_fine_tuned_ensemble_drops_its_parents_out_of_fold_scores(folded, tmp_path):
+    """They scored the parent's weights: a fine-tuned card keeps what the ensemble is (its
+    folds, its members' layers) but not those predictions."""
+    from vol3d_gui.ml.bundle import load_bundle
+    from vol3d_gui.ml.finetune import finetune_arrays
+
+    _, out = folded
+    bundle = load_bundle(out)
+    rng = np.random.default_rng(0)
+    x = rng.random((8, *bundle.input_shape, 1), dtype=np.float32)
+    result = finetune_arrays(bundle, x, np.array([0, 1] * 4), out_dir=tmp_path, epochs=1, augment=False)
+    card = json.loads(Path(result["path"]).with_suffix(".json").read_text())
+    assert card["parent"] and card["ensemble"]["folds"] == 3 and "oof_log_odds" not in card["ensemble"]
+    assert card["gradcam_layers"] == bundle.gradcam_layers
+    assert load_bundle(result["path"]).gradcam_layers == bundle.gradcam_layers

@@ -125,6 +125,8 @@ def finetune_arrays(bundle: ModelBundle, x, labels, *, out_dir=None, held_out=0.
     for key in ("created", "framework", "calibration", "metrics_before_calibration", "reliability",
                 "operating_point", "uncertainty"):
         card.pop(key, None)  # the parent's: they do not describe the new weights
+    if isinstance(card.get("ensemble"), dict):  # a fold ensemble's members' scores were the parent's weights'
+        card["ensemble"] = {k: v for k, v in card["ensemble"].items() if k != "oof_log_odds"}
     if card.get("domain"):  # the acquisition domain still holds; the feature space has moved
         card["domain"] = {k: v for k, v in card["domain"].items() if k != "features"}
     card.update({
