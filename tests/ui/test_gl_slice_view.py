@@ -236,6 +236,16 @@ def test_views_closed_before_their_turn_are_forgotten_not_an_error(qtbot, monkey
     assert frames._canvases == []
 
 
+def test_slice_frames_hold_no_qobject_the_collector_could_free_off_the_gui_thread(gl_window):
+    """A SliceFrames lives as long as its viewer model, which Python's collector may free in
+    a worker thread; a QObject of its own (a QTimer) was then destroyed there, off the GUI
+    thread, and deadlocked CI once against the GUI thread's own deletions."""
+    from PySide6 import QtCore
+
+    frames = gl_window.slice_views["axial"].frames
+    assert not [k for k, v in vars(frames).items() if isinstance(v, QtCore.QObject)]
+
+
 def test_overlays_colour_blend_and_threshold(gl_window):
     shape = (40, 40, 20)
     base = Volume(np.full(shape, 100, np.int16), centered_affine(shape, (1.0, 1.0, 2.0)))

@@ -20,12 +20,14 @@ from PySide6 import QtCore
 
 
 class SliceFrames:
+    """Holds no QObject of its own: it lives as long as its viewer model, and Python's
+    collector may free that in any thread (a case-prefetch thread did); a QTimer freed there
+    was destroyed off the GUI thread and deadlocked against the GUI thread's own deletions.
+    The turn is a single-shot timer that Qt owns."""
+
     def __init__(self):
         self._canvases: list[weakref.ref] = []
-        self._timer = QtCore.QTimer()
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(0)
-        self._timer.timeout.connect(self.present)
+        self._scheduled = False
         self.presents = 0  # turns that painted something
 
     def add(self, canvas) -> None:
@@ -33,13 +35,18 @@ class SliceFrames:
 
     def schedule(self) -> None:
         """A canvas asked for a paint: present every asking canvas at the next turn."""
-        if not self._timer.isActive():
-            self._timer.start()
+        if not self._scheduled:
+            self._scheduled = True
+            QtCore.QTimer.singleShot(0, self._turn)
+
+    def _turn(self) -> None:
+        if self._scheduled:  # not presented in the meantime (render_now)
+            self.present()
 
     def present(self) -> None:
         """Paint every canvas whose ``dirty`` is set, then swap them all. A canvas not on
         screen is left to Qt, which paints it when it is exposed."""
-        self._timer.stop()
+        self._scheduled = False
         # a view closed since it asked (its window destroyed with it) is forgotten
         self._canvases = [ref for ref in self._canvases if ref() is not None and shiboken6.isValid(ref())]
         painted = []
