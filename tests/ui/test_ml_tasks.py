@@ -211,3 +211,33 @@ def test_work_asked_after_stop_is_cancelled_not_an_error(qtbot, tiny_bundle_path
     log = _record(task)
     qtbot.wait(50)
     assert task.done and task.state == "cancelled" and task.is_cancelled and log == []
+
+
+def test_tasks_are_freed_on_the_gui_thread_never_the_workers(qtbot, ml):
+    """A task is a QObject of the GUI thread; the worker held the last reference to most
+    (9 of 10 were destroyed on its thread, one at a time as a reader works), which Qt does not
+    allow. Done, or cancelled while queued, each is now freed where it lives."""
+    where = []
+
+    def submit(task):
+        task.destroyed.connect(lambda *_: where.append(threading.current_thread() is threading.main_thread()),
+                               DIRECT)
+        return ml.submit(task)
+
+    for i in range(4):  # one at a time: the worker waits for the next with the last in hand
+        task = submit(FunctionTask("x", lambda ctx, i=i: i))
+        qtbot.waitUntil(lambda task=task: task.done, timeout=20000)
+        qtbot.wait(30)  # the GUI thread has had the task's last signals
+        del task
+    blocker, gate = _blocker(ml)
+    for _ in range(2):  # cancelled while queued: the worker drops them from its queue
+        task = submit(FunctionTask("x", lambda ctx: None))
+        task.cancel()
+        del task
+    gate.set()
+    qtbot.waitUntil(lambda b=blocker: b.done, timeout=20000)
+    del blocker
+    last = ml.submit(FunctionTask("last", lambda ctx: None))  # takes the worker past the others
+    qtbot.waitUntil(lambda: last.done, timeout=20000)
+    qtbot.waitUntil(lambda: len(where) == 6, timeout=20000)
+    assert all(where), where

@@ -73,6 +73,7 @@ class MLController(QtCore.QObject):
     def _forget(self) -> None:
         # queued after the task's last signal: every earlier one has been delivered
         self._live = {t for t in self._live if not t.done}
+        self.worker.bury()  # the tasks the worker is done with are freed here, on this thread
 
     # --- tasks -----------------------------------------------------------------------------------------
     def load_model(self, path) -> LoadModelTask:

@@ -51,6 +51,10 @@ class MLWorker(QtCore.QObject):
         self._seq = itertools.count()
         self._running: list[MLTask] = []  # a stack: a batch task with an on-screen task run inside it
         self._held: set[MLTask] = set()  # submitted with hold=True, not yet released to the queue
+        # tasks this thread is done with, freed by the GUI thread (bury): a task is a QObject of
+        # the GUI thread, and the worker held the last reference to most of them (9 of 10 were
+        # destroyed here), which Qt does not allow and which could deadlock with the GUI thread
+        self._graveyard: list[MLTask] = []
         self._stopping = False
         self._proc = None
         self._conn = None
@@ -129,6 +133,7 @@ class MLWorker(QtCore.QObject):
             self._cond.notify_all()
         self._thread.wait(timeout_ms)
         self._stop_service()
+        self.bury()
 
     # --- on the worker thread -------------------------------------------------------------------------
     def _next(self, below: int | None = None) -> MLTask | None:
@@ -137,7 +142,7 @@ class MLWorker(QtCore.QObject):
         with self._cond:
             while True:
                 while self._heap and self._heap[0][2].state != "queued":
-                    heapq.heappop(self._heap)  # cancelled while queued
+                    self._graveyard.append(heapq.heappop(self._heap)[2])  # cancelled while queued
                 if self._heap and (below is None or self._heap[0][0] < below):
                     task = heapq.heappop(self._heap)[2]
                     task.state = "running"
@@ -150,10 +155,18 @@ class MLWorker(QtCore.QObject):
     def _loop(self) -> None:
         while (task := self._next()) is not None:
             self._run(task)
+            del task  # the graveyard holds it now: not freed on this thread
 
     def run_urgent(self, priority: int) -> None:
         while (task := self._next(below=priority)) is not None:
             self._run(task)
+            del task
+
+    def bury(self) -> None:
+        """Free the tasks the worker is done with (call from the GUI thread)."""
+        with self._cond:
+            dead, self._graveyard = self._graveyard, []
+        del dead
 
     def _run(self, task: MLTask) -> None:
         task.started.emit()
@@ -179,6 +192,8 @@ class MLWorker(QtCore.QObject):
         else:
             task.cancelled.emit()
         task.finished.emit()
+        with self._cond:
+            self._graveyard.append(task)
 
     def adopt_model(self, info: dict):
         from vol3d_gui.ml.bundle import ModelBundle
