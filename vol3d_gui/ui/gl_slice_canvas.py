@@ -354,18 +354,6 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
             GL.glDisable(GL.GL_BLEND)
         return col, row
 
-    def render_now(self, only_if_dirty: bool = False) -> None:
-        """Paint and present one frame synchronously (QOpenGLWindow has no repaint())."""
-        if not self.isExposed() or (only_if_dirty and not self.dirty):
-            return
-        self.makeCurrent()
-        try:
-            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self.defaultFramebufferObject())
-            self.paintGL()
-            self.context().swapBuffers(self)
-        finally:
-            self.doneCurrent()
-
     def grab_frame(self) -> QtGui.QImage:
         """Render one frame (the whole picture, unmarked) and read it back."""
         self._grabbing = True

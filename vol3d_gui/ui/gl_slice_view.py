@@ -29,25 +29,26 @@ from vol3d_gui.ui.slice_view import SliceView, SliceViewBase
 from vol3d_gui.viewer.geometry import PlaneGeometry, invert_x
 from vol3d_gui.viewer.model import ViewerModel
 
-_TEXTURES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # ViewerModel -> SliceTextures
-_FRAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # ViewerModel -> SliceFrames
+# what the three views of one viewer model share: ViewerModel -> (SliceTextures, SliceFrames)
+_SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _BACKEND: tuple[str, str] | None = None
+
+
+def _shared(model: ViewerModel) -> tuple[SliceTextures, SliceFrames]:
+    shared = _SHARED.get(model)
+    if shared is None:
+        shared = _SHARED[model] = (SliceTextures(), SliceFrames())
+    return shared
 
 
 def shared_textures(model: ViewerModel) -> SliceTextures:
     """The one set of slice textures of a model (its three views share it)."""
-    tx = _TEXTURES.get(model)
-    if tx is None:
-        tx = _TEXTURES[model] = SliceTextures()
-    return tx
+    return _shared(model)[0]
 
 
 def shared_frames(model: ViewerModel) -> SliceFrames:
     """What paints and presents the GL views of a model together."""
-    frames = _FRAMES.get(model)
-    if frames is None:
-        frames = _FRAMES[model] = SliceFrames()
-    return frames
+    return _shared(model)[1]
 
 
 def slice_backend() -> str:
