@@ -27,7 +27,12 @@ of what it needs). Figures, medians over alternated runs:
   interactive-quality frame, napari's frame;
 - memory: resident set size after opening the volume in the window against the volume's size;
 - ``cpu_views_*``: the same crosshair, scroll and W/L steps in a window without GL (the CPU
-  slice views, the fallback), alternated with the rest.
+  slice views, the fallback), alternated with the rest;
+- ``vol3d_*_floor_ms``: the same drag move and scroll with each view's paint replaced by a
+  clear: the model's change, the labels, and making current, flushing and swapping the same
+  three windows, nothing drawn. What a move costs on this machine before a pixel of the
+  picture is drawn; beside napari's figure it says how much of a target is left for the
+  drawing itself.
 
 napari is an optional bench dependency (``pip install -e '.[bench]'``): without it the
 napari figures are skipped and vol3d's are still measured.
@@ -60,6 +65,15 @@ def _settle(app, seconds: float) -> None:
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 5)
+
+
+def _clear_paint(canvas):
+    from OpenGL import GL
+
+    def paint():
+        canvas.dirty = False
+        GL.glClear(GL.GL_COLOR_BUFFER_BIT)
+    return paint
 
 
 def _napari(data_zyx: np.ndarray, view_size, res: dict, app) -> dict | None:
@@ -208,6 +222,21 @@ def main(moves: int = 25) -> dict:
         while gl and any(v.canvas_window.dirty for v in views) and time.perf_counter() < deadline:
             app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.WaitForMoreEvents, 1)
 
+    def cleared_paints(fn):
+        """fn with every GL view's paint a clear (the floor rows)."""
+        def run(i):
+            canvases = [v.canvas_window for v in views]
+            for c in canvases:
+                c.paintGL = _clear_paint(c)
+            try:
+                return fn(i)
+            finally:
+                for c in canvases:
+                    del c.paintGL
+                    c.request()  # the next row starts from the real pictures
+                repaint_slices()
+        return run
+
     def ours_cursor_evented(i):
         w.set_cursor(dragged(w, (i + moves // 3) % moves))
         until_painted()
@@ -219,6 +248,11 @@ def main(moves: int = 25) -> dict:
     def ours_scroll(i):
         axial.step_slice(1 if i % 2 == 0 else -1)
         repaint_slices()
+
+    def ours_scroll_timed(i):
+        t0 = time.perf_counter()
+        ours_scroll(i)
+        return time.perf_counter() - t0
 
     def ours_window(i):
         # a drag is a run of steps (a GL view renders the overlays once per run): the time of
@@ -261,6 +295,9 @@ def main(moves: int = 25) -> dict:
            "vol3d_crosshair_evented": ours_cursor_evented, "vol3d_scroll_evented": ours_scroll_evented,
            "vol3d_scroll": ours_scroll, "vol3d_window": ours_window,
            "vol3d_window_with_3d": ours_window_3d}
+    if gl:
+        fns["vol3d_crosshair_floor"] = cleared_paints(ours_cursor)
+        fns["vol3d_scroll_floor"] = cleared_paints(ours_scroll_timed)
     if peer is not None:
         fns["napari_slice"] = lambda i: peer["slice"](int(rng.integers(0, 300)))
         fns["napari_slice_presented"] = lambda i: peer["slice_presented"](int(rng.integers(0, 300)))
@@ -290,6 +327,9 @@ def main(moves: int = 25) -> dict:
             res["vol3d_crosshair_evented_ms"] / res["napari_slice_presented_ms"], 2)
         res["scroll_evented_vs_napari_presented"] = round(
             res["vol3d_scroll_evented_ms"] / res["napari_slice_presented_ms"], 2)
+        if gl:
+            res["crosshair_floor_vs_napari_slice"] = round(res["vol3d_crosshair_floor_ms"] / res["napari_slice_ms"], 2)
+            res["scroll_floor_vs_napari_slice"] = round(res["vol3d_scroll_floor_ms"] / res["napari_slice_ms"], 2)
         res["target_crosshair_le"] = 0.5
         res["target_scroll_le"] = 0.33
 
