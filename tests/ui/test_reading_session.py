@@ -18,6 +18,22 @@ def _key(qtbot, window, key, modifier=QtCore.Qt.KeyboardModifier.NoModifier):
     window.io.wait()
 
 
+def _ml_state(panel) -> str:
+    """What the panel and the ML worker hold: the message of a wait that timed out (a wait for
+    the saliency map failed once in CI, in the full suite's order only)."""
+    w = panel.ml.worker
+    with w._cond:
+        heap = [(p, type(t).__name__, t.state) for p, _, t in w._heap]
+        held = [(type(t).__name__, t.state) for t in w._held]
+        running = [type(t).__name__ for t in w._running]
+    g = panel.ml._gradcam
+    expected = (id(panel._volume), panel.bundle.label if panel.bundle else None, panel.explained_class())
+    return (f"hidden={panel.answer_hidden()} saliency box={panel.saliency_box.isChecked()} expected key={expected} "
+            f"cached={list(panel._saliency_cache)} last gradcam={None if g is None else (g.state, g.key)} "
+            f"heap={heap} held={held} running={running} "
+            f"service alive={w._proc is not None and w._proc.is_alive()}")
+
+
 def test_undo_reverts_the_last_label_with_a_new_event_and_returns_to_its_case(qtbot, window):
     study = phantom_study(n=4, seed=21, shape=SMALL)
     window.open_study(study)
@@ -153,4 +169,8 @@ def test_blind_reading_hides_the_models_answer_and_saliency_until_the_label(qtbo
     window.review_controller.session.worklist.set_label(case.id, 0)  # as a label does, without moving on
     qtbot.waitUntil(lambda: panel.chart.bars is not None, timeout=5000)
     assert "Blind reading" not in panel.result_label.text()
-    qtbot.waitUntil(lambda: "saliency" in window.overlays, timeout=60000)
+    try:
+        qtbot.waitUntil(lambda: "saliency" in window.overlays, timeout=60000)
+    except qtbot.TimeoutError:
+        raise AssertionError(f"no saliency map 60 s after the label: {_ml_state(panel)}") from None
+    assert _ml_state(panel).startswith("hidden=False saliency box=True")  # the message itself works
