@@ -197,6 +197,8 @@ def test_a_move_paints_every_view_it_changed_then_presents_them_together(gl_wind
     assert views["axial"].frames.presents == presents + 1
     assert sorted(events[:3]) == sorted(("paint", k) for k in views)
     assert sorted(events[3:6]) == sorted(("swap", k) for k in views), events
+    # swapped one after the other on this thread: none may wait for a vertical blank
+    assert all(cw.format().swapInterval() == 0 for cw in canvases)
     for cw in canvases:
         if not cw.back_buffer_kept:
             continue  # a driver that does not keep the back buffer: nothing to read back

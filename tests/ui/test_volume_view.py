@@ -181,3 +181,12 @@ def test_a_new_texture_is_uploaded_in_a_paint_of_its_own(view, qtbot):
     assert view.item.frame.restarts == restarts and not view.item.complete
     qtbot.waitUntil(lambda: view.item.complete, timeout=10000)  # the view's timer does the rest
     assert view.item.frame.restarts > restarts
+
+
+def test_the_3d_view_never_waits_for_a_vertical_blank_in_its_swap(view):
+    """The 3-D view swaps on the GUI thread like the slice views: a swap that waited for the
+    next blank would hold the slice views back by a frame (issue 16: they never wait for a
+    3-D frame). Asked of the window; its context is made with it."""
+    view.grab_frame()
+    assert view.glview.format().swapInterval() == 0
+    assert view.glview.context().format().swapInterval() == 0

@@ -36,6 +36,14 @@ class GLWindowHost(QtWidgets.QWidget):
 
     def __init__(self, window: QtOpenGL.QOpenGLWindow, parent=None):
         super().__init__(parent)
+        # no wait for the vertical blank in a swap: the GL windows (three slice views and the
+        # 3-D view) all swap on the GUI thread, one after the other (gl_slice_frames); a driver
+        # that blocks each swap until the next blank would make a crosshair move cost three
+        # frames and the slice views wait for the 3-D view's. They paint on demand, not as an
+        # animation (vispy, and so napari, default to vsync off too).
+        fmt = window.format()
+        fmt.setSwapInterval(0)
+        window.setFormat(fmt)
         self.container = QtWidgets.QWidget.createWindowContainer(window, self)
         self.container.setMinimumSize(16, 16)
         lay = QtWidgets.QVBoxLayout(self)
