@@ -148,6 +148,49 @@ def test_a_crosshair_move_leaves_no_old_line_behind(gl_window, qtbot):
     assert a.shape == b.shape and np.abs(a - b).max() <= 1
 
 
+@pytest.mark.parametrize("after_swap", ["cleared", "two frames old"])
+def test_a_driver_that_does_not_keep_the_back_buffer_still_shows_the_whole_picture(gl_window, qtbot, monkeypatch,
+                                                                                    after_swap):
+    """GPU drivers hand out a cleared buffer, or the one swapped two frames ago, after a swap
+    (Mesa's software path keeps it). Simulated here after every swap: the corner mark no longer
+    matches, so a crosshair move draws the whole picture, and what is presented equals it."""
+    from OpenGL import GL
+    from PySide6 import QtGui, QtOpenGL
+
+    gl_window.open_volume(_ramp_volume())
+    axial = gl_window.slice_views["axial"]
+    cw = axial.canvas_window
+    _next_paint(qtbot, cw)
+    presented = []
+    real_swap = QtGui.QOpenGLContext.swapBuffers
+
+    def swap(ctx, surface):
+        if surface is cw:
+            presented.append(QtOpenGL.QOpenGLWindow.grabFramebuffer(cw))  # what this swap shows
+        real_swap(ctx, surface)
+        if surface is cw and cw._mark is not None:
+            # the mark of the frame before (the buffer two swaps ago), or black
+            old = (cw._mark - 2) % 3 + 1 if after_swap == "two frames old" else 0
+            GL.glClearColor(old / 255.0, 0.0, 0.0, 1.0)
+            GL.glClear(GL.GL_COLOR_BUFFER_BIT)
+            GL.glClearColor(0.0, 0.0, 0.0, 1.0)
+
+    monkeypatch.setattr(QtGui.QOpenGLContext, "swapBuffers", swap)
+    for i, (dx, dy) in enumerate(((0, 3), (5, 0), (0, -4))):
+        repaints = cw.line_repaints
+        cursor = gl_window.cursor
+        cursor[:2] += (dx, dy)  # within the axial slice: its lines alone move
+        gl_window.set_cursor(cursor)
+        qtbot.waitUntil(lambda: not cw.dirty, timeout=3000)
+        if i == 0:
+            continue  # the frame before was swapped by Qt, unpatched
+        assert cw.back_buffer_kept is False and cw.line_repaints == repaints  # drawn whole
+        whole = cw.grab_frame()  # the whole picture drawn anew, same lines
+        a, b = np.asarray(_image_array(presented[-1]), int), np.asarray(_image_array(whole), int)
+        a[-1, 0] = b[-1, 0]  # the frame's mark
+        assert a.shape == b.shape and np.abs(a - b).max() <= 1
+
+
 def _image_array(image):
     from PySide6 import QtGui
 
