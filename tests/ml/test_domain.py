@@ -132,3 +132,47 @@ def test_geometry_ratio_is_at_most_one_exactly_within_the_tolerance(lo, width, f
     if abs(np.log(factor)) < 1e-9 or abs(abs(np.log(factor)) - np.log(domain.SPACING_TOLERANCE)) > 1e-9:
         assert (ratio <= 1.0) == within
     assert why.startswith("voxel spacing")
+
+
+def test_the_precision_is_stored_as_its_upper_triangle_with_the_same_distances():
+    """New cards store half of the symmetric precision; the distances are those of the full
+    float32 matrix older cards hold (which still load: models/ holds such cards)."""
+    import base64
+    import json
+    from pathlib import Path
+
+    rng = np.random.default_rng(3)
+    d = 40
+    mix = rng.normal(size=(d, d)) * np.linspace(0.1, 3.0, d)  # correlated features of unequal scale
+    f = rng.normal(size=(300, d)) @ mix + 2.0
+    y = (rng.random(300) < 0.3).astype(int)
+    f[y == 1, :5] += 4.0
+    ref = domain.fit_feature_reference(f, y, f[:60])
+    enc = ref["precision"]
+    assert enc["layout"] == "upper" and enc["shape"] == [d, d]
+    assert len(base64.b64decode(enc["base64"])) == 4 * d * (d + 1) // 2
+    prec = domain.decode_matrix(enc)
+    np.testing.assert_array_equal(prec, prec.T)
+    old = {**ref, "precision": domain.encode_matrix(prec)}  # the full layout of earlier cards
+    assert "layout" not in old["precision"]
+    probe = np.r_[f[60:90], rng.normal(size=(10, d)) @ mix * 3]
+    np.testing.assert_allclose(domain.mahalanobis(ref, probe), domain.mahalanobis(old, probe), rtol=1e-6)
+    # a card from models/ (full float32 128 x 128): re-stored as a triangle, its distances hold
+    card = json.loads((Path(__file__).parents[2] / "models" / "adrenal3d.json").read_text())
+    shipped = card["domain"]["features"]
+    full = domain.decode_matrix(shipped["precision"])
+    compact = {**shipped, "precision": domain.encode_matrix(full, symmetric=True)}
+    means = np.asarray(shipped["means"])
+    probe = means[rng.integers(0, len(means), 50)] + rng.normal(size=(50, full.shape[0])) * np.abs(means).mean()
+    np.testing.assert_allclose(domain.mahalanobis(compact, probe), domain.mahalanobis(shipped, probe), rtol=1e-4)
+    assert len(json.dumps(compact["precision"])) < 0.52 * len(json.dumps(shipped["precision"]))
+
+
+def test_a_damaged_triangle_is_refused():
+    enc = domain.encode_matrix(np.eye(4), symmetric=True)
+    with pytest.raises(ValueError, match="upper triangle of a 5 x 5"):
+        domain.decode_matrix({**enc, "shape": [5, 5]})
+    with pytest.raises(ValueError, match="layout"):
+        domain.decode_matrix({**enc, "layout": "lower"})
+    with pytest.raises(ValueError, match="square"):
+        domain.encode_matrix(np.ones((2, 3)), symmetric=True)

@@ -14,13 +14,13 @@ from vol3d_gui.ml.ensemble import gradcam_layers, merge_members, stratified_fold
 SHAPE = (16, 16, 12)  # not a cube: a transposed axis would show
 
 
-def _member(seed: int):
+def _member(seed: int, **options):
     """A small member with weights and BatchNorm statistics far from their initial values, so
     a layer copied to the wrong place (or not at all) changes the output."""
     import keras
 
     keras.utils.set_random_seed(seed)
-    model = build_classifier(SHAPE, 2, width=4, bn_momentum=0.9)
+    model = build_classifier(SHAPE, 2, **{"width": 4, "bn_momentum": 0.9, **options})
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         ws = layer.get_weights()
@@ -158,3 +158,40 @@ def test_card_with_members_on_different_grids_is_refused(members, tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps(card))
     with pytest.raises(ModelError, match="gradcam_layers must be a list"):
         load_bundle(tmp_path / "bad")
+
+
+def test_members_of_different_networks_merge_to_their_mean(x, tmp_path):
+    """`--fold-recipe`: the plain network, the erosion-profile head (a second path from the
+    input, with a BatchNorm of its own), a ResNet and the cam head in one bundle, features of
+    different widths side by side."""
+    import keras
+
+    from vol3d_gui.ml.calibration import fold_into_model
+    from vol3d_gui.ml.uncertainty import analyse
+
+    mixed = [_member(4), _member(5, shape_features=3), _member(6, arch="resnet", stem_stride=2, width=3),
+             _member(7, head="cam", width=2)]
+    merged = merge_members(mixed)
+    logits = [_logit(m(x, training=False)) for m in mixed]
+    assert np.ptp(logits, axis=0).min() > 1e-3
+    np.testing.assert_allclose(_logit(merged(x, training=False)), np.mean(logits, axis=0), atol=2e-5)
+    names = gradcam_layers(len(mixed), GRADCAM_LAYER)
+    save_bundle(merged, _bundle(merged, names).card, tmp_path / "mixed")
+    bundle = load_bundle(tmp_path / "mixed")  # safe mode, and one Grad-CAM grid for all four
+    assert bundle.model.get_layer("m1_shape_bn").get_weights()[2].std() > 0  # its statistics were copied
+    np.testing.assert_allclose(bundle.forward(x), np.asarray(merged(x, training=False)), atol=1e-6)
+    dims = [m.get_layer("probabilities").get_weights()[0].shape[0] for m in mixed]
+    assert len(set(dims)) > 1
+    a = analyse(bundle, x)
+    assert a.features.shape == (5, sum(dims))
+    start = sum(dims[:2])
+    f2 = keras.Model(mixed[2].inputs, mixed[2].get_layer("dropout").input)(x, training=False)
+    np.testing.assert_allclose(a.features[:, start:start + dims[2]], np.asarray(f2), atol=1e-5)
+    before = _logit(bundle.forward(x))
+    fold_into_model(bundle.model, 0.8, 0.3)
+    bundle._forward = None
+    np.testing.assert_allclose(_logit(bundle.forward(x)), 0.8 * before + 0.3, atol=1e-4)
+    from vol3d_gui.ml.gradcam import gradcam_tensors
+
+    maps, _, _ = gradcam_tensors(bundle, x, [1] * 5)
+    assert maps.shape == (5, 2, 2, 2) and maps.max() > 0

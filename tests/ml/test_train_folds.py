@@ -3,6 +3,7 @@ given its operating point on the out-of-fold predictions, which `vol3d card-doma
 from the card without retraining; `vol3d evaluate` and the GUI-facing bundle API read it."""
 
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +106,71 @@ def test_a_fine_tuned_ensemble_drops_its_parents_out_of_fold_scores(folded, tmp_
     assert card["parent"] and card["ensemble"]["folds"] == 3 and "oof_log_odds" not in card["ensemble"]
     assert card["gradcam_layers"] == bundle.gradcam_layers
     assert load_bundle(result["path"]).gradcam_layers == bundle.gradcam_layers
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """Three members of two recipes: the plain network and the erosion-profile head (its second
+    path from the input, a BatchNorm of its own) without intensity jitter."""
+    from tests.conftest import dataset_path
+
+    data = dataset_path("adrenalmnist3d_28.npz")
+    out = tmp_path_factory.mktemp("mixed") / "cv"
+    rc = main(["train", "--dataset", str(data), "--out", str(out), "--epochs", "1", "--limit", "30",
+               "--input-size", "16", "--width", "2", "--batch-size", "8", "--folds", "3", "--seed", "2",
+               "--fold-recipe", "default", "--fold-recipe=--shape-features 2 --jitter 0 --width 3"])
+    assert rc == 0
+    return data, out
+
+
+def test_members_of_different_recipes_make_one_bundle(mixed, capsys):
+    from vol3d_gui.cli import _command_parser
+    from vol3d_gui.core.phantom import lesion_phantom
+    from vol3d_gui.ml.bundle import load_bundle
+    from vol3d_gui.ml.gradcam import gradcam
+
+    data, out = mixed
+    card = json.loads(out.with_suffix(".json").read_text())
+    members = card["training"]["members"]
+    assert [m["recipe"] for m in members] == ["default", "--shape-features 2 --jitter 0 --width 3", "default"]
+    assert members[0]["options"] == {} and members[2]["options"] == {}
+    assert members[1]["options"] == {"shape_features": 2, "jitter": 0.0, "width": 3}
+    assert card["ensemble"]["member_recipes"] == [m["recipe"] for m in members]
+    bundle = load_bundle(out)  # safe mode: the erosion layers are Keras' own
+    names = [layer.name for layer in bundle.model.layers]
+    assert "m1_shape_bn" in names and not any(n.startswith(("m0_shape", "m2_shape")) for n in names)
+    assert bundle.model.get_layer("m1_dense").input.shape[-1] == 4 * 3 + 3  # width 3's trunk + 3 erosion means
+    vol, _ = lesion_phantom(0, True, (20, 20, 16))
+    detail = bundle.assess_detail(vol)
+    np.testing.assert_allclose(detail["probabilities"], bundle.predict(vol), atol=1e-5)
+    assert detail["domain"] and gradcam(bundle, vol).shape == (2, 2, 2)
+    # the card's command reproduces the recipes: it parses back to the same options
+    args = _command_parser("train")[0].parse_args(shlex.split(card["training"]["command"])[2:])
+    assert args.fold_recipe == ["default", "--shape-features 2 --jitter 0 --width 3"]
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(out), "--dataset", str(data), "--split", "test",
+                 "--limit", "30", "--json"]) == 0
+    m = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert m["auc"] == pytest.approx(card["metrics"]["auc"], abs=1e-6)
+
+
+@pytest.mark.parametrize("recipe, message", [("--input-size 32", "input_size"), ("--seed 3", "seed"),
+                                             ("--cam-stride 4", "cam_stride")])
+def test_a_recipe_may_not_change_what_the_members_share(recipe, message):
+    import argparse
+
+    from vol3d_gui.commands.train_folds import member_recipes
+
+    with pytest.raises(SystemExit, match=message):
+        member_recipes(argparse.Namespace(folds=3, fold_recipe=[recipe]))
+
+
+def test_recipes_cycle_over_the_folds_and_use_the_trainers_types():
+    import argparse
+
+    from vol3d_gui.commands.train_folds import member_recipes
+
+    r = member_recipes(argparse.Namespace(folds=5, fold_recipe=["default", "--bn-refresh 192 --no-augment"]))
+    assert [t for t, _ in r] == ["default", "--bn-refresh 192 --no-augment"] * 2 + ["default"]
+    assert r[1][1] == {"bn_refresh": 192, "augment": False} and r[4][1] == {}
+    assert member_recipes(argparse.Namespace(folds=2, fold_recipe=None)) == [("default", {}), ("default", {})]

@@ -96,6 +96,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="K >= 2: pool train+val, split it into K stratified folds and train K members "
                         "(member k validated on fold k); the bundle is their mean-logit ensemble, "
                         "calibrated on the out-of-fold predictions (vol3d_gui/commands/train_folds.py)")
+    p.add_argument("--fold-recipe", action="append", default=None, metavar="OPTIONS",
+                   help="with --folds: member k trains with these options on top of the others (one "
+                        "quoted string, e.g. --fold-recipe='--shape-features 6 --jitter 0'; 'default' "
+                        "for none); repeated, the k-th recipe is member k's (cycled); the input grid "
+                        "is shared (vol3d_gui/commands/train_folds.py, MEMBER_OPTIONS)")
     p.add_argument("--target-sensitivity", type=float, default=None,
                    help="two classes: the operating point reaches this validation sensitivity "
                         "(default: the threshold with the highest validation balanced accuracy)")
@@ -136,6 +141,8 @@ def command_line(args, command: str = "train", add=add_arguments) -> str:
                 parts.append(flag if value else "--no-" + flag[2:])
             elif action.nargs == 0:  # store_true
                 parts.append(flag)
+            elif isinstance(action, argparse._AppendAction):  # one flag=value per value: values may start with -
+                parts += [f"{flag}={v}" for v in value]
             elif isinstance(value, (list, tuple)):
                 parts += [flag, *map(str, value)]
             else:
@@ -206,6 +213,8 @@ def run(args) -> int:
     shape = tuple(size * 3 if len(size) == 1 else size)
     if len(shape) != 3:
         raise SystemExit("vol3d train: --input-size takes one or three sizes")
+    if getattr(args, "fold_recipe", None) and not args.folds:
+        raise SystemExit("vol3d train: --fold-recipe needs --folds K")
     model_path, card_path = bundle_paths(args.out)
     if model_path.exists() or card_path.exists():
         raise ModelError(model_path, "exists already; bundles are never overwritten (choose another --out)")

@@ -2,7 +2,9 @@
 
 The train and val splits are pooled and dealt into K stratified folds (``--seed``); member k
 trains on the other K-1 folds with the same options as a single run and is early-stopped and
-validated on fold k (its seed is ``--seed + k``). The members are merged into one plain Keras
+validated on fold k (its seed is ``--seed + k``); ``--fold-recipe`` gives members different
+networks or training options (the erosion-profile head beside the plain network, ...) on the
+one input grid they share (``member_recipes``). The members are merged into one plain Keras
 model whose logits are their mean (ml/ensemble.py). Platt calibration and the operating point
 are fitted on the out-of-fold predictions: every pooled case scored by the one member that
 never trained on it, all train+val cases instead of the validation split alone. The ensemble
@@ -18,6 +20,39 @@ from pathlib import Path
 
 import numpy as np
 
+# what a member's recipe may change: its network and how it trains, not the input grid (the
+# bundle is one model with one input) nor the Grad-CAM grid (the cards' maps are averaged over
+# the members' layers, which must share a grid), nor the data, folds or output
+MEMBER_OPTIONS = ("width", "stem_stride", "head", "arch", "shape_features", "pooling", "bn_momentum",
+                  "bn_refresh", "lr", "schedule", "weight_decay", "ema", "augment", "jitter",
+                  "no_flip_lr", "epochs", "batch_size", "patience")
+
+
+def member_recipes(args) -> list[tuple[str, dict]]:
+    """(recipe text, options it overrides) per member: ``--fold-recipe`` parsed with vol3d
+    train's own parser (the same flags, types and choices), cycled over the K folds; one empty
+    recipe per member without ``--fold-recipe``."""
+    import argparse
+    import shlex
+
+    from vol3d_gui.commands.train import add_arguments
+
+    texts = list(getattr(args, "fold_recipe", None) or [""])
+    parser = argparse.ArgumentParser(prog="vol3d train --fold-recipe", add_help=False)
+    add_arguments(parser)
+    for action in parser._actions:  # only what the recipe names lands in its namespace
+        action.default, action.required = argparse.SUPPRESS, False
+    parsed = []
+    for text in texts:
+        words = [] if text.strip() in ("", "default") else shlex.split(text)
+        options = vars(parser.parse_args(words))
+        bad = sorted(set(options) - set(MEMBER_OPTIONS))
+        if bad:
+            raise SystemExit(f"vol3d train: --fold-recipe {text!r} sets {', '.join(bad)}, which all members "
+                             f"share; a recipe may set {', '.join(MEMBER_OPTIONS)}")
+        parsed.append((text.strip() or "default", options))
+    return [parsed[j % len(parsed)] for j in range(int(args.folds))]
+
 
 def _pool(ds):
     train, val = ds.splits["train"], ds.splits.get("val")
@@ -27,6 +62,7 @@ def _pool(ds):
 
 
 def train_folds(args, ds, shape, model_path, device, strategy, t0) -> int:
+    import argparse
     import json
 
     import keras
@@ -50,52 +86,57 @@ def train_folds(args, ds, shape, model_path, device, strategy, t0) -> int:
         raise SystemExit("vol3d train: --folds takes K >= 2 (0: no cross-validation)")
     if args.curriculum or getattr(args, "paired", False):
         raise SystemExit("vol3d train: --folds does not combine with --curriculum or --paired")
+    recipes = member_recipes(args)  # before any training: a bad recipe fails at once
     x_pool, y_pool, pooled = _pool(ds)
     folds = stratified_folds(y_pool, k, args.seed)
     test = ds.splits.get("test")
     n_classes = len(ds.class_names)
-    flips = (1, 2) if args.no_flip_lr else (0, 1, 2)
+    flips = (1, 2) if args.no_flip_lr else (0, 1, 2)  # the base options' (the card's training record)
     budget = args.max_minutes * 60 if args.max_minutes else None
     oof = np.zeros((len(y_pool), n_classes))
     members, records = [], []
     for j in range(k):
         tr, ho = np.nonzero(folds != j)[0], np.nonzero(folds == j)[0]
+        recipe, overrides = recipes[j]
+        m = argparse.Namespace(**{**vars(args), **overrides})  # this member's options
+        m_flips = (1, 2) if m.no_flip_lr else (0, 1, 2)
         keras.utils.set_random_seed(args.seed + j)
-        model = build_classifier(shape, n_classes, width=args.width, name=f"member{j}",
-                                 stem_stride=args.stem_stride, pooling=args.pooling, head=args.head,
-                                 bn_momentum=args.bn_momentum, cam_stride=args.cam_stride,
-                                 cam_dilation=args.cam_dilation, arch=args.arch,
-                                 shape_features=args.shape_features)
+        model = build_classifier(shape, n_classes, width=m.width, name=f"member{j}",
+                                 stem_stride=m.stem_stride, pooling=m.pooling, head=m.head,
+                                 bn_momentum=m.bn_momentum, cam_stride=args.cam_stride,
+                                 cam_dilation=args.cam_dilation, arch=m.arch,
+                                 shape_features=m.shape_features)
         # what is left of the budget, shared evenly among the members still to train
         left = None if budget is None else max(budget - (time.time() - t0), 60.0) / (k - j)
         t_member = time.time()
         bar = tqdm(total=None, unit="batch", dynamic_ncols=True, desc=f"member {j + 1}/{k}")
 
-        def on_batch(epoch, batch, n_batches, logs, bar=bar):
+        def on_batch(epoch, batch, n_batches, logs, bar=bar, epochs=m.epochs):
             if bar.total is None:
-                bar.total = args.epochs * n_batches
+                bar.total = epochs * n_batches
             bar.update(1)
 
         def on_epoch(rec, bar=bar, j=j):
             bar.write(f"member {j + 1}: " + ", ".join(
                 f"{a} {v:.4f}" if isinstance(v, float) else f"{a} {v}" for a, v in rec.items()))
 
-        hist = train_model(model, x_pool[tr], y_pool[tr], x_pool[ho], y_pool[ho], epochs=args.epochs,
-                           batch_size=args.batch_size, learning_rate=args.lr, class_weight="balanced",
-                           augment=args.augment, seed=args.seed + j, on_batch=on_batch, on_epoch=on_epoch,
-                           patience=args.patience, flips=flips, max_seconds=left, schedule=args.schedule,
-                           weight_decay=args.weight_decay, ema=args.ema, jitter=args.jitter,
-                           bn_refresh=args.bn_refresh)
+        hist = train_model(model, x_pool[tr], y_pool[tr], x_pool[ho], y_pool[ho], epochs=m.epochs,
+                           batch_size=m.batch_size, learning_rate=m.lr, class_weight="balanced",
+                           augment=m.augment, seed=args.seed + j, on_batch=on_batch, on_epoch=on_epoch,
+                           patience=m.patience, flips=m_flips, max_seconds=left, schedule=m.schedule,
+                           weight_decay=m.weight_decay, ema=m.ema, jitter=m.jitter,
+                           bn_refresh=m.bn_refresh)
         bar.close()
         oof[ho] = predict_arrays(model, x_pool[ho])
-        rec = {"member": j, "seed": args.seed + j, "n_train": int(len(tr)), "n_fold": int(len(ho)),
+        rec = {"member": j, "seed": args.seed + j, "recipe": recipe, "options": overrides,
+               "n_train": int(len(tr)), "n_fold": int(len(ho)),
                "epochs_run": len(hist["epochs"]), "best_epoch": hist["best_epoch"],
                "best_val_auc": hist["best_val_auc"], "out_of_time": hist["out_of_time"],
                "seconds": round(time.time() - t_member, 1), "history": hist["epochs"]}
         if test is not None and len(test.y) and n_classes == 2:
             # recorded for the README's table; no choice is made on it
             rec["test_auc"] = binary_auc(np.asarray(test.y) == 1, predict_arrays(model, test.x)[:, 1])
-        print(f"member {j + 1}/{k}: fold AUC {rec['best_val_auc']}, best epoch {rec['best_epoch']} of "
+        print(f"member {j + 1}/{k} ({recipe}): fold AUC {rec['best_val_auc']}, best epoch {rec['best_epoch']} of "
               f"{rec['epochs_run']}, {rec['seconds'] / 60:.1f} min" +
               (f", test AUC {rec['test_auc']:.4f}" if "test_auc" in rec else ""), flush=True)
         members.append(model)
@@ -103,7 +144,7 @@ def train_folds(args, ds, shape, model_path, device, strategy, t0) -> int:
     model = merge_members(members, name=Path(args.out).name)
     del members
     ens = {"folds": k, "fold_seed": args.seed, "pooled_splits": pooled, "n_pooled": int(len(y_pool)),
-           "member_seeds": [args.seed + j for j in range(k)],
+           "member_seeds": [args.seed + j for j in range(k)], "member_recipes": [r for r, _ in recipes],
            "validation": "none held out from the ensemble: each pooled case trained K-1 members; "
                          "calibration and the operating point use the out-of-fold predictions "
                          "(each pooled case scored by the member that never saw it)"}

@@ -130,17 +130,39 @@ def metadata_reasons(card: dict, volume, x: np.ndarray | None = None) -> list[st
 
 
 # --- (b) the feature-space reference ------------------------------------------------------
-def encode_matrix(a: np.ndarray) -> dict:
+def encode_matrix(a: np.ndarray, symmetric: bool = False) -> dict:
     """A d x d matrix for the card as base64 float32 (little-endian, row-major): as a JSON list
-    of lists the 64 x 64 precision of adrenal3d would be 4096 lines of the card."""
-    a = np.ascontiguousarray(a, dtype="<f4")
-    return {"dtype": "float32", "shape": list(a.shape), "base64": base64.b64encode(a.tobytes()).decode("ascii")}
+    of lists the 64 x 64 precision of adrenal3d would be 4096 lines of the card.
+
+    ``symmetric=True`` stores the upper triangle only (row by row, diagonal included:
+    ``"layout": "upper"``): half the bytes, the same float32 values. A precision matrix grows
+    with the square of the feature width; a five-member fold ensemble's 640 features made it
+    2.2 MB of card (models/README.md, adrenal3d, fourth round)."""
+    a = np.asarray(a, np.float64)
+    if not symmetric:
+        a = np.ascontiguousarray(a, dtype="<f4")
+        return {"dtype": "float32", "shape": list(a.shape), "base64": base64.b64encode(a.tobytes()).decode("ascii")}
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise ValueError(f"a symmetric matrix must be square, got shape {a.shape}")
+    upper = ((a + a.T) / 2)[np.triu_indices(a.shape[0])].astype("<f4")
+    return {"dtype": "float32", "shape": list(a.shape), "layout": "upper",
+            "base64": base64.b64encode(upper.tobytes()).decode("ascii")}
 
 
 def decode_matrix(m) -> np.ndarray:
+    """The matrix ``encode_matrix`` wrote (either layout), or a plain list of lists."""
     if isinstance(m, dict):
-        raw = np.frombuffer(base64.b64decode(m["base64"]), dtype="<f4")
-        return raw.reshape(m["shape"]).astype(np.float64)
+        raw = np.frombuffer(base64.b64decode(m["base64"]), dtype="<f4").astype(np.float64)
+        if m.get("layout", "full") == "full":
+            return raw.reshape(m["shape"])
+        if m["layout"] != "upper":
+            raise ValueError(f"unknown matrix layout {m['layout']!r}")
+        d = int(m["shape"][0])
+        if raw.size != d * (d + 1) // 2:
+            raise ValueError(f"{raw.size} values for the upper triangle of a {d} x {d} matrix")
+        out = np.zeros((d, d))
+        out[np.triu_indices(d)] = raw
+        return out + np.triu(out, 1).T
     return np.asarray(m, np.float64)  # a plain list of lists (hand-written cards, tests)
 
 
@@ -159,7 +181,7 @@ def fit_feature_reference(train_features, train_labels, val_features, shrinkage:
     d = cov.shape[0]
     cov = (1 - shrinkage) * cov + shrinkage * (np.trace(cov) / d + 1e-12) * np.eye(d)
     ref = {"method": "mahalanobis, nearest class mean, shared covariance", "classes": classes,
-           "means": means.tolist(), "precision": encode_matrix(np.linalg.inv(cov)),
+           "means": means.tolist(), "precision": encode_matrix(np.linalg.inv(cov), symmetric=True),
            "shrinkage": shrinkage, "n_train": int(len(f))}
     val = np.sort(mahalanobis(ref, val_features))
     # the split-conformal rank: with n validation volumes, the ceil((n + 1) q)-th smallest
