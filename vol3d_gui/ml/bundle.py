@@ -27,6 +27,11 @@ from vol3d_gui.ml.bundle_trust import TrustMixin
 from vol3d_gui.ml.preprocess import grid_affine, preprocess_volume
 
 REQUIRED_CARD_KEYS = ("name", "class_names", "input_shape", "preprocessing", "gradcam_layer")
+# what a card's layout is: every card this code writes says it (``card_format``), and a card of a
+# later format than this code reads is refused by name, not half-read (format 2: the feature
+# precision may be stored as its upper triangle, ml/domain.encode_matrix). Cards without the
+# field are format 1 (models/ holds such cards).
+CARD_FORMAT = 2
 # save_bundle writes ".tmp-<pid>-*" beside the bundle, then renames: a process killed in between
 # leaves them behind; they are never listed or loaded, and removed once their process is gone
 _TMP_PREFIX = ".tmp-"
@@ -75,6 +80,12 @@ def check_card(card, card_path) -> None:
     JSON number, or a class list that is a string, would fail later with a TypeError)."""
     if not isinstance(card, dict):
         raise ModelError(card_path, f"model card is a JSON {type(card).__name__}, not an object with fields")
+    fmt = card.get("card_format", 1)
+    if not isinstance(fmt, numbers.Integral) or isinstance(fmt, bool) or fmt < 1:
+        raise ModelError(card_path, f"invalid model card: card_format must be a positive integer, not {fmt!r}")
+    if fmt > CARD_FORMAT:
+        raise ModelError(card_path, f"model card of format {fmt}, written by a newer vol3d (this one reads "
+                                    f"formats up to {CARD_FORMAT}): update vol3d to use this model")
     missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
     if missing:
         raise ModelError(card_path, f"model card lacks {', '.join(missing)}")
@@ -270,6 +281,7 @@ def save_bundle(model, card: dict, path) -> Path:
     except OSError as exc:
         raise ModelError(model_path.parent, f"cannot create the folder ({exc.strerror or exc})") from exc
     card = dict(card)
+    card["card_format"] = CARD_FORMAT  # written by this code, whatever card it started from
     card.setdefault("name", model_path.stem)
     card.setdefault("version", "1")
     card.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -383,6 +395,7 @@ def update_card(path, fields: dict) -> Path:
     model_path, card_path = bundle_paths(path)
     card = read_card(model_path)
     card.update(fields)
+    card["card_format"] = CARD_FORMAT  # the fields are written in this code's layout
     fd, tmp = tempfile.mkstemp(suffix=".json", dir=card_path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "w") as fh:
