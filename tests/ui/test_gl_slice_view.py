@@ -558,3 +558,28 @@ def test_a_small_mask_is_drawn_over_its_own_box_only(gl_window, qtbot):
         grey = int(apply_window(np.array([base.data[tuple(np.rint(base.world_to_voxel(world)).astype(int))]]), win)[0])
         expected = 0.5 * colour + 0.5 * grey if lesion else np.full(3, float(grey))
         assert np.abs(_pixel(axial, px, world) - expected).max() <= 2
+
+
+def test_the_labels_follow_the_slice_and_the_window_at_one_width(gl_window, qtbot):
+    """A scroll or a drag rewrites the slice number only; the title keeps the width of its
+    widest text for this volume (a label that changed width laid the view out again on every
+    slice), and the W/L label follows a window change."""
+    from PySide6 import QtWidgets
+
+    vol = _ramp_volume()
+    gl_window.open_volume(vol)
+    axial = gl_window.slice_views["axial"]
+    n = vol.shape[axial.geometry.axis]
+    QtWidgets.QApplication.processEvents()
+    width = axial.title_label.width()
+    for step in (1, 1, -3):
+        axial.step_slice(step)
+        QtWidgets.QApplication.processEvents()
+        assert axial.title_label.text() == f"Axial  {axial.index + 1}/{n}"
+        assert axial.title_label.width() == width
+    gl_window.set_window(Window(55, 321))
+    assert axial.wl_label.text() == str(Window(55, 321))
+    other = Volume(np.zeros((8, 9, 123), np.int16), centered_affine((8, 9, 123), (1.0, 1.0, 1.0)))
+    gl_window.open_volume(other)  # another volume: its own widest text
+    QtWidgets.QApplication.processEvents()
+    assert axial.title_label.text().endswith("/123") and axial.title_label.width() >= width

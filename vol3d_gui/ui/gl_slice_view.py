@@ -178,12 +178,12 @@ class GLSliceView(SliceViewBase):
             return  # neither this view's slice nor its crosshair moved
         if self._painted_state is None or state[0] != self._painted_state[0]:
             self.canvas_window.plane.prefetch(self.model.volume, self.geometry.axis, self.index)
-            self._update_labels()
+            self._update_title()
         self._painted_state = state
         self.canvas_window.request()
 
     def _on_window(self, _window=None) -> None:
-        self._update_labels()
+        self.wl_label.setText(str(self.window))
         self.canvas_window.request()
 
     def _update_labels(self) -> None:
@@ -192,16 +192,22 @@ class GLSliceView(SliceViewBase):
         window under the three views on every slice of a drag; the title is as wide as its
         widest text for this volume instead, so only the label repaints."""
         title = self.orientation.capitalize()
-        if self.volume is None:
-            self.title_label.setText(title)
-        else:
+        if self.volume is not None:
             n = self.volume.shape[self.axis]
             widest = self.title_label.fontMetrics().horizontalAdvance(f"{title}  {n}/{n}")
             margins = self.title_label.contentsMargins()
             # the style sheet's padding is outside the text's advance
             self.title_label.setMinimumWidth(widest + margins.left() + margins.right() + 6)
-            self.title_label.setText(f"{title}  {self.index + 1}/{n}")
+        self._update_title()
         self.wl_label.setText(str(self.window))
+
+    def _update_title(self) -> None:
+        """The slice number alone (a step of a drag or a scroll; the width is the volume's)."""
+        title = self.orientation.capitalize()
+        if self.volume is None:
+            self.title_label.setText(title)
+        else:
+            self.title_label.setText(f"{title}  {self.index + 1}/{self.volume.shape[self.axis]}")
 
     def _on_radiological(self, _value=None) -> None:
         self._apply_flip()
