@@ -189,15 +189,17 @@ class GLSliceView(SliceViewBase):
     def _update_labels(self) -> None:
         """The slice number and W/L. Here the labels sit in layouts: a label whose width
         changed with its text (adjustSize) made Qt lay the view out again and repaint the main
-        window under the three views on every slice of a drag; the title is as wide as its
-        widest text for this volume instead, so only the label repaints."""
+        window under the three views on every slice of a drag; the title has the fixed size of
+        its widest text for this volume instead, so only the label repaints."""
         title = self.orientation.capitalize()
         if self.volume is not None:
             n = self.volume.shape[self.axis]
             widest = self.title_label.fontMetrics().horizontalAdvance(f"{title}  {n}/{n}")
             margins = self.title_label.contentsMargins()
-            # the style sheet's padding is outside the text's advance
-            self.title_label.setMinimumWidth(widest + margins.left() + margins.right() + 6)
+            # the style sheet's padding is outside the text's advance; a fixed size, because a
+            # label whose size may change asks its layout to run again on every setText
+            self.title_label.setFixedSize(widest + margins.left() + margins.right() + 6,
+                                          self.title_label.sizeHint().height())
         self._update_title()
         self.wl_label.setText(str(self.window))
 
