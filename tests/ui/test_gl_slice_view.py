@@ -215,6 +215,34 @@ def test_a_scroll_renders_only_the_view_whose_slice_changed(gl_window, qtbot):
             assert views[k].canvas_window.plane_renders == renders[k]
 
 
+def test_in_a_scroll_the_views_whose_lines_move_read_their_buffer_before_any_view_is_drawn(
+        gl_window, qtbot, monkeypatch):
+    """Read after the scrolled view's draw, the corner mark waited for that view's raster; read
+    first, it does not, and the raster runs while the other views' paints are prepared. The
+    reading is for the next paint only: a later paint reads again."""
+    gl_window.open_volume(_ramp_volume())
+    views = gl_window.slice_views
+    canvases = {v.canvas_window: k for k, v in views.items()}
+    _next_paint(qtbot, *canvases)
+    events = []
+    for cw, name in canvases.items():
+        for method in ("check_back_buffer", "paintGL"):
+            real = getattr(cw, method)
+            monkeypatch.setattr(cw, method, lambda real=real, name=name, method=method: (
+                events.append((method, name)), real()))
+    views["axial"].step_slice(1)
+    qtbot.waitUntil(lambda: not any(cw.dirty for cw in canvases), timeout=2000)
+    checks = sorted(e for e in events if e[0] == "check_back_buffer")
+    assert checks == [("check_back_buffer", "coronal"), ("check_back_buffer", "sagittal")]
+    first_paint = next(i for i, e in enumerate(events) if e[0] == "paintGL")
+    assert all(events.index(c) < first_paint for c in checks), events
+    for k in ("coronal", "sagittal"):
+        cw = views[k].canvas_window
+        assert cw._checked is None  # used by this paint, never by a later one
+        if cw.back_buffer_kept:
+            assert cw.line_repaints > 0
+
+
 def test_a_move_paints_every_view_it_changed_then_presents_them_together(gl_window, qtbot, monkeypatch):
     """One turn of the event loop paints the three views a crosshair jump changed, each
     flushed, and only then swaps them: no view's swap waits between the others' paints. What

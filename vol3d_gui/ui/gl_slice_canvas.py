@@ -56,6 +56,7 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         self._mark = None  # the mark left in its corner (see _leave_mark), None: unmarked
         self._marks = 0
         self._grabbing = False
+        self._checked: bool | None = None  # check_back_buffer's reading, for the next paint
         self.plane = PlaneTexture()  # this view's plane (textures are made in its own context)
         self._overlay_planes: dict[int, OverlayPlane] = {}  # id(layer volume) -> its plane here
 
@@ -183,7 +184,8 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
                      for lay in layers))
         GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self.defaultFramebufferObject())
         GL.glViewport(0, 0, w, h)
-        if key == self._drawn_key and self._kept_frame():
+        checked, self._checked = self._checked, None  # a reading for this paint only
+        if key == self._drawn_key and self._kept_frame(checked):
             self._restore_under_lines(st, sampled, own, w, h)
             self.line_repaints += 1
         else:
@@ -193,17 +195,35 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         self._drawn_lines = self._draw_cross(st, w, h)
         self._leave_mark()
 
-    def _kept_frame(self) -> bool:
+    def check_back_buffer(self) -> None:
+        """Read the corner mark now (the context current), for the next paint: before other
+        views are drawn, the read waits for nobody's rasteriser (gl_slice_frames)."""
+        self._checked = self._read_mark()
+
+    def lines_only_likely(self) -> bool:
+        """Whether the next paint most likely moves this view's lines alone (it shows the slice
+        it drew last): a cheap guess, for check_back_buffer's choice only."""
+        if self._drawn_key is None or self.error is not None:
+            return False
+        st = self.owner.frame_state()
+        return st is not None and self.plane.key == (id(st.volume), st.geometry.axis, st.index)
+
+    def _kept_frame(self, checked: bool | None) -> bool:
         """Whether the back buffer holds the frame this window painted last: its corner pixel
         is still the mark that paint left (a swap that keeps the back buffer, as Mesa's
         software path does, keeps it; a driver that hands out another buffer or a cleared one
-        does not). Read back each time: one pixel."""
+        does not). Read back each time: one pixel, or read just before (``checked``)."""
+        if self._mark is None or self._grabbing:
+            return False
+        kept = checked if checked is not None else self._read_mark()
+        self.back_buffer_kept = kept
+        return kept
+
+    def _read_mark(self) -> bool:
         if self._mark is None or self._grabbing:
             return False
         pixel = GL.glReadPixels(0, 0, 1, 1, GL.GL_RGBA, GL.GL_UNSIGNED_BYTE)
-        kept = bytes(pixel)[:3] == bytes((self._mark, 0, 0))
-        self.back_buffer_kept = kept
-        return kept
+        return bytes(pixel)[:3] == bytes((self._mark, 0, 0))
 
     def _leave_mark(self) -> None:
         """Mark the frame in its bottom-left pixel when that pixel is background (outside the
