@@ -215,21 +215,28 @@ def test_a_scroll_renders_only_the_view_whose_slice_changed(gl_window, qtbot):
             assert views[k].canvas_window.plane_renders == renders[k]
 
 
-def test_in_a_scroll_the_views_whose_lines_move_read_their_buffer_before_any_view_is_drawn(
-        gl_window, qtbot, monkeypatch):
-    """Read after the scrolled view's draw, the corner mark waited for that view's raster; read
-    first, it does not, and the raster runs while the other views' paints are prepared. The
-    reading is for the next paint only: a later paint reads again."""
+def _recording_views(gl_window, qtbot, monkeypatch, methods: dict):
+    """The ramp volume open and painted; each canvas method named in ``methods`` appends
+    (its tag, the view's name) to the returned events when called."""
     gl_window.open_volume(_ramp_volume())
     views = gl_window.slice_views
     canvases = {v.canvas_window: k for k, v in views.items()}
     _next_paint(qtbot, *canvases)
     events = []
     for cw, name in canvases.items():
-        for method in ("check_back_buffer", "paintGL"):
+        for method, tag in methods.items():
             real = getattr(cw, method)
-            monkeypatch.setattr(cw, method, lambda real=real, name=name, method=method: (
-                events.append((method, name)), real()))
+            monkeypatch.setattr(cw, method, lambda real=real, name=name, tag=tag: (events.append((tag, name)), real()))
+    return views, canvases, events
+
+
+def test_in_a_scroll_the_views_whose_lines_move_read_their_buffer_before_any_view_is_drawn(
+        gl_window, qtbot, monkeypatch):
+    """Read after the scrolled view's draw, the corner mark waited for that view's raster; read
+    first, it does not, and the raster runs while the other views' paints are prepared. The
+    reading is for the next paint only: a later paint reads again."""
+    views, canvases, events = _recording_views(gl_window, qtbot, monkeypatch,
+                                               {"check_back_buffer": "check_back_buffer", "paintGL": "paintGL"})
     views["axial"].step_slice(1)
     qtbot.waitUntil(lambda: not any(cw.dirty for cw in canvases), timeout=2000)
     checks = sorted(e for e in events if e[0] == "check_back_buffer")
@@ -249,14 +256,7 @@ def test_a_move_paints_every_view_it_changed_then_presents_them_together(gl_wind
     each window then holds is its whole new picture."""
     from PySide6 import QtGui, QtOpenGL
 
-    gl_window.open_volume(_ramp_volume())
-    views = gl_window.slice_views
-    canvases = {v.canvas_window: k for k, v in views.items()}
-    _next_paint(qtbot, *canvases)
-    events = []
-    for cw, name in canvases.items():
-        real = cw.paintGL
-        monkeypatch.setattr(cw, "paintGL", lambda real=real, name=name: (events.append(("paint", name)), real()))
+    views, canvases, events = _recording_views(gl_window, qtbot, monkeypatch, {"paintGL": "paint"})
     real_swap = QtGui.QOpenGLContext.swapBuffers
     monkeypatch.setattr(QtGui.QOpenGLContext, "swapBuffers",
                         lambda ctx, surface: (events.append(("swap", canvases.get(surface))), real_swap(ctx, surface)))
