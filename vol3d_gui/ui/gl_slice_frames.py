@@ -87,6 +87,7 @@ class SliceFrames:
         # while the rasteriser draws the views, and shown with them: not after the swaps
         for top in {QtWidgets.QWidget.window(c.owner) for c in painted}:
             QtWidgets.QApplication.sendPostedEvents(top, QtCore.QEvent.Type.UpdateRequest)
+        painted = [c for c in painted if shiboken6.isValid(c) and c.isValid()]  # none closed meanwhile
         for canvas in painted:
             canvas.makeCurrent()
             try:
