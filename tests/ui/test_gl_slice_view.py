@@ -189,6 +189,8 @@ def test_a_driver_that_does_not_keep_the_back_buffer_still_shows_the_whole_pictu
         a, b = np.asarray(_image_array(presented[-1]), int), np.asarray(_image_array(whole), int)
         a[-1, 0] = b[-1, 0]  # the frame's mark
         assert a.shape == b.shape and np.abs(a - b).max() <= 1
+    qtbot.wait(50)
+    assert not cw.has_reading()  # a buffer found lost: nothing read ahead in the idle time
 
 
 def _image_array(image):
@@ -234,7 +236,11 @@ def test_in_a_scroll_the_views_whose_lines_move_read_their_buffer_before_any_vie
         gl_window, qtbot, monkeypatch):
     """Read after the scrolled view's draw, the corner mark waited for that view's raster; read
     first, it does not, and the raster runs while the other views' paints are prepared. The
-    reading is for the next paint only: a later paint reads again."""
+    reading is for the next paint only: a later paint reads again. (No reading ahead in the
+    idle time here: the next test has it.)"""
+    from vol3d_gui.ui.gl_slice_frames import SliceFrames
+
+    monkeypatch.setattr(SliceFrames, "_read_back_buffers", lambda frames: None)
     views, canvases, events = _recording_views(gl_window, qtbot, monkeypatch,
                                                {"check_back_buffer": "check_back_buffer", "paintGL": "paintGL"})
     views["axial"].step_slice(1)
@@ -248,6 +254,43 @@ def test_in_a_scroll_the_views_whose_lines_move_read_their_buffer_before_any_vie
         assert cw._checked is None  # used by this paint, never by a later one
         if cw.back_buffer_kept:
             assert cw.line_repaints > 0
+
+
+def test_the_views_read_their_buffers_in_the_idle_time_after_a_present_and_not_in_the_next_move(
+        gl_window, qtbot, monkeypatch):
+    """The first GL call after a swap pays for the drawable's revalidation (Mesa's software
+    path: an X round trip and its state); each view swapped makes it in the idle turn after
+    the present, reading its corner mark, so the next move reads nothing before its paints
+    and its views whose lines alone move still redraw only under the lines, correctly."""
+    from PySide6 import QtOpenGL
+
+    views, canvases, events = _recording_views(gl_window, qtbot, monkeypatch,
+                                               {"check_back_buffer": "check_back_buffer", "paintGL": "paintGL"})
+    views["axial"].step_slice(1)  # the first reading of the lines-only views finds their buffers
+    qtbot.waitUntil(lambda: not any(cw.dirty for cw in canvases), timeout=2000)
+    if not all(views[k].canvas_window.back_buffer_kept for k in ("coronal", "sagittal")):
+        qtbot.wait(50)  # a driver that hands out other buffers: nothing is read ahead
+        assert not any(cw.has_reading() for cw in canvases)
+        return
+    qtbot.waitUntil(lambda: all(cw.has_reading() for cw in canvases), timeout=2000)
+    repaints = {k: views[k].canvas_window.line_repaints for k in views}
+    events.clear()
+    views["axial"].step_slice(1)
+    qtbot.waitUntil(lambda: not any(cw.dirty for cw in canvases), timeout=2000)
+    first_paint = next(i for i, e in enumerate(events) if e[0] == "paintGL")
+    assert not any(e[0] == "check_back_buffer" for e in events[:first_paint]), events
+    for k in ("coronal", "sagittal"):
+        cw = views[k].canvas_window
+        assert cw.line_repaints == repaints[k] + 1  # the reading read ahead served this paint
+        cw.makeCurrent()
+        try:
+            shown = QtOpenGL.QOpenGLWindow.grabFramebuffer(cw)
+        finally:
+            cw.doneCurrent()
+        whole = cw.grab_frame()  # drawn anew, unmarked
+        a, b = np.asarray(_image_array(shown), int), np.asarray(_image_array(whole), int)
+        a[-1, 0] = b[-1, 0]  # the frame's mark
+        assert a.shape == b.shape and np.abs(a - b).max() <= 1
 
 
 @pytest.mark.parametrize("pixels_per_voxel", [1.0, 2.0, 0.5])

@@ -200,6 +200,10 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         views are drawn, the read waits for nobody's rasteriser (gl_slice_frames)."""
         self._checked = self._read_mark()
 
+    def has_reading(self) -> bool:
+        """Whether check_back_buffer has read the mark since the last paint."""
+        return self._checked is not None
+
     def lines_only_likely(self) -> bool:
         """Whether the next paint most likely moves this view's lines alone (it shows the slice
         it drew last): a cheap guess, for check_back_buffer's choice only."""
