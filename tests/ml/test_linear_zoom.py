@@ -160,3 +160,48 @@ def test_nan_and_inf_in_a_float_scan_stay_where_they_are():
     x = preprocess_array(data, (6, 6, 8), {"type": "hu_window", "low": -1.0, "high": 1.0})
     assert np.all(np.isfinite(x)) and x.min() >= 0.0 and x.max() <= 1.0
     assert np.isnan(separable_zoom(data, (6, 6, 8))).sum() <= 8  # at most the 2x2x2 around it
+
+
+@pytest.mark.parametrize(("src", "out"), [((128, 128, 96), (64, 64, 64)), ((200, 200, 120), (64, 64, 64)),
+                                          ((96, 96, 72), (48, 48, 48)), ((64, 80, 40), (48, 48, 48))])
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", [np.int16, np.float32])
+def test_the_second_thread_gives_the_one_thread_answer_to_the_bit(monkeypatch, src, out, layout, dtype):
+    """Each half of a step is the same elementwise arithmetic on its own part of the output: the
+    answer does not depend on the split (NaN where the one thread has NaN), and the split runs."""
+    from vol3d_gui.ml import linear_zoom
+
+    if linear_zoom._HALF is None:
+        pytest.skip("one core: no second thread")
+    rng = np.random.default_rng(sum(src))
+    data = (rng.random(src) * 2000 - 1000).astype(dtype)
+    if dtype == np.float32:
+        data[3, 5, 7], data[-2, 1, -3] = np.nan, np.inf
+    data = _laid_out(data, layout)
+    finite = dtype == np.int16
+    handed = []
+    real_submit = linear_zoom._HALF.submit
+    monkeypatch.setattr(linear_zoom._HALF, "submit", lambda *a: (handed.append(a[0]), real_submit(*a))[1])
+    split, gain = zoom_steps(data, out, finite=finite, scale=0.25)
+    assert handed  # a step (or the change of layout) ran in halves
+    monkeypatch.setattr(linear_zoom, "_HALF", None)
+    whole, whole_gain = zoom_steps(data, out, finite=finite, scale=0.25)
+    assert gain == whole_gain and np.array_equal(split, whole, equal_nan=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pair=_periodic_pair(), layout=st.sampled_from(LAYOUTS), seed=st.integers(0, 99))
+def test_halves_of_any_step_equal_scipy(pair, layout, seed):
+    """Every step in halves, however small (the split's cut along a shrinking axis, an axis
+    of one voxel, a gather), still gives ndimage.zoom's samples."""
+    from vol3d_gui.ml import linear_zoom
+
+    src, out = pair
+    data = _laid_out((np.random.default_rng(seed).random(src) * 500).astype(np.int16), layout)
+    old = linear_zoom.SPLIT_MIN
+    linear_zoom.SPLIT_MIN = 1
+    try:
+        got = separable_zoom(data, out, finite=True)
+    finally:
+        linear_zoom.SPLIT_MIN = old
+    np.testing.assert_allclose(got, _zoom_reference(data, out), atol=1e-3)
