@@ -193,6 +193,22 @@ def test_a_driver_that_does_not_keep_the_back_buffer_still_shows_the_whole_pictu
     assert not cw.has_reading()  # a buffer found lost: nothing read ahead in the idle time
 
 
+def _presented_and_fresh(cw):
+    """(what the window's back buffer holds after its present, the same frame drawn anew and
+    unmarked) as int arrays, the corner mark made equal."""
+    from PySide6 import QtOpenGL
+
+    cw.makeCurrent()
+    try:
+        shown = QtOpenGL.QOpenGLWindow.grabFramebuffer(cw)
+    finally:
+        cw.doneCurrent()
+    whole = cw.grab_frame()
+    a, b = np.asarray(_image_array(shown), int), np.asarray(_image_array(whole), int)
+    a[-1, 0] = b[-1, 0]  # the frame's mark
+    return a, b
+
+
 def _image_array(image):
     from PySide6 import QtGui
 
@@ -262,7 +278,6 @@ def test_the_views_read_their_buffers_in_the_idle_time_after_a_present_and_not_i
     path: an X round trip and its state); each view swapped makes it in the idle turn after
     the present, reading its corner mark, so the next move reads nothing before its paints
     and its views whose lines alone move still redraw only under the lines, correctly."""
-    from PySide6 import QtOpenGL
 
     views, canvases, events = _recording_views(gl_window, qtbot, monkeypatch,
                                                {"check_back_buffer": "check_back_buffer", "paintGL": "paintGL"})
@@ -282,14 +297,7 @@ def test_the_views_read_their_buffers_in_the_idle_time_after_a_present_and_not_i
     for k in ("coronal", "sagittal"):
         cw = views[k].canvas_window
         assert cw.line_repaints == repaints[k] + 1  # the reading read ahead served this paint
-        cw.makeCurrent()
-        try:
-            shown = QtOpenGL.QOpenGLWindow.grabFramebuffer(cw)
-        finally:
-            cw.doneCurrent()
-        whole = cw.grab_frame()  # drawn anew, unmarked
-        a, b = np.asarray(_image_array(shown), int), np.asarray(_image_array(whole), int)
-        a[-1, 0] = b[-1, 0]  # the frame's mark
+        a, b = _presented_and_fresh(cw)
         assert a.shape == b.shape and np.abs(a - b).max() <= 1
 
 
@@ -298,7 +306,6 @@ def test_a_repaint_under_the_lines_shows_the_voxels_the_whole_picture_shows(gl_w
     """Zoomed so that pixel centres fall on voxel boundaries (every one at 1 or 0.5 pixel a
     voxel, every other at 2), the strips redrawn under the old lines pick the same voxel as the
     whole picture does: no column of the neighbouring voxel is left where a line was."""
-    from PySide6 import QtOpenGL
 
     gl_window.open_volume(_ramp_volume())
     views = gl_window.slice_views
@@ -318,14 +325,7 @@ def test_a_repaint_under_the_lines_shows_the_voxels_the_whole_picture_shows(gl_w
     if not cw.back_buffer_kept:
         pytest.skip("this driver hands out another back buffer: the whole picture is drawn")
     assert cw.line_repaints == repaints + 1
-    cw.makeCurrent()
-    try:
-        shown = QtOpenGL.QOpenGLWindow.grabFramebuffer(cw)
-    finally:
-        cw.doneCurrent()
-    whole = cw.grab_frame()
-    a, b = np.asarray(_image_array(shown), int), np.asarray(_image_array(whole), int)
-    a[-1, 0] = b[-1, 0]  # the frame's mark
+    a, b = _presented_and_fresh(cw)
     assert a.shape == b.shape and np.abs(a - b).max() == 0, np.argwhere(np.abs(a - b).max(axis=2) > 0)[:5]
 
 
@@ -333,7 +333,7 @@ def test_a_move_paints_every_view_it_changed_then_presents_them_together(gl_wind
     """One turn of the event loop paints the three views a crosshair jump changed, each
     flushed, and only then swaps them: no view's swap waits between the others' paints. What
     each window then holds is its whole new picture."""
-    from PySide6 import QtGui, QtOpenGL
+    from PySide6 import QtGui
 
     views, canvases, events = _recording_views(gl_window, qtbot, monkeypatch, {"paintGL": "paint"})
     real_swap = QtGui.QOpenGLContext.swapBuffers
@@ -368,14 +368,7 @@ def test_a_move_paints_every_view_it_changed_then_presents_them_together(gl_wind
     for cw in canvases:
         if not cw.back_buffer_kept:
             continue  # a driver that does not keep the back buffer: nothing to read back
-        cw.makeCurrent()
-        try:
-            shown = QtOpenGL.QOpenGLWindow.grabFramebuffer(cw)
-        finally:
-            cw.doneCurrent()
-        whole = cw.grab_frame()  # drawn anew, unmarked
-        a, b = np.asarray(_image_array(shown), int), np.asarray(_image_array(whole), int)
-        a[-1, 0] = b[-1, 0]  # the frame's mark
+        a, b = _presented_and_fresh(cw)
         assert a.shape == b.shape and np.abs(a - b).max() <= 1
 
 

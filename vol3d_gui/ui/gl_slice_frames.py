@@ -73,12 +73,7 @@ class SliceFrames:
         # view's draw, it waited for that view's raster (a scroll, 1.2 ms of 5.9), which now
         # runs while the Python of the views' paints does
         for canvas in [c for c in ready if not c.has_reading() and c.lines_only_likely()]:
-            canvas.makeCurrent()
-            try:
-                GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, canvas.defaultFramebufferObject())
-                canvas.check_back_buffer()
-            finally:
-                canvas.doneCurrent()
+            _read_mark(canvas)
         for canvas in ready:
             canvas.makeCurrent()
             try:
@@ -120,9 +115,14 @@ class SliceFrames:
         for canvas in canvases:
             if canvas.dirty or canvas.has_reading() or not canvas.isExposed() or not canvas.isValid():
                 continue  # a paint is on its way (it reads what it needs), or none can be
-            canvas.makeCurrent()
-            try:
-                GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, canvas.defaultFramebufferObject())
-                canvas.check_back_buffer()
-            finally:
-                canvas.doneCurrent()
+            _read_mark(canvas)
+
+
+def _read_mark(canvas) -> None:
+    """The canvas reads its back buffer's corner mark for its next paint (check_back_buffer)."""
+    canvas.makeCurrent()
+    try:
+        GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, canvas.defaultFramebufferObject())
+        canvas.check_back_buffer()
+    finally:
+        canvas.doneCurrent()
