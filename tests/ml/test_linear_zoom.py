@@ -205,3 +205,30 @@ def test_halves_of_any_step_equal_scipy(pair, layout, seed):
     finally:
         linear_zoom.SPLIT_MIN = old
     np.testing.assert_allclose(got, _zoom_reference(data, out), atol=1e-3)
+
+
+def test_a_forked_child_resamples_with_a_second_thread_of_its_own():
+    """A fork copies the executor but not its thread: without a new one the child's first
+    split would wait forever. Run apart (a fresh interpreter that imports numpy only), with a
+    deadline."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import os, sys
+        import numpy as np
+        from vol3d_gui.ml import linear_zoom
+        if linear_zoom._HALF is None:
+            sys.exit(0)  # one core: nothing to fork with
+        data = np.arange(128 * 128 * 96, dtype=np.int16).reshape(128, 128, 96)
+        parent = linear_zoom.separable_zoom(data, (64, 64, 64), finite=True)  # the thread runs
+        pid = os.fork()
+        if pid == 0:
+            child = linear_zoom.separable_zoom(data, (64, 64, 64), finite=True)
+            os._exit(0 if np.array_equal(child, parent) else 3)
+        _, status = os.waitpid(pid, 0)
+        sys.exit(os.waitstatus_to_exitcode(status))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], timeout=60, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

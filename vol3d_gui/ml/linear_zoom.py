@@ -43,9 +43,24 @@ _TILE = 8
 # output voxels under which handing half a step to the second thread costs more than it saves
 # (a hand-over is ~30-50 us)
 SPLIT_MIN = 1 << 16
-# the second thread; None on one core
-_HALF = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="vol3d-zoom-half")
-         if len(os.sched_getaffinity(0)) > 1 else None)
+
+
+def _second_thread() -> concurrent.futures.ThreadPoolExecutor | None:
+    """The second thread (started at its first task); None on one core."""
+    if len(os.sched_getaffinity(0)) < 2:
+        return None
+    return concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="vol3d-zoom-half")
+
+
+def _after_fork_in_child() -> None:
+    # a forked child has no copy of the parent's thread, but its executor believes it has one
+    # idle: a half handed to it would never run and the resampling would wait forever
+    global _HALF
+    _HALF = _second_thread()
+
+
+_HALF = _second_thread()
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _in_halves(run, first: tuple, second: tuple):
