@@ -86,4 +86,8 @@ def load_dicom(path, *, series: str | None = None) -> Volume:
         reason = next(iter(skipped.values()), "no DICOM images found in the folder")
         raise VolumeReadError(next(iter(skipped), folder), reason)
     hint_file = None if path.is_dir() else path
+    if hint_file is not None and series is None and hint_file in skipped:
+        # the file asked for cannot be read: say why, rather than open other files of its series
+        # (pydicom's test folder holds a 15-frame RT dose next to 1-frame copies of its first frame)
+        raise VolumeReadError(hint_file, skipped[hint_file])
     return load_series(_choose(folder, found, series, hint_uid, hint_file), folder)

@@ -21,6 +21,7 @@ import numpy as np
 
 from vol3d_gui.core.errors import VolumeReadError
 from vol3d_gui.core.readers.dicom.files import open_regular
+from vol3d_gui.core.readers.dicom.frames import number_of_frames
 
 _OFFSET_ATTR = "_vol3d_pixel_offset"
 _PIXEL_TAG = struct.pack("<HH", 0x7FE0, 0x0010)
@@ -63,7 +64,7 @@ def read_native_frames(path: Path, ds, wanted: list[tuple[int | None, int]], raw
     if raw.dtype.byteorder not in ("=", "<", "|") or not raw.flags.c_contiguous:
         return False
     frame_bytes = int(raw[0].nbytes)
-    n_frames = max(int(ds.get("NumberOfFrames", 1) or 1), 1)
+    n_frames = number_of_frames(ds)  # the scan's reading of it (a malformed value is one frame)
     with open_regular(path) as fh:
         start, length = _element_start(fh, offset, _NATIVE_LE[ts])
         if start < 0 or length == _UNDEFINED or length < n_frames * frame_bytes:
