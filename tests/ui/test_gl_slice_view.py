@@ -372,6 +372,59 @@ def test_a_move_paints_every_view_it_changed_then_presents_them_together(gl_wind
         assert a.shape == b.shape and np.abs(a - b).max() <= 1
 
 
+def test_a_move_uploads_every_views_planes_before_any_view_draws(gl_window, qtbot, monkeypatch):
+    """A texture upload waits for whatever the rasteriser was given before it (llvmpipe's is
+    shared by the views' contexts): the planes of all three views a jump changed are uploaded
+    first, and the paints that follow upload nothing and show those planes."""
+    views, canvases, events = _recording_views(gl_window, qtbot, monkeypatch,
+                                               {"prepare": "prepare", "paintGL": "paint"})
+    uploads = {}
+    for cw in canvases:
+        real_paint = cw._paint
+
+        def paint(*args, cw=cw, real_paint=real_paint):
+            before = (cw.plane.uploads, sum(p.uploads for p in cw._overlay_planes.values()))
+            real_paint(*args)
+            uploads[cw] = (before, (cw.plane.uploads, sum(p.uploads for p in cw._overlay_planes.values())))
+        monkeypatch.setattr(cw, "_paint", paint)
+    planes_before = {cw: cw.plane.uploads for cw in canvases}
+    cursor = gl_window.cursor
+    cursor += (4.0, -3.0, 6.0)  # another slice in every view
+    gl_window.set_cursor(cursor)
+    qtbot.waitUntil(lambda: not any(cw.dirty for cw in canvases), timeout=3000)
+    assert sorted(events[:3]) == sorted(("prepare", k) for k in views), events
+    assert sorted(events[3:6]) == sorted(("paint", k) for k in views), events
+    for cw in canvases:
+        assert cw.plane.uploads == planes_before[cw] + 1
+        before, after = uploads[cw]
+        assert before == after  # the paint drew what prepare uploaded
+        assert cw.error is None
+    for cw in canvases:  # and what each window shows is its whole new picture
+        a, b = _presented_and_fresh(cw)
+        assert a.shape == b.shape and np.abs(a - b).max() <= 1
+
+
+def test_a_gl_error_in_a_paint_is_a_notice_not_a_crash(gl_window, qtbot, monkeypatch):
+    """The slice views' per-paint GL calls skip PyOpenGL's check after every call
+    (gl_calls); the errors of a paint are read at its end and reported as a failed call was."""
+    from vol3d_gui.ui.gl_calls import gl
+
+    gl_window.open_volume(_ramp_volume())
+    view = gl_window.slice_views["axial"]
+    cw = view.canvas_window
+    _next_paint(qtbot, cw)
+    real = cw._draw_cross
+
+    def bad_cross(*args):
+        gl.glEnable(0x1234)  # not a capability: GL_INVALID_ENUM
+        return real(*args)
+    monkeypatch.setattr(cw, "_draw_cross", bad_cross)
+    cw._drawn_key = None
+    grab(view.canvas)
+    assert "GL error 0x0500" in (cw.error or ""), cw.error
+    assert any("GL error" in n.text for n in gl_window.viewer.notices)
+
+
 def test_views_closed_before_their_turn_are_forgotten_not_an_error(qtbot, monkeypatch):
     from PySide6 import QtCore, QtWidgets
 

@@ -59,8 +59,9 @@ class Volume:
 
     @property
     def spacing(self) -> np.ndarray:
-        """Millimetres per voxel along each array axis (column norms of the affine)."""
-        return np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
+        """Millimetres per voxel along each array axis (column norms of the affine; read-only,
+        cached per affine: every paint of every slice view asks for it)."""
+        return spacing_of(self.affine)
 
     @property
     def inverse_affine(self) -> np.ndarray:
@@ -172,6 +173,19 @@ def _inverse(affine_bytes: bytes) -> np.ndarray:
     inv = np.linalg.inv(np.frombuffer(affine_bytes, np.float64).reshape(4, 4))
     inv.setflags(write=False)
     return inv
+
+
+@functools.lru_cache(maxsize=64)
+def _spacing(affine_bytes: bytes) -> np.ndarray:
+    m = np.frombuffer(affine_bytes, np.float64).reshape(4, 4)
+    spacing = np.sqrt((m[:3, :3] ** 2).sum(axis=0))
+    spacing.setflags(write=False)
+    return spacing
+
+
+def spacing_of(affine: np.ndarray) -> np.ndarray:
+    """Column norms of a 4x4 affine's linear part, cached by value (read-only)."""
+    return _spacing(np.asarray(affine, np.float64).tobytes())
 
 
 def inverse_of(affine: np.ndarray) -> np.ndarray:

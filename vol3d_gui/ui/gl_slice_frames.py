@@ -27,6 +27,8 @@ import shiboken6
 from OpenGL import GL
 from PySide6 import QtCore, QtWidgets
 
+from vol3d_gui.ui.gl_calls import gl
+
 
 class SliceFrames:
     """Holds no QObject of its own: it lives as long as its viewer model, and Python's
@@ -74,12 +76,20 @@ class SliceFrames:
         # runs while the Python of the views' paints does
         for canvas in [c for c in ready if not c.has_reading() and c.lines_only_likely()]:
             _read_mark(canvas)
+        # every view's new planes are uploaded before any view draws: an upload waits for
+        # the scenes llvmpipe's shared rasteriser has been given (GLSliceCanvas.prepare)
         for canvas in ready:
             canvas.makeCurrent()
             try:
-                GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, canvas.defaultFramebufferObject())
+                canvas.prepare()
+            finally:
+                canvas.doneCurrent()
+        for canvas in ready:
+            canvas.makeCurrent()
+            try:
+                gl.glBindFramebuffer(GL.GL_FRAMEBUFFER, canvas.defaultFramebufferObject())
                 canvas.paintGL()
-                GL.glFlush()  # drawn from here on while the next canvas is prepared
+                gl.glFlush()  # drawn from here on while the next canvas is prepared
             finally:
                 canvas.doneCurrent()
             painted.append(canvas)
@@ -122,7 +132,7 @@ def _read_mark(canvas) -> None:
     """The canvas reads its back buffer's corner mark for its next paint (check_back_buffer)."""
     canvas.makeCurrent()
     try:
-        GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, canvas.defaultFramebufferObject())
+        gl.glBindFramebuffer(GL.GL_FRAMEBUFFER, canvas.defaultFramebufferObject())
         canvas.check_back_buffer()
     finally:
         canvas.doneCurrent()

@@ -4,9 +4,13 @@ overlay whose grid is oblique to the volume's (gl_slice_shaders: overlay_source)
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 from OpenGL import GL
 
+from vol3d_gui.ui.gl_calls import floats, gl
 from vol3d_gui.viewer.colormaps import lut
 
 SMOOTH_CELL = 4.0  # base voxels per map texel (both in-plane axes) from which a map is sampled smooth
@@ -21,19 +25,29 @@ def smooth_map(ov, sampling) -> bool:
     return max(abs(os_[0]), abs(os_[1]), abs(ot[0]), abs(ot[1])) <= 1.0 / SMOOTH_CELL
 
 
-def draw_quad(vertices: np.ndarray, mode=GL.GL_TRIANGLES) -> None:
-    """Vertices (n, 2) from client memory into attribute 0, drawn."""
-    GL.glBindBuffer(GL.GL_ARRAY_BUFFER, 0)
-    GL.glEnableVertexAttribArray(0)
-    GL.glVertexAttribPointer(0, 2, GL.GL_FLOAT, False, 0, vertices)
-    GL.glDrawArrays(mode, 0, len(vertices))
-    GL.glDisableVertexAttribArray(0)
+def draw_quad(vertices, mode=GL.GL_TRIANGLES) -> None:
+    """Vertices (a flat sequence x0, y0, x1, y1, ...) from client memory into attribute 0,
+    drawn."""
+    data = floats(vertices)
+    gl.glBindBuffer(GL.GL_ARRAY_BUFFER, 0)
+    gl.glEnableVertexAttribArray(0)
+    gl.glVertexAttribPointer(0, 2, GL.GL_FLOAT, 0, 0, data.buffer_info()[0])
+    gl.glDrawArrays(mode, 0, len(data) // 2)
+    gl.glDisableVertexAttribArray(0)
 
 
-def box_quad(box, w: float, h: float) -> np.ndarray:
-    """Two triangles (NDC) over a box (x0, x1, y0, y1) of device pixels."""
+def box_quad(box, w: float, h: float) -> list[float]:
+    """Two triangles (NDC, flat) over a box (x0, x1, y0, y1) of device pixels."""
     x0, x1, y0, y1 = box[0] / w * 2 - 1, box[1] / w * 2 - 1, box[2] / h * 2 - 1, box[3] / h * 2 - 1
-    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y0], [x1, y1], [x0, y1]], np.float32)
+    return [x0, y0, x1, y0, x1, y1, x0, y0, x1, y1, x0, y1]
+
+
+def pixel_quads(boxes) -> list[float]:
+    """Two triangles (flat, device pixels) over each box (x0, x1, y0, y1)."""
+    out: list[float] = []
+    for x0, x1, y0, y1 in boxes:
+        out += (x0, y0, x1, y0, x1, y1, x0, y0, x1, y1, x0, y1)
+    return out
 
 
 def overlay_uniforms(textures, u, layer, suffix: str, lut_unit: int, value_range, names) -> None:
@@ -41,13 +55,20 @@ def overlay_uniforms(textures, u, layer, suffix: str, lut_unit: int, value_range
     params, colour, rng, table = (n + suffix for n in names)
     scale = 255.0 / (layer.vmax - layer.vmin)
     alpha = round(255 * layer.opacity) / 255.0
-    GL.glUniform4f(u(params), float(layer.threshold), float(layer.vmin), scale, alpha)
-    GL.glUniform3f(u(colour), *(lut(layer.colormap)[-1] / 255.0).tolist())
-    GL.glUniform2f(u(rng), *map(float, value_range))
+    gl.glUniform4f(u(params), float(layer.threshold), float(layer.vmin), scale, alpha)
+    gl.glUniform3f(u(colour), *lut_top(layer.colormap))
+    gl.glUniform2f(u(rng), float(value_range[0]), float(value_range[1]))
     if not layer.is_binary_mask:
-        GL.glActiveTexture(GL.GL_TEXTURE0 + lut_unit)
-        GL.glBindTexture(GL.GL_TEXTURE_2D, textures.lut_texture(layer.colormap))
-        GL.glUniform1i(u(table), lut_unit)
+        gl.glActiveTexture(GL.GL_TEXTURE0 + lut_unit)
+        gl.glBindTexture(GL.GL_TEXTURE_2D, textures.lut_texture(layer.colormap))
+        gl.glUniform1i(u(table), lut_unit)
+
+
+@functools.lru_cache(maxsize=64)
+def lut_top(name: str) -> tuple[float, float, float]:
+    """A colour map's last colour in [0, 1] (a binary mask's one colour)."""
+    r, g, b = (lut(name)[-1] / 255.0).tolist()
+    return r, g, b
 
 
 def draw_oblique_overlays(canvas, st, layers, frag_to_voxel: np.ndarray) -> None:
@@ -116,9 +137,10 @@ def overlay_screen_box(sampling, fa, fb, plane_box):
     """(x0, x1, y0, y1) device pixels outside which an aligned overlay's plane, sampled with
     ``sampling`` (u_os, u_ot, u_on: (a, b, 1) -> its texel column, row), cannot show: a
     superset, a base voxel and a pixel wider on every side than its texels' extent, cut to
-    the plane's box; None when it misses the plane. ``fa``, ``fb``: pixel -> a, b."""
+    the plane's box; None when it misses the plane. ``fa``, ``fb``: pixel -> a, b.
+    Plain floats: it runs for every overlay on every paint."""
     os_, ot, on = sampling
-    a_lo, a_hi, b_lo, b_hi = -np.inf, np.inf, -np.inf, np.inf
+    a_lo, a_hi, b_lo, b_hi = -math.inf, math.inf, -math.inf, math.inf
     for (ca, cb, c0), n in ((os_, on[0]), (ot, on[1])):
         # each texel coordinate follows one in-plane axis (the grids are aligned)
         scale, along_a = (ca, True) if ca != 0 else (cb, False)
@@ -131,12 +153,12 @@ def overlay_screen_box(sampling, fa, fb, plane_box):
         else:
             b_lo, b_hi = max(b_lo, lo), min(b_hi, hi)
     x0, x1, y0, y1 = plane_box
-    if np.isfinite(a_lo) and np.isfinite(a_hi):
-        xs = np.sort((np.array([a_lo, a_hi]) - fa[2]) / fa[0])
-        x0, x1 = max(x0, np.floor(xs[0]) - 1.0), min(x1, np.ceil(xs[1]) + 1.0)
-    if np.isfinite(b_lo) and np.isfinite(b_hi):
-        ys = np.sort((np.array([b_lo, b_hi]) - fb[2]) / fb[1])
-        y0, y1 = max(y0, np.floor(ys[0]) - 1.0), min(y1, np.ceil(ys[1]) + 1.0)
+    if math.isfinite(a_lo) and math.isfinite(a_hi):
+        xs = sorted(((a_lo - fa[2]) / fa[0], (a_hi - fa[2]) / fa[0]))
+        x0, x1 = max(x0, math.floor(xs[0]) - 1.0), min(x1, math.ceil(xs[1]) + 1.0)
+    if math.isfinite(b_lo) and math.isfinite(b_hi):
+        ys = sorted(((b_lo - fb[2]) / fb[1], (b_hi - fb[2]) / fb[1]))
+        y0, y1 = max(y0, math.floor(ys[0]) - 1.0), min(y1, math.ceil(ys[1]) + 1.0)
     if x1 <= x0 or y1 <= y0:
         return None
     return float(x0), float(x1), float(y0), float(y1)

@@ -36,6 +36,7 @@ from vol3d_gui.core.resample import (
 )
 from vol3d_gui.core.volume import Volume
 from vol3d_gui.ui import gl_slice_shaders
+from vol3d_gui.ui.gl_calls import gl
 from vol3d_gui.ui.gl_slice_shaders import MAX_FUSED, Program
 from vol3d_gui.viewer.colormaps import lut
 
@@ -128,21 +129,21 @@ def _upload_2d(tex: int | None, plane: np.ndarray, formats, filt, same_shape: bo
         tex = int(GL.glGenTextures(1))
         GL.glBindTexture(GL.GL_TEXTURE_2D, tex)
         _texture_params(GL.GL_TEXTURE_2D, filt)
-    GL.glBindTexture(GL.GL_TEXTURE_2D, tex)
-    GL.glPixelStorei(GL.GL_UNPACK_ALIGNMENT, 1)
-    GL.glPixelStorei(GL.GL_UNPACK_ROW_LENGTH, row_length)
+    gl.glBindTexture(GL.GL_TEXTURE_2D, tex)
+    gl.glPixelStorei(GL.GL_UNPACK_ALIGNMENT, 1)
+    gl.glPixelStorei(GL.GL_UNPACK_ROW_LENGTH, row_length)
     rows, cols = plane.shape
     # a pointer, not the array: PyOpenGL would copy a view whose rows are apart
-    pixels = ctypes.c_void_p(plane.ctypes.data)
+    pixels = plane.ctypes.data
     try:
-        if same_shape:
-            GL.glTexSubImage2D(GL.GL_TEXTURE_2D, 0, 0, 0, cols, rows, fmt, typ, pixels)
+        if same_shape:  # every new slice: straight to the C call (gl_calls)
+            gl.glTexSubImage2D(GL.GL_TEXTURE_2D, 0, 0, 0, cols, rows, fmt, typ, pixels)
         else:
-            GL.glTexImage2D(GL.GL_TEXTURE_2D, 0, ifmt, cols, rows, 0, fmt, typ, pixels)
+            GL.glTexImage2D(GL.GL_TEXTURE_2D, 0, ifmt, cols, rows, 0, fmt, typ, ctypes.c_void_p(pixels))
     finally:
-        GL.glPixelStorei(GL.GL_UNPACK_ROW_LENGTH, 0)
-        GL.glPixelStorei(GL.GL_UNPACK_ALIGNMENT, 4)
-        GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
+        gl.glPixelStorei(GL.GL_UNPACK_ROW_LENGTH, 0)
+        gl.glPixelStorei(GL.GL_UNPACK_ALIGNMENT, 4)
+        gl.glBindTexture(GL.GL_TEXTURE_2D, 0)
     return tex
 
 
