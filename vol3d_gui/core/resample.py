@@ -178,7 +178,7 @@ def _sample_general(overlay, base, axis, index, m, order, cval) -> np.ndarray:
 
 def base_slice(base: Volume, axis: int, index: int) -> np.ndarray:
     """The base volume's own plane (a view, no copy), in-plane axes in PLANE_AXES order."""
-    index = int(np.clip(index, 0, base.shape[axis] - 1))
+    index = min(max(int(index), 0), base.data.shape[axis] - 1)  # plain ints: every cursor move
     sl = [slice(None)] * 3
     sl[axis] = index
     return base.data[tuple(sl)]

@@ -80,15 +80,17 @@ class Volume:
         return xyz @ inv[:3, :3].T + inv[:3, 3]
 
     def contains_voxel(self, ijk) -> bool:
-        ijk = np.asarray(ijk)
-        return bool(np.all(ijk >= 0) and np.all(ijk < np.asarray(self.shape)))
+        return all(0 <= i < n for i, n in zip(ijk, self.data.shape, strict=True))
 
     def nearest_voxel(self, xyz) -> tuple[int, int, int] | None:
         """The voxel whose centre is nearest to a world point, or None outside the volume."""
-        ijk = np.rint(self.world_to_voxel(xyz)).astype(np.int64)
-        if not self.contains_voxel(ijk):
+        ijk = self.world_to_voxel(xyz)
+        if not np.all(np.isfinite(ijk)):
             return None
-        return int(ijk[0]), int(ijk[1]), int(ijk[2])
+        i, j, k = (round(float(v)) for v in ijk)  # half to even, as np.rint
+        if not self.contains_voxel((i, j, k)):
+            return None
+        return i, j, k
 
     def value_at(self, xyz):
         """The voxel value at a world point (nearest neighbour), or None outside."""

@@ -73,7 +73,8 @@ class PlaneGeometry:
     def slice_index(self, world) -> int:
         """The slice through a world point, clamped to the volume."""
         ijk = self.volume.world_to_voxel(np.asarray(world, dtype=np.float64))
-        return int(np.clip(np.rint(ijk[self.axis]), 0, self.n_slices - 1))
+        # round() as np.rint (half to even), on plain numbers: every view, every cursor move
+        return min(max(round(float(ijk[self.axis])), 0), self.volume.data.shape[self.axis] - 1)
 
     def to_view(self, world) -> tuple[float, float]:
         """View millimetres (x, y) of a world point projected onto this plane."""
