@@ -116,3 +116,36 @@ def test_fit_undoes_zoom(window):
     assert view.view_range() != before
     view.reset_zoom()
     np.testing.assert_allclose(view.view_range(), before, atol=1e-6)
+
+
+def test_a_cursor_move_repaints_the_readout_and_not_the_whole_status_bar(window, qtbot):
+    """QStatusBar repaints itself whole on every layout request, and a label laid out in it
+    asks for one on every new text: the readout's label is placed by hand instead, so a
+    cursor move repaints that label alone, with the new voxel on it."""
+    vol = _vol()
+    window.open_volume(vol)
+    qtbot.wait(200)  # the opening's own repaints (title, message) are done
+
+    class Paints(QtCore.QObject):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def eventFilter(self, obj, ev):
+            if ev.type() == QtCore.QEvent.Type.Paint:
+                self.seen.append(obj)
+            return False
+
+    paints = Paints()
+    bar = window.statusBar()
+    for w in (bar, window.cursor_label.label):
+        w.installEventFilter(paints)
+    before = grab(window.cursor_label)
+    for ijk in ([5, 6, 7], [20, 30, 10], [33, 40, 25]):
+        window.set_cursor(vol.voxel_to_world(ijk))
+        qtbot.wait(30)
+        assert f"voxel ({ijk[0]}, {ijk[1]}, {ijk[2]})" in window.cursor_label.text()
+    assert bar not in paints.seen
+    assert window.cursor_label.label in paints.seen
+    after = grab(window.cursor_label)
+    assert before.shape == after.shape and not np.array_equal(before, after)  # the new text is on screen

@@ -24,7 +24,7 @@ from vol3d_gui.ui.overlay_panel import OverlayPanel
 from vol3d_gui.ui.review import ReviewController, ReviewPanel
 from vol3d_gui.ui.settings import app_settings
 from vol3d_gui.ui.shortcuts import Shortcuts
-from vol3d_gui.ui.status import NoticeBar
+from vol3d_gui.ui.status import NoticeBar, Readout
 from vol3d_gui.ui.toast import Toast
 from vol3d_gui.ui.worklist import WorklistPanel
 from vol3d_gui.viewer.model import ViewerModel
@@ -95,7 +95,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.review_dock = self.add_dock(self.review, "Review", QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
         self.shortcuts = Shortcuts(self, self._key_handlers())
         self._build_menus()
-        self.cursor_label = QtWidgets.QLabel("")
+        self.cursor_label = Readout()
         self.device_label = QtWidgets.QLabel("")
         self.cancel_button = QtWidgets.QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop opening; the case on screen stays")

@@ -62,3 +62,33 @@ class NoticeBar(QtWidgets.QWidget):
         if obj is self.parentWidget() and ev.type() == QtCore.QEvent.Type.Resize:
             self._place()
         return False
+
+
+class Readout(QtWidgets.QWidget):
+    """The cursor readout of the status bar: a label in a box of its own. A label laid out in
+    the status bar invalidates the bar's layout on every ``setText``, and QStatusBar answers
+    each layout request by repainting itself whole (the bar, its size grip, every permanent
+    widget: 1400 x 27 pixels in a maximised window), once per cursor move. Placed by hand in
+    this box, and opaque, the label's new text repaints the label alone."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.label = QtWidgets.QLabel(self)
+        self.label.setAutoFillBackground(True)  # opaque: the bar and window are not painted beneath it
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Preferred)
+        self._hint = QtCore.QSize(120, self.label.sizeHint().height())
+
+    def setText(self, text: str) -> None:
+        self.label.setText(text)
+
+    def text(self) -> str:
+        return self.label.text()
+
+    def sizeHint(self) -> QtCore.QSize:
+        return self._hint
+
+    def minimumSizeHint(self) -> QtCore.QSize:
+        return QtCore.QSize(0, self._hint.height())
+
+    def resizeEvent(self, ev) -> None:
+        self.label.setGeometry(self.rect())
