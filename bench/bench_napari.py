@@ -32,10 +32,10 @@ and ``vol3d_axial.png`` show what each side drew. Figures, medians over alternat
 - ``cpu_views_*``: the same crosshair, scroll and W/L steps in a window without GL (the CPU
   slice views, the fallback), alternated with the rest;
 - ``vol3d_*_floor_ms``: the same drag move and scroll with each view's paint replaced by a
-  clear: the model's change, the labels, and making current, flushing and swapping the same
-  three windows, nothing drawn. What a move costs on this machine before a pixel of the
-  picture is drawn; beside napari's figure it says how much of a target is left for the
-  drawing itself.
+  clear and the upload of its textures before it by nothing: the model's change, the labels,
+  and making current, flushing and swapping the same three windows, nothing drawn. What a
+  move costs on this machine before a pixel of the picture is drawn; beside napari's figure
+  it says how much of a target is left for the drawing itself.
 
 napari is an optional bench dependency (``pip install -e '.[bench]'``): without it the
 napari figures are skipped and vol3d's are still measured.
@@ -68,6 +68,12 @@ def _settle(app, seconds: float) -> None:
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 5)
+
+
+def _no_upload(canvas):
+    def prepare():
+        canvas._prepared = None
+    return prepare
 
 
 def _clear_paint(canvas):
@@ -247,11 +253,12 @@ def main(moves: int = 25) -> dict:
             canvases = [v.canvas_window for v in views]
             for c in canvases:
                 c.paintGL = _clear_paint(c)
+                c.prepare = _no_upload(c)  # the views' textures are uploaded before their paints
             try:
                 return fn(i)
             finally:
                 for c in canvases:
-                    del c.paintGL
+                    del c.paintGL, c.prepare
                     c.request()  # the next row starts from the real pictures
                 repaint_slices()
         return run
