@@ -172,10 +172,32 @@ def upload_form(plane: np.ndarray) -> tuple[np.ndarray, bool, int]:
     return np.ascontiguousarray(plane), False, 0
 
 
-# one thread that gathers planes a view will show: numpy's strided copy releases the GIL, so
-# a sagittal plane of an x-fastest volume (1-2 ms of cache misses) is cut while the GUI thread
-# paints the other views
-_GATHER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="vol3d-plane-gather")
+# the threads that gather planes a view will show: numpy's strided copy releases the GIL, so
+# a sagittal plane of an x-fastest volume (cache misses, a line read for every voxel) is cut
+# while the GUI thread goes on with the move
+_GATHER = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="vol3d-plane-gather")
+
+
+class _Gather:
+    """A plane copied into packed rows (as upload_form gathers it) on the gathering threads,
+    in two halves: the memory serves two streams of misses at once (the sagittal plane of an
+    x-fastest 512x512x300 int16 volume: 1.3 ms on one thread, 0.75 ms on two)."""
+
+    def __init__(self, plane: np.ndarray, dtype):
+        self.transposed = abs(plane.strides[0]) < abs(plane.strides[1])  # read along the smaller stride
+        src = plane.T if self.transposed else plane
+        self.rows = np.empty(src.shape, dtype)
+        h = src.shape[0] // 2
+        self._parts = [_GATHER.submit(np.copyto, self.rows[a:b], src[a:b], casting="unsafe")
+                       for a, b in ((0, h), (h, src.shape[0]))]
+
+    def done(self) -> bool:
+        return all(f.done() for f in self._parts)
+
+    def result(self) -> tuple[np.ndarray, bool, int]:
+        for f in self._parts:
+            f.result()
+        return self.rows, self.transposed, 0
 
 
 def _plane_rows(volume: Volume, axis: int, index: int, dtype) -> tuple[np.ndarray, bool, int]:
@@ -209,7 +231,11 @@ class PlaneTexture:
         if plane.dtype == dtype and _as_rows(plane) is not None:
             self._pending = None  # uploaded as it lies: nothing to cut ahead
             return
-        self._pending = (key, _GATHER.submit(_plane_rows, volume, axis, index, dtype))
+        self._pending = (key, _Gather(plane, dtype))
+
+    def gathering(self) -> bool:
+        """Whether a plane prefetch started is still being cut."""
+        return self._pending is not None and not self._pending[1].done()
 
     def show(self, volume: Volume, axis: int, index: int) -> None:
         key = (id(volume), axis, index)
