@@ -23,7 +23,8 @@ and ``vol3d_axial.png`` show what each side drew. Figures, medians over alternat
   has painted (a GL window paints on its update request, within a frame: this includes the
   wait);
 - window/level drag step: the model's window + the same repaint, per step of a run of four
-  consecutive steps (a drag; the GL views render the overlays once per run), and one step plus
+  consecutive steps (a drag; each step redraws each GL view's whole picture, overlays
+  included, with the new window as a uniform), and one step plus
   one paint of the 3-D view (progressive: that paint shows a preview or some bands);
 - 3-D: first full-quality frame (grab) against napari's first 3-D frame (grab), and orbit
   frames per second: vol3d's progressive paint (preview while moving) and its whole
@@ -281,8 +282,7 @@ def main(moves: int = 25) -> dict:
         return time.perf_counter() - t0
 
     def ours_window(i):
-        # a drag is a run of steps (a GL view renders the overlays once per run): the time of
-        # four consecutive steps, divided by four below
+        # a drag is a run of steps: the time of four consecutive steps, divided by four below
         for s in range(4):
             w.set_window(Window(40 + i % 7 + 3 * s, 400 + i % 5 + 2 * s))
             repaint_slices()
