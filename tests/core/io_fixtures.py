@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import nibabel as nib
@@ -64,7 +65,9 @@ def write_dicom_series(folder: Path, hu: np.ndarray, *, spacing=(0.7, 0.8, 2.5),
         meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
         meta.MediaStorageSOPInstanceUID = generate_uid()
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        path = folder / f"IM{sum(map(ord, series_uid)) % 9973:04d}_{names[k]:04d}.dcm"
+        # the series' own prefix: a sum of the UID's characters (the old prefix) collides for
+        # about one pair of random UIDs in a hundred, and the second series overwrote the first's files
+        path = folder / f"IM{hashlib.sha1(series_uid.encode()).hexdigest()[:10]}_{names[k]:04d}.dcm"
         ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
         ds.SOPClassUID = meta.MediaStorageSOPClassUID
         ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
