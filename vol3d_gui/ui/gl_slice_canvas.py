@@ -180,8 +180,8 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         self._prepared = self._prepare()
 
     def _prepare(self):
-        """(state, fused overlays' samplings, overlays drawn in a pass of their own), or None
-        when there is nothing to draw."""
+        """(state, the overlays drawn, fused overlays' samplings, overlays drawn in a pass of
+        their own), or None when there is nothing to draw."""
         state = self.owner.frame_state() if self.error is None else None
         if state is None:
             return None
@@ -205,9 +205,9 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         self._drop_overlay_planes(layers)
         sampled = [(layer, self._overlay_plane(layer).show(tx.prepared(layer), st.geometry.axis, st.index))
                    for layer in fused]
-        return st, sampled, own
+        return st, layers, sampled, own
 
-    def _paint(self, st, sampled, own) -> None:
+    def _paint(self, st, layers, sampled, own) -> None:
         """A new picture (slice, window, overlay, zoom) is drawn whole in one pass. A move of
         the crosshair alone (while a reader drags it in this view, the other two change slice
         on every step) redraws only the picture under the old lines and the new lines, when
@@ -215,7 +215,6 @@ class GLSliceCanvas(QtOpenGL.QOpenGLWindow):
         mark left in the frame's corner (``_kept_frame``); otherwise the whole picture again."""
         dpr = self.devicePixelRatio()
         w, h = int(self.width() * dpr), int(self.height() * dpr)
-        layers = list(st.overlays)[-MAX_OVERLAYS:]
         key = (self.plane.key, tuple(self.center), self.mm_per_px, self.flip_x, w, h, st.window, st.colormap,
                tuple((id(lay.volume), lay.colormap, lay.opacity, lay.threshold, lay.vmin, lay.vmax)
                      for lay in layers))

@@ -79,9 +79,9 @@ class SliceFrames:
         # runs while the Python of the views' paints does
         for canvas in [c for c in ready if not c.has_reading() and c.lines_only_likely()]:
             _read_mark(canvas)
-        # every view's new planes are uploaded before any view draws: an upload waits for
-        # the scenes llvmpipe's shared rasteriser has been given (GLSliceCanvas.prepare); a
-        # view whose plane is still being cut on the gathering thread goes last
+        # every view's new planes are uploaded before any view draws: under llvmpipe an upload
+        # waits for the pictures flushed before it (GLSliceCanvas.prepare); a view whose plane
+        # is still being cut on the gathering threads goes last
         for canvas in sorted(ready, key=lambda c: c.plane.gathering()):
             canvas.makeCurrent()
             try:

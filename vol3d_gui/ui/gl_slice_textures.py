@@ -167,9 +167,14 @@ def upload_form(plane: np.ndarray) -> tuple[np.ndarray, bool, int]:
     rows = _as_rows(plane)
     if rows is not None:
         return rows
-    if abs(plane.strides[0]) < abs(plane.strides[1]):
-        return np.ascontiguousarray(plane.T), True, 0
-    return np.ascontiguousarray(plane), False, 0
+    src, transposed = _gather_source(plane)
+    return np.ascontiguousarray(src), transposed, 0
+
+
+def _gather_source(plane: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(the plane to copy into packed rows, transposed): read along its smaller stride."""
+    transposed = abs(plane.strides[0]) < abs(plane.strides[1])
+    return (plane.T if transposed else plane), transposed
 
 
 # the threads that gather planes a view will show: numpy's strided copy releases the GIL, so
@@ -184,8 +189,7 @@ class _Gather:
     x-fastest 512x512x300 int16 volume: 1.3 ms on one thread, 0.75 ms on two)."""
 
     def __init__(self, plane: np.ndarray, dtype):
-        self.transposed = abs(plane.strides[0]) < abs(plane.strides[1])  # read along the smaller stride
-        src = plane.T if self.transposed else plane
+        src, self.transposed = _gather_source(plane)
         self.rows = np.empty(src.shape, dtype)
         h = src.shape[0] // 2
         self._parts = [_GATHER.submit(np.copyto, self.rows[a:b], src[a:b], casting="unsafe")
