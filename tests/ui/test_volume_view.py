@@ -82,8 +82,10 @@ def test_overlay_colour_appears_where_the_overlay_is(view, qtbot):
 def test_crosshair_lines_follow_the_cursor(view, qtbot):
     view.model.cursor = [5.0, -3.0, 2.0]
     qtbot.waitUntil(lambda: view._pending_cursor is None, timeout=3000)  # placed once settled
-    line = view.cross[0].pos
-    np.testing.assert_allclose(line[:, 1:], [[-3.0, 2.0], [-3.0, 2.0]], atol=0.8)
+    lines = view.cross.pos.reshape(3, 2, 3)  # one pair of ends a line, the x, y and z lines
+    np.testing.assert_allclose(lines[0][:, 1:], [[-3.0, 2.0], [-3.0, 2.0]], atol=0.8)
+    np.testing.assert_allclose(lines[1][:, [0, 2]], [[5.0, 2.0], [5.0, 2.0]], atol=0.8)
+    np.testing.assert_allclose(lines[2][:, :2], [[5.0, -3.0], [5.0, -3.0]], atol=0.8)
 
 
 def test_large_volumes_are_downsampled_for_3d_only():
@@ -145,7 +147,7 @@ def test_a_frame_is_rendered_in_bands_and_ends_as_the_one_shot_frame(view, qtbot
     frame.min_rows = 40
     height = view.glview.height() * view.glview.devicePixelRatio()
     most = int(np.ceil(height / frame.min_rows)) + 1  # the preview paint, then the bands
-    view.model.window = Window(300, 700)
+    view.glview.orbit(20, 10)  # the camera alone: the sample count stays full
     shown, done = [], []
     for _ in range(most + 5):
         shown.append(qimage_rgb(view.glview.grabFramebuffer()).astype(int))
@@ -155,11 +157,38 @@ def test_a_frame_is_rendered_in_bands_and_ends_as_the_one_shot_frame(view, qtbot
     assert frame.complete and frame.paints <= most
     assert len(shown) > 3 and done == sorted(done)  # in parts, top down, never backwards
     assert (shown[0].max(axis=2) > 40).mean() > 0.01  # the preview: never a black view
-    view.model.window = Window(800, 300)
+    view.set_mode("iso")
     view.grab_frame()
-    view.model.window = Window(300, 700)
+    view.set_mode("mip")  # the same camera, rendered in one go
     whole = qimage_rgb(view.grab_frame()).astype(int)
     assert np.abs(shown[-1] - whole).max() <= 2
+
+
+@pytest.mark.parametrize("mode", ["mip", "translucent"])
+def test_a_window_change_recolours_a_mip_frame_and_redraws_the_others(view, qtbot, mode):
+    """MIP keeps the ray's maximum and colours it as it is composited: a window or colour-map
+    change shows the finished frame recoloured, at once and at full quality, with no new frame
+    (a W/L drag in 3-D). The recoloured picture is the one a new frame would show. The other
+    modes' colours depend on the window along the ray: there a change starts a new frame."""
+    view.set_mode(mode)
+    view.grab_frame()
+    frame = view.item.frame
+    assert frame is not None, "no framebuffer objects: the view fell back to one-shot frames"
+    before, restarts = _frame(view, qtbot), frame.restarts
+    view.model.window = Window(200, 500)
+    view.set_colormap("hot")
+    recoloured = qimage_rgb(view.glview.grabFramebuffer()).astype(int)  # one paint, as on screen
+    if mode == "mip":
+        assert frame.restarts == restarts and view.item.complete
+    else:
+        assert frame.restarts > restarts
+    assert np.abs(recoloured - before).mean() > 2  # it did change
+    view.set_mode("iso")
+    view.grab_frame()
+    view.set_mode(mode)  # a new frame, drawn with this window and colour map from the start
+    fresh = qimage_rgb(view.grab_frame()).astype(int)
+    if mode == "mip":
+        assert np.abs(recoloured - fresh).max() <= 2
 
 
 def test_the_view_asks_for_the_next_bands_itself(view, qtbot):
@@ -167,7 +196,7 @@ def test_the_view_asks_for_the_next_bands_itself(view, qtbot):
     view.item.frame.budget_ms = 0.0
     view.item.frame.min_rows = 64
     restarts = view.item.frame.restarts
-    view.model.window = Window(300, 700)  # asks for one paint; the view's timer asks for the rest
+    view.glview.orbit(15, 5)  # asks for one paint; the view's timer asks for the rest
     qtbot.waitUntil(lambda: view.item.frame.restarts > restarts and view.item.complete, timeout=10000)
     assert view.item.frame.paints > 2
 
@@ -190,3 +219,41 @@ def test_the_3d_view_never_waits_for_a_vertical_blank_in_its_swap(view):
     view.grab_frame()
     assert view.glview.format().swapInterval() == 0
     assert view.glview.context().format().swapInterval() == 0
+
+
+def test_a_grab_of_the_widgets_shows_the_3d_picture_that_is_on_screen(view, qtbot):
+    """The 3-D view is a native window, outside QWidget.grab's render (exports, screenshots):
+    its host draws the last whole frame read back. A recoloured MIP frame is read back once
+    the pictures stop changing, or when the widget tree is drawn, never left stale."""
+    view.grab_frame()
+    old = view.glview.last_frame
+    view.model.window = Window(200, 500)  # MIP: the next paint on screen recolours the frame
+    qtbot.waitUntil(view.glview.snapshot_due, timeout=5000)
+    assert view.glview.last_frame is old  # no read-back in the paint itself
+    shot = qimage_rgb(view.grab().toImage()).astype(int)
+    expected = qimage_rgb(view.glview.grabFramebuffer()).astype(int)
+    assert shot.shape == expected.shape
+    assert np.abs(shot - expected).max() <= 2
+    assert np.abs(expected - qimage_rgb(old).astype(int)).mean() > 2  # it did change
+    view.model.window = Window(300, 800)
+    qtbot.waitUntil(view.glview.snapshot_due, timeout=5000)
+    qtbot.waitUntil(lambda: not view.glview.snapshot_due(), timeout=5000)  # read back by itself
+
+
+def test_a_window_step_during_an_unfinished_mip_frame_waits_for_no_band(view, qtbot):
+    """A W/L drag step recolours what the unfinished frame has (preview and bands so far) and
+    leaves the next bands to the next paint, as a preview paint does: every step stays cheap."""
+    view.grab_frame()
+    frame = view.item.frame
+    frame.budget_ms, frame.min_rows = 0.0, 40
+    view.glview.orbit(20, 10)
+    view.glview.grabFramebuffer()  # the preview
+    view.glview.grabFramebuffer()  # a band
+    restarts, rows = frame.restarts, frame.rows_done
+    assert 0 < rows < view.glview.height() * view.glview.devicePixelRatio()
+    view.model.window = Window(200, 500)
+    view.glview.grabFramebuffer()  # the step's paint: recoloured, no band
+    assert (frame.restarts, frame.rows_done) == (restarts, rows)
+    view.glview.grabFramebuffer()  # the next paint goes on with the bands
+    assert frame.restarts == restarts and frame.rows_done > rows
+    qtbot.waitUntil(lambda: view.item.complete, timeout=10000)

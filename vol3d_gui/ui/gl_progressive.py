@@ -11,6 +11,11 @@ caller's key, which holds camera, window, mode, overlay, textures; and the viewp
 restarts the bands. When only the sample count changed (the interactive frame is followed
 by the full-quality one) the finished frame is the backdrop instead of a blurry preview.
 
+A frame may store values instead of colours (16 bits a channel), which a Shade maps to colours
+when it is composited: a change of that mapping alone (the caller leaves it out of its key)
+costs one composite, not a new frame. MIP does this (gl_volume_item.MipShade): a window/level
+drag recolours the finished frame at every step.
+
 The caller schedules the next paint while ``complete`` is False (a QTimer in the view);
 ``finish = True`` makes the next paint render everything left (grabbing a whole frame).
 """
@@ -63,18 +68,22 @@ def build_program(vert: str, frag: str):
 
 
 class _Target:
-    """A colour texture and the framebuffer that renders into it."""
+    """A colour texture and the framebuffer that renders into it: RGBA8 colours, or the 16-bit
+    values that a Shade maps to colours when the frame is composited (``raw``)."""
 
-    def __init__(self, width: int, height: int):
-        self.width, self.height = width, height
+    def __init__(self, width: int, height: int, raw: bool = False, magnified: bool = False):
+        self.width, self.height, self.raw = width, height, raw
         self.texture = int(GL.glGenTextures(1))
         GL.glBindTexture(GL.GL_TEXTURE_2D, self.texture)
+        # a preview is magnified; a frame is drawn pixel for pixel, where a linear filter gives
+        # the same values at a cost (a 459x426 MIP composite under llvmpipe: 2.6-3.4 ms, 2.0-2.4
+        # with the nearest texel)
         for p in (GL.GL_TEXTURE_MIN_FILTER, GL.GL_TEXTURE_MAG_FILTER):
-            GL.glTexParameteri(GL.GL_TEXTURE_2D, p, GL.GL_LINEAR)  # the preview is magnified
+            GL.glTexParameteri(GL.GL_TEXTURE_2D, p, GL.GL_LINEAR if magnified else GL.GL_NEAREST)
         for p in (GL.GL_TEXTURE_WRAP_S, GL.GL_TEXTURE_WRAP_T):
             GL.glTexParameteri(GL.GL_TEXTURE_2D, p, GL.GL_CLAMP_TO_EDGE)
-        GL.glTexImage2D(GL.GL_TEXTURE_2D, 0, GL.GL_RGBA8, width, height, 0, GL.GL_RGBA,
-                        GL.GL_UNSIGNED_BYTE, None)
+        GL.glTexImage2D(GL.GL_TEXTURE_2D, 0, GL.GL_RGBA16 if raw else GL.GL_RGBA8, width, height, 0,
+                        GL.GL_RGBA, GL.GL_UNSIGNED_BYTE, None)
         GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
         self.fbo = int(GL.glGenFramebuffers(1))
         GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self.fbo)
@@ -90,17 +99,43 @@ class _Target:
         GL.glDeleteTextures([self.texture])
 
 
+class Shade:
+    """What maps a raw frame's stored values to colours when it is composited: the fragment
+    source ``frag`` (GLSL with IN/TEX2D/FRAGOUT, the frame as ``u_image`` on unit 0 at
+    ``v_uv``), and ``bind`` / ``unbind`` for its other uniforms and textures."""
+
+    frag = ""
+
+    def __init__(self):
+        self._program = None
+
+    def program(self):
+        if self._program is None:  # built in the context that composites
+            self._program = build_program(_BLIT_VERT, self.frag)
+        return self._program
+
+    def key(self):
+        """The mapping's parameters (what ``bind`` sets), to tell a recolouring paint."""
+        return None
+
+    def bind(self, prog) -> None:
+        pass
+
+    def unbind(self) -> None:
+        pass
+
+
 class ProgressiveFrame:
     """Bands of one frame per paint; see the module docstring."""
 
     budget_ms = 15.0  # ray-marching time per paint; the rest of a paint (compositing, the
     # letters, the swap) is 5-10 ms more under llvmpipe, and the target is ~30 ms a paint
     preview_steps = 48  # samples per unit length of the preview
-    # ray-marching time of the preview: the first paint after a change of window, camera or
-    # mode. A window/level drag repaints the three slice views (~7-8 ms under llvmpipe) and
-    # this paint in the same turn of the event loop; at 7.5 ms (half the band budget) the
-    # step took 17-18 ms, over one 60 Hz frame. The preview is coarser for it (the finished
-    # frame replaces it within a few paints)
+    # ray-marching time of the preview: the first paint after a change of camera or mode (or
+    # of window, in the modes whose frames store colours). A window/level drag repaints the
+    # three slice views (~7-8 ms under llvmpipe) and this paint in the same turn of the event
+    # loop; at 7.5 ms (half the band budget) the step took 17-18 ms, over one 60 Hz frame. The
+    # preview is coarser for it (the finished frame replaces it within a few paints)
     preview_ms = 3.0
     max_preview_factor = 16
     min_rows = 2  # every paint makes some progress, however slow the machine
@@ -127,25 +162,33 @@ class ProgressiveFrame:
         self._preview: _Target | None = None
         self._backdrop: _Target | None = None  # what shows below the rows not yet done
         self._blit = None
+        self._shade_key = None  # the mapping of the last composite
 
     # --- the paint --------------------------------------------------------------------------
-    def paint(self, key, steps: int, draw: Callable[[int], None]) -> None:
+    def paint(self, key, steps: int, draw: Callable[[int], None], shade: Shade | None = None) -> None:
         """Render (part of) the frame ``key`` into the item's framebuffers and composite it
         into the current framebuffer. ``draw(steps)`` ray-marches into whatever framebuffer
-        and viewport are bound (blending and scissor are set up here)."""
+        and viewport are bound (blending and scissor are set up here). ``shade``: None when
+        ``draw`` writes colours; else the frame keeps the 16-bit values ``draw`` writes and
+        ``shade`` maps them to colours as the frame is composited, so that a change of that
+        mapping alone (left out of ``key``) costs one composite instead of a new frame; such a
+        paint only composites, also while the frame is unfinished (the bands go on in the next
+        paints, as after a preview): a W/L drag step never waits for a band."""
         viewport = [int(v) for v in GL.glGetIntegerv(GL.GL_VIEWPORT)]
         draw_fbo = int(GL.glGetIntegerv(GL.GL_DRAW_FRAMEBUFFER_BINDING))
         read_fbo = int(GL.glGetIntegerv(GL.GL_READ_FRAMEBUFFER_BINDING))
         clear = GL.glGetFloatv(GL.GL_COLOR_CLEAR_VALUE)
         w, h = viewport[2], viewport[3]
-        key = (steps, w, h, key)
+        key = (steps, w, h, shade is not None, key)
+        recoloured = shade is not None and shade.key() != self._shade_key
+        self._shade_key = None if shade is None else shade.key()
         t_start = time.perf_counter()
         GL.glDisable(GL.GL_BLEND)  # the frame is stored as is and blended once, when composited
         GL.glClearColor(0.0, 0.0, 0.0, 0.0)
         try:
             if key != self._key:
                 self._restart(key, w, h, steps, draw)
-            elif not self.complete:
+            elif not self.complete and (self.finish or not recoloured):
                 self._bands(w, h, steps, draw, t_start)
             self.paints += 1
         finally:
@@ -155,13 +198,13 @@ class ProgressiveFrame:
             GL.glViewport(*viewport)
             GL.glClearColor(*[float(c) for c in clear])
         self.finish = False
-        self._composite(w, h)
+        self._composite(w, h, shade)
 
-    def show_last(self) -> None:
+    def show_last(self, shade: Shade | None = None) -> None:
         """Composite what the last paint showed (nothing when the size changed since)."""
         viewport = [int(v) for v in GL.glGetIntegerv(GL.GL_VIEWPORT)]
         if self._front is not None and (self._front.width, self._front.height) == tuple(viewport[2:]):
-            self._composite(viewport[2], viewport[3])
+            self._composite(viewport[2], viewport[3], shade)
 
     def _restart(self, key, w: int, h: int, steps: int, draw) -> None:
         old = self._key
@@ -174,7 +217,7 @@ class ProgressiveFrame:
         self.paints = 0
         self.rows_done = 0
         self.complete = False
-        self._ensure_targets(w, h)
+        self._ensure_targets(w, h, key[3])
         if only_steps:
             # the finished frame differs only in its sample count: keep showing it
             self._front, self._back = self._back, self._front
@@ -203,10 +246,11 @@ class ProgressiveFrame:
 
     def _render_preview(self, w: int, h: int, factor: int, steps: int, draw) -> None:
         pw, ph = max(1, w // factor), max(1, h // factor)
-        if self._preview is None or (self._preview.width, self._preview.height) != (pw, ph):
+        if self._preview is None or (self._preview.width, self._preview.height, self._preview.raw) != \
+                (pw, ph, self._front.raw):
             if self._preview is not None:
                 self._preview.delete()
-            self._preview = _Target(pw, ph)
+            self._preview = _Target(pw, ph, self._front.raw, magnified=True)
         self.preview_factor = factor
         GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self._preview.fbo)
         GL.glViewport(0, 0, pw, ph)
@@ -268,24 +312,31 @@ class ProgressiveFrame:
         self._frame_cost = max(self._frame_cost or 0.0, seconds / work)
 
     # --- framebuffers and compositing -------------------------------------------------------------
-    def _ensure_targets(self, w: int, h: int) -> None:
-        if self._front is not None and (self._front.width, self._front.height) == (w, h):
+    def _ensure_targets(self, w: int, h: int, raw: bool) -> None:
+        if self._front is not None and (self._front.width, self._front.height, self._front.raw) == (w, h, raw):
             return
         self.release()
-        self._front, self._back = _Target(w, h), _Target(w, h)
+        self._front, self._back = _Target(w, h, raw), _Target(w, h, raw)
 
-    def _composite(self, w: int, h: int) -> None:
+    def _composite(self, w: int, h: int, shade: Shade | None = None) -> None:
         if self._front is None:
             return
-        if self._blit is None:
-            self._blit = build_program(_BLIT_VERT, _BLIT_FRAG)
-        prog = self._blit
+        if self._front.raw != (shade is not None):
+            return  # values stored for another mapping (the mode just changed): the next frame
+        if shade is not None:
+            prog = shade.program()
+        else:
+            if self._blit is None:
+                self._blit = build_program(_BLIT_VERT, _BLIT_FRAG)
+            prog = self._blit
         GL.glEnable(GL.GL_BLEND)
         GL.glBlendFunc(GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA)
         GL.glDisable(GL.GL_DEPTH_TEST)
         GL.glDisable(GL.GL_CULL_FACE)
         GL.glUseProgram(prog)
         try:
+            if shade is not None:
+                shade.bind(prog)
             GL.glActiveTexture(GL.GL_TEXTURE0)
             GL.glUniform1i(GL.glGetUniformLocation(prog, "u_image"), 0)
             GL.glBindBuffer(GL.GL_ARRAY_BUFFER, 0)
@@ -305,7 +356,10 @@ class ProgressiveFrame:
                 GL.glDisable(GL.GL_SCISSOR_TEST)
             GL.glDisableVertexAttribArray(0)
         finally:
+            if shade is not None:
+                shade.unbind()
             GL.glUseProgram(0)
+            GL.glActiveTexture(GL.GL_TEXTURE0)
             GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
             GL.glEnable(GL.GL_DEPTH_TEST)
 

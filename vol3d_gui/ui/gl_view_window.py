@@ -24,13 +24,40 @@ class GLViewWindow(GLViewMixin, QtOpenGL.QOpenGLWindow):
     max_3d_texture: int | None = None  # GL_MAX_3D_TEXTURE_SIZE, read when the context is made
 
     last_frame: QtGui.QImage | None = None  # the last whole frame shown, for GLViewHost
-    snapshot_wanted = None  # callable() -> bool: keep this paint's picture as last_frame
+    snapshot_wanted = None  # callable() -> bool: this paint's picture is one to keep as last_frame
+    SNAPSHOT_MS = 250  # after the last such paint: a W/L drag recolours a whole frame each step
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._grabbing = False
+        self._stale = False  # a whole frame shown since last_frame was read back
+        # the read-back of a whole frame costs a few ms: taken once the pictures stop changing
+        # (or at once when the widget tree is grabbed), not after every paint that shows one
+        self._snapshot = QtCore.QTimer()
+        self._snapshot.setSingleShot(True)
+        self._snapshot.setInterval(self.SNAPSHOT_MS)
+        self._snapshot.timeout.connect(lambda: self.take_snapshot())
 
     def paintGL(self) -> None:
         super().paintGL()
-        if self.snapshot_wanted is not None and self.snapshot_wanted():
-            # read back the frame just drawn (a few ms, once per finished frame, not per band)
-            self.last_frame = QtOpenGL.QOpenGLWindow.grabFramebuffer(self)
+        if not self._grabbing and self.snapshot_wanted is not None and self.snapshot_wanted():
+            self._stale = True
+            if self.isVisible():
+                self._snapshot.start()
+
+    def snapshot_due(self) -> bool:
+        return self._stale
+
+    def take_snapshot(self) -> None:
+        """Keep the current whole frame as last_frame now (it is already on screen)."""
+        self._snapshot.stop()
+        image = self._render(show=False)
+        if not image.isNull() and self.snapshot_wanted is not None and self.snapshot_wanted():
+            self.last_frame, self._stale = image, False
+
+    def hideEvent(self, ev):
+        self._snapshot.stop()  # still due: GLViewHost takes it when the widget tree is drawn
+        super().hideEvent(ev)
 
     def initializeGL(self) -> None:
         super().initializeGL()
@@ -51,10 +78,22 @@ class GLViewWindow(GLViewMixin, QtOpenGL.QOpenGLWindow):
         """Render one frame and return it (one paintGL, as QOpenGLWidget.grabFramebuffer
         does). It is drawn into the window's back buffer, where QPainter (the orientation
         letters) draws too, and read from there; the next paint shows it on screen."""
+        image = self._render(show=True)
+        if not image.isNull() and self.snapshot_wanted is not None and self.snapshot_wanted():
+            self._snapshot.stop()
+            self.last_frame, self._stale = image, False
+        return image
+
+    def _render(self, show: bool) -> QtGui.QImage:
         from OpenGL import GL
 
-        return render_and_read_back(
-            self, lambda: GL.glViewport(0, 0, self.deviceWidth(), self.deviceHeight()))
+        self._grabbing = True
+        try:
+            return render_and_read_back(
+                self, lambda: GL.glViewport(0, 0, self.deviceWidth(), self.deviceHeight()), show=show)
+        finally:
+            self._grabbing = False
+        self._stale = False  # a whole frame shown since last_frame was read back
 
 
 class GLViewHost(GLWindowHost):
@@ -68,6 +107,8 @@ class GLViewHost(GLWindowHost):
         self.view = view
 
     def paintEvent(self, ev):
+        if self.view.snapshot_due():
+            self.view.take_snapshot()
         if self.view.last_frame is None:
             return
         painter = QtGui.QPainter(self)

@@ -11,9 +11,11 @@ from __future__ import annotations
 from PySide6 import QtGui, QtOpenGL, QtWidgets
 
 
-def render_and_read_back(window: QtOpenGL.QOpenGLWindow, before_paint=None) -> QtGui.QImage:
+def render_and_read_back(window: QtOpenGL.QOpenGLWindow, before_paint=None, show: bool = True) -> QtGui.QImage:
     """One paintGL of ``window`` into its back buffer, returned as an image (null when the
-    window has no context yet). ``before_paint()`` runs with the context current."""
+    window has no context yet). ``before_paint()`` runs with the context current. ``show``:
+    ask for a paint afterwards, which puts the picture on screen (not needed when the screen
+    already shows it)."""
     if not window.isValid():
         return QtGui.QImage()
     from OpenGL import GL
@@ -27,7 +29,8 @@ def render_and_read_back(window: QtOpenGL.QOpenGLWindow, before_paint=None) -> Q
         image = QtOpenGL.QOpenGLWindow.grabFramebuffer(window)
     finally:
         window.doneCurrent()
-    window.update()
+    if show:
+        window.update()
     return image
 
 

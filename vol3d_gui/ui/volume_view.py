@@ -84,6 +84,7 @@ class VolumeView(QtWidgets.QWidget):
     def _build_gl(self) -> None:
         import pyqtgraph.opengl as gl
 
+        from vol3d_gui.ui.gl_letters import GLLettersItem
         from vol3d_gui.ui.gl_view_window import GLViewHost, GLViewWindow
         from vol3d_gui.ui.gl_volume_item import GLRayVolumeItem
 
@@ -109,16 +110,13 @@ class VolumeView(QtWidgets.QWidget):
         self.item.on_incomplete = self._more_bands
         self.glview.installEventFilter(self)
         pen = (1.0, 0.86, 0.0, 0.9)
-        self.cross = [gl.GLLinePlotItem(pos=np.zeros((2, 3)), color=pen, width=1.5, antialias=True)
-                      for _ in range(3)]
-        for line in self.cross:
-            line.setGLOptions("additive")
-            self.glview.addItem(line)
-        self.letters = {}
-        for letter in "RLAPSI":
-            t = gl.GLTextItem(pos=(0, 0, 0), text=letter, color=(240, 192, 64, 255))
-            self.glview.addItem(t)
-            self.letters[letter] = t
+        # the three crosshair lines as one item (pairs of points): one draw, not three
+        self.cross = gl.GLLinePlotItem(pos=np.zeros((6, 3)), color=pen, width=1.5, antialias=True,
+                                       mode="lines")
+        self.cross.setGLOptions("additive")
+        self.glview.addItem(self.cross)
+        self.letters = GLLettersItem(color=(240, 192, 64, 255))
+        self.glview.addItem(self.letters)
         self._gl_container = GLViewHost(self.glview, self)
         self.glview.snapshot_wanted = lambda: self.item.complete
         self._stack.addWidget(self._gl_container)
@@ -272,10 +270,12 @@ class VolumeView(QtWidgets.QWidget):
     def _place_cursor(self, ras_mm) -> None:
         ijk = self.volume.world_to_voxel(np.asarray(ras_mm, float))
         n = np.asarray(self.volume.shape) - 1
-        for axis, line in enumerate(self.cross):
+        ends = []
+        for axis in range(3):
             a, b = ijk.copy(), ijk.copy()
             a[axis], b[axis] = 0, n[axis]
-            line.setData(pos=self.volume.voxel_to_world(np.stack([a, b])))
+            ends += [a, b]
+        self.cross.setData(pos=self.volume.voxel_to_world(np.stack(ends)))
 
     def reset_camera(self) -> None:
         if not self.available or self.volume is None:
@@ -315,8 +315,7 @@ class VolumeView(QtWidgets.QWidget):
         spots = {"R": (hi[0] + pad[0], c[1], c[2]), "L": (lo[0] - pad[0], c[1], c[2]),
                  "A": (c[0], hi[1] + pad[1], c[2]), "P": (c[0], lo[1] - pad[1], c[2]),
                  "S": (c[0], c[1], hi[2] + pad[2]), "I": (c[0], c[1], lo[2] - pad[2])}
-        for letter, pos in spots.items():
-            self.letters[letter].setData(pos=np.array(pos))
+        self.letters.set_positions(spots)
 
 
 __all__ = ["VolumeView"]
