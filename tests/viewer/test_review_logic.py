@@ -89,6 +89,23 @@ def test_review_refuses_without_a_case_or_beyond_the_classes(session):
         session.assign(5)
 
 
+def test_a_lone_file_opened_beside_a_study_takes_no_label(session):
+    """A file opened on its own while a study's worklist stays listed (a restored session, then
+    File > Open) is no case of that study: a label key there must not land on the worklist's
+    last case, nor undo or clear one of its labels."""
+    study = session.model.study
+    _open(session, study[2].id)
+    session.assign(1)
+    lone = study[5].load()  # any volume the study's item is not attached to
+    session.model.set_case(lone, None)
+    for act in (lambda: session.assign(0), session.clear):
+        with pytest.raises(ReviewError, match="no study case"):
+            act()
+    assert session.worklist.labels == {study[2].id: 1}
+    stored = session.store.study_labels(str(study.source or study.name))
+    assert {ev.item_id: ev.label for ev in stored.values()} == {study[2].id: 1}
+
+
 def test_labels_from_another_writer_are_loaded(session, tmp_path):
     study = session.model.study
     other = LabelStore(tmp_path / "labels.db")

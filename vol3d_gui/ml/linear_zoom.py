@@ -15,8 +15,8 @@ here is a few whole-array numpy operations (no Python loop over voxels). What ma
 - The axis that shrinks most goes first, so the later steps work on less.
 - Constant factors (the halvings' 1/2, the caller's scale) ride on the BLAS weights or are
   handed back as a gain for the caller's next pass, never a pass of their own.
-- A second thread takes half of each step that is not a BLAS product, and half of the final
-  change of layout: numpy's passes release the GIL, and one core does not use the memory's
+- A second thread takes half of each step (a BLAS product too, with one BLAS thread each), and
+  half of the final change of layout: numpy's passes release the GIL, and one core does not use the memory's
   bandwidth (128x128x96 int16, the 2x2 box: 0.91 -> 0.50 ms). Each half is the same elementwise
   arithmetic on its own part of the output, so the answer is the same to the bit.
 """
@@ -136,21 +136,12 @@ def box_step(src: np.ndarray, taps: dict[int, tuple[int, int, float]], into: np.
     return 0.5 ** sum(1 for _, _, w in taps.values() if w)
 
 
-def matmul_step(src: np.ndarray, p: int, q: int, taps, gain: float, into: np.ndarray) -> None:
-    """A periodic step along the last (contiguous) axis of a C-contiguous float32 array as one
-    (N, p) @ (p, q) product: BLAS reads each block of p voxels once (the strided lerps read
-    every phase's taps apart). ``gain`` is folded into the weights. Only for finite data: a
-    zero weight times inf or NaN would spread them to the neighbours."""
-    w = _weights(p, q, taps, gain)
-    # one thread: these products are too small to gain from a second, and on a loaded machine
-    # the woken BLAS thread waits for a core (200x200x120 -> 64^3 at load 4: 2.3 ms, 15 ms
-    # with OpenBLAS's two threads). The limit is process-wide, hence the lock.
-    with _BLAS_LOCK, _blas().limit(limits=1, user_api="blas"):
-        np.matmul(src.reshape(-1, p), w, out=into.reshape(-1, q))
-
-
 @functools.lru_cache(maxsize=64)
 def _weights(p: int, q: int, taps, gain: float) -> np.ndarray:
+    """The (p, q) weights of a periodic step along the last (contiguous) axis of a C-contiguous
+    float32 array, done as one (N, p) @ (p, q) product: BLAS reads each block of p voxels once
+    (the strided lerps read every phase's taps apart). ``gain`` is folded in. Only for finite
+    data: a zero weight times inf or NaN would spread them to the neighbours."""
     w = np.zeros((p, q), np.float32)
     for j, (a, t) in enumerate(taps):
         w[a, j] += (1.0 - t) * gain
@@ -203,25 +194,28 @@ def memory_order(arr: np.ndarray) -> tuple[int, ...]:
     return tuple(sorted(range(arr.ndim), key=lambda k: -abs(arr.strides[k])))  # stable
 
 
-def copy_tiled(dst: np.ndarray, src: np.ndarray) -> None:
+def copy_tiled(dst: np.ndarray, src: np.ndarray, finish=None, gain: float = 1.0) -> None:
     """dst[...] = src for a C-contiguous ``dst`` and a ``src`` laid out otherwise, in slabs of
     _TILE along dst's contiguous axis: within a slab the reads of src's rows and the writes of
     dst's short runs both stay in cache (64^3, x-fastest to C: 0.21 ms; 8x8 tiles over both
-    fast axes 0.27 ms, numpy's plain copy 0.8 ms)."""
+    fast axes 0.27 ms, numpy's plain copy 0.8 ms). ``finish(part, gain)`` then runs on each
+    part written (see zoom_steps)."""
     fast_dst, fast_src = dst.ndim - 1, int(np.argmin([abs(s) for s in src.strides]))
-    if fast_dst == fast_src:
-        np.copyto(dst, src)
-        return
     h = dst.shape[0] // 2
-    if _HALF is not None and dst.size >= SPLIT_MIN and h > 0 and dst.ndim > 1:
-        _in_halves(_copy_slabs, (dst[:h], src[:h]), (dst[h:], src[h:]))
+    if fast_dst != fast_src and _HALF is not None and dst.size >= SPLIT_MIN and h > 0 and dst.ndim > 1:
+        _in_halves(_copy_slabs, (dst[:h], src[:h], finish, gain), (dst[h:], src[h:], finish, gain))
     else:
-        _copy_slabs(dst, src)
+        _copy_slabs(dst, src, finish, gain)
 
 
-def _copy_slabs(dst: np.ndarray, src: np.ndarray) -> None:
-    for k in range(0, dst.shape[-1], _TILE):
-        np.copyto(dst[..., k:k + _TILE], src[..., k:k + _TILE])
+def _copy_slabs(dst: np.ndarray, src: np.ndarray, finish=None, gain: float = 1.0) -> None:
+    if int(np.argmin([abs(s) for s in src.strides])) == dst.ndim - 1:
+        np.copyto(dst, src)
+    else:
+        for k in range(0, dst.shape[-1], _TILE):
+            np.copyto(dst[..., k:k + _TILE], src[..., k:k + _TILE])
+    if finish is not None:
+        finish(dst, gain)
 
 
 @functools.lru_cache(maxsize=64)
@@ -255,25 +249,45 @@ def _axes(step) -> tuple[int, ...]:
     return tuple(step[1]) if step[0] == "box" else (step[1],) if step[0] == "axis" else (-1,)
 
 
-def _run(steps, src: np.ndarray, target: tuple, into: np.ndarray, gain: float) -> float:
+def _run(steps, src: np.ndarray, target: tuple, into: np.ndarray, gain: float, finish=None) -> float:
     """Run ``steps`` from ``src`` to ``target`` (the last step writes ``into``) with the factor
-    ``gain`` still owed; returns the factor owed at the end."""
+    ``gain`` still owed; returns the factor owed at the end. ``finish(part, owed)``, when given,
+    runs on each part of the last step's output right after that part is written, while it is
+    still in its thread's cache, and settles what was owed (the end then owes 1)."""
     out, nd = src, src.ndim
     for i, step in enumerate(steps):
         axes = {a % nd for a in _axes(step)}
         shape = tuple(target[k] if k in axes else n for k, n in enumerate(out.shape))
-        dst = into if i == len(steps) - 1 else np.empty(shape, np.float32)
-        if step[0] == "matmul":  # BLAS products share one lock: no halves
-            matmul_step(out, *step[1:], gain, dst)
-            gain = 1.0
+        last = i == len(steps) - 1
+        dst = into if last else np.empty(shape, np.float32)
+        part = functools.partial(_part, step, target=target, gain=gain, finish=finish if last else None)
+        halves = _halves(step, out, dst)
+        if step[0] == "matmul":
+            # one BLAS thread for each half: these products are too small to gain from BLAS's
+            # own threads, and on a loaded machine a woken BLAS thread waits for a core
+            # (200x200x120 -> 64^3 at load 4: 2.3 ms, 15 ms with OpenBLAS's two). The limit is
+            # process-wide, hence the lock.
+            with _BLAS_LOCK, _blas().limit(limits=1, user_api="blas"):
+                gain = part(out, dst) if halves is None else _in_halves(part, halves[0], halves[1])
         else:
-            halves = _halves(step, out, dst)
-            if halves is None:
-                gain *= _step(step, out, dst, target)
-            else:
-                gain *= _in_halves(_step, (step, *halves[0], target), (step, *halves[1], target))
+            gain = part(out, dst) if halves is None else _in_halves(part, halves[0], halves[1])
         out = dst
     return gain
+
+
+def _part(step, src: np.ndarray, dst: np.ndarray, *, target: tuple, gain: float, finish) -> float:
+    """One step from ``src`` into ``dst`` (the whole or a half) with ``gain`` owed before it;
+    the factor owed after it (1 once ``finish`` has settled it)."""
+    if step[0] == "matmul":
+        _, p, q, taps = step
+        np.matmul(src.reshape(-1, p), _weights(p, q, taps, gain), out=dst.reshape(-1, q))
+        owed = 1.0
+    else:
+        owed = gain * _step(step, src, dst, target)
+    if finish is None:
+        return owed
+    finish(dst, owed)
+    return 1.0
 
 
 def _step(step, src: np.ndarray, dst: np.ndarray, target: tuple) -> float:
@@ -293,6 +307,8 @@ def _halves(step, src: np.ndarray, dst: np.ndarray):
         return None
     if step[0] == "box":
         cut, p = 0, step[1][0][0] if 0 in step[1] else 1
+    elif step[0] == "matmul":  # along the last axis: whole rows of a C array
+        cut, p = 0, 1
     else:
         cut, p = (1 if step[1] == 0 else 0), 1
     h = dst.shape[cut] // 2
@@ -319,12 +335,15 @@ def _plan_cost(src_shape: tuple, target: tuple) -> int:
     return total
 
 
-def zoom_steps(data: np.ndarray, shape, *, finite: bool = False, scale: float = 1.0) -> tuple[np.ndarray, float]:
+def zoom_steps(data: np.ndarray, shape, *, finite: bool = False, scale: float = 1.0,
+               finish=None) -> tuple[np.ndarray, float]:
     """(arr, gain): arr * gain are ``scale`` times ndimage.zoom(order=1, grid_mode=True,
     mode="nearest")'s samples of ``data`` on ``shape``, arr C-contiguous float32. Constant
     factors ride on a BLAS step's weights when there is one; the rest (the gain) is left to the
-    caller's next pass (the intensity normalisation) instead of costing one here. ``finite``: the data
-    hold no NaN or inf (an integer scan), which allows the BLAS step."""
+    caller's next pass (the intensity normalisation) instead of costing one here. ``finite``: the
+    data hold no NaN or inf (an integer scan), which allows the BLAS step. ``finish(part, gain)``:
+    that next pass, an elementwise map that settles the gain, run on each part of the last step's
+    output while the part is still in cache (the returned gain is then 1)."""
     shape = tuple(int(s) for s in shape)
     order = memory_order(data)
     # work on the view whose last axis is the contiguous one, so every step runs along rows
@@ -333,13 +352,20 @@ def zoom_steps(data: np.ndarray, shape, *, finite: bool = False, scale: float = 
     steps = _plan(view.shape, target, bool(finite))
     direct = order == tuple(range(view.ndim))
     out = np.empty(shape if direct else target, np.float32)
-    gain = _run(steps, view, target, out, scale) if steps else scale
-    if not steps:
+    # the finishing pass rides on the last pass that writes the result: the last step's halves,
+    # or the change of layout's (on the steps' strided halves it cost more than it saved)
+    if steps:
+        gain = _run(steps, view, target, out, scale, finish if direct else None)
+    else:
         np.copyto(out, view, casting="unsafe")
+        gain = scale
     if not direct:
         result = np.empty(shape, np.float32)
-        copy_tiled(result, out.transpose(np.argsort(order)))
-        out = result
+        copy_tiled(result, out.transpose(np.argsort(order)), finish, gain)
+        return result, 1.0 if finish is not None else gain
+    if finish is not None and not steps:
+        finish(out, gain)
+        gain = 1.0
     return out, gain
 
 
