@@ -25,7 +25,8 @@ and ``vol3d_axial.png`` show what each side drew. Figures, medians over alternat
 - window/level drag step: the model's window + the same repaint, per step of a run of four
   consecutive steps (a drag; each step redraws each GL view's whole picture, overlays
   included, with the new window as a uniform), and one step plus
-  one paint of the 3-D view (progressive: that paint shows a preview or some bands);
+  one paint of the 3-D view (in MIP, the view's default and the mode measured here, that paint
+  recolours the finished frame; in the other modes it ray-marches a preview);
 - 3-D: first full-quality frame (grab) against napari's first 3-D frame (grab), and orbit
   frames per second: vol3d's progressive paint (preview while moving) and its whole
   interactive-quality frame, napari's frame;
