@@ -118,9 +118,11 @@ def test_periodic_taps_sample_where_linear_taps_do(n_src):
 
 def test_plan_uses_each_step_kind_for_the_bench_case():
     """128x128x96 -> 64^3, C order: the two halvings as one box, then 2/3 along the contiguous
-    axis as one BLAS product; x-fastest: a box, the contiguous halving, then 2/3 in phases."""
+    axis as one BLAS product; x-fastest: a box, the contiguous halving, then 2/3 along the outer
+    axis as stacked BLAS products (in phases for data that may hold NaN or inf)."""
     assert [s[0] for s in _plan((128, 128, 96), (64, 64, 64), True)] == ["box", "matmul"]
-    assert [s[0] for s in _plan((96, 128, 128), (64, 64, 64), True)] == ["box", "box", "axis"]
+    assert [s[0] for s in _plan((96, 128, 128), (64, 64, 64), True)] == ["box", "box", "stack"]
+    assert [s[0] for s in _plan((96, 128, 128), (64, 64, 64), False)] == ["box", "box", "axis"]
     # float data may hold NaN or inf: no BLAS product (a zero weight would spread them)
     assert "matmul" not in [s[0] for s in _plan((128, 128, 96), (64, 64, 64), False)]
 
@@ -204,6 +206,27 @@ def test_halves_of_any_step_equal_scipy(pair, layout, seed):
         got = separable_zoom(data, out, finite=True)
     finally:
         linear_zoom.SPLIT_MIN = old
+    np.testing.assert_allclose(got, _zoom_reference(data, out), atol=1e-3)
+
+
+@settings(max_examples=80, deadline=None)
+@given(pair=_periodic_pair(), layout=st.sampled_from(LAYOUTS), seed=st.integers(0, 99),
+       split=st.booleans())
+def test_stacked_products_along_any_outer_axis_equal_scipy(pair, layout, seed, split):
+    """The stacked (q, p) @ (p, row) products, allowed here for rows of any length (the plan
+    keeps them to long rows), in one piece or in halves, give ndimage.zoom's samples."""
+    from vol3d_gui.ml import linear_zoom
+
+    src, out = pair
+    data = _laid_out((np.random.default_rng(seed).random(src) * 500).astype(np.int16), layout)
+    old = linear_zoom.STACK_MIN_ROW, linear_zoom.SPLIT_MIN
+    linear_zoom.STACK_MIN_ROW, linear_zoom.SPLIT_MIN = 1, 1 if split else old[1]
+    linear_zoom._plan.cache_clear()
+    try:
+        got = separable_zoom(data, out, finite=True)
+    finally:
+        linear_zoom.STACK_MIN_ROW, linear_zoom.SPLIT_MIN = old
+        linear_zoom._plan.cache_clear()
     np.testing.assert_allclose(got, _zoom_reference(data, out), atol=1e-3)
 
 
