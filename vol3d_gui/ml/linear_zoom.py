@@ -44,8 +44,10 @@ MAX_PHASES = 2
 # 96x64x64 -> 64^3 along axis 0, 0.12-0.16 ms against 0.34 ms in lerp phases); short rows would
 # cost a BLAS call each
 STACK_MIN_ROW = 1024
-# slab width of the transposing copy: 8 float32, half a cache line
-_TILE = 8
+# slab width of the transposing copy, in float32 (64^3 x-fastest -> C in two halves, stop 25's
+# machine: 8 -> 0.47 ms, 16 -> 0.37, 32 -> 0.34, one whole copy a half 0.35; the x-fastest
+# preprocessing -0.1 ms from 8 to 32; stop 22's machine had 8 at 0.21 ms, 0.8 for a whole copy)
+_TILE = 32
 # output voxels under which handing half a step to the second thread costs more than it saves
 # (a hand-over is ~30-50 us)
 SPLIT_MIN = 1 << 16
@@ -204,8 +206,7 @@ def memory_order(arr: np.ndarray) -> tuple[int, ...]:
 def copy_tiled(dst: np.ndarray, src: np.ndarray, finish=None, gain: float = 1.0) -> None:
     """dst[...] = src for a C-contiguous ``dst`` and a ``src`` laid out otherwise, in slabs of
     _TILE along dst's contiguous axis: within a slab the reads of src's rows and the writes of
-    dst's short runs both stay in cache (64^3, x-fastest to C: 0.21 ms; 8x8 tiles over both
-    fast axes 0.27 ms, numpy's plain copy 0.8 ms). ``finish(part, gain)`` then runs on each
+    dst's short runs both stay in cache (see _TILE). ``finish(part, gain)`` then runs on each
     part written (see zoom_steps)."""
     fast_dst, fast_src = dst.ndim - 1, int(np.argmin([abs(s) for s in src.strides]))
     h = dst.shape[0] // 2
