@@ -245,15 +245,18 @@ def test_a_window_step_during_an_unfinished_mip_frame_waits_for_no_band(view, qt
     leaves the next bands to the next paint, as a preview paint does: every step stays cheap."""
     view.grab_frame()
     frame = view.item.frame
-    frame.budget_ms, frame.min_rows = 0.0, 40
+    frame.budget_ms, frame.min_rows = 0.0, 160  # one band: the top half of the 320-pixel view
     view.glview.orbit(20, 10)
     view.glview.grabFramebuffer()  # the preview
-    view.glview.grabFramebuffer()  # a band
+    before = qimage_rgb(view.glview.grabFramebuffer()).astype(int)  # a band over the preview
     restarts, rows = frame.restarts, frame.rows_done
     assert 0 < rows < view.glview.height() * view.glview.devicePixelRatio()
     view.model.window = Window(200, 500)
-    view.glview.grabFramebuffer()  # the step's paint: recoloured, no band
+    after = qimage_rgb(view.glview.grabFramebuffer()).astype(int)  # the step: recoloured, no band
     assert (frame.restarts, frame.rows_done) == (restarts, rows)
+    # the rows done and the preview below them both show the new window
+    assert np.abs(after[:rows] - before[:rows]).mean() > 1
+    assert np.abs(after[rows:] - before[rows:]).mean() > 1
     view.glview.grabFramebuffer()  # the next paint goes on with the bands
     assert frame.restarts == restarts and frame.rows_done > rows
     qtbot.waitUntil(lambda: view.item.complete, timeout=10000)
