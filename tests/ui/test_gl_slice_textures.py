@@ -1,12 +1,13 @@
-"""The planes the GL slice views upload (gl_slice_textures): cut from the volume as GL reads
-them, whatever the volume's layout and dtype, on the gathering threads or at once."""
+"""The planes the GL slice views upload (plane_rows, gl_slice_textures): cut from the volume as
+GL reads them, whatever the volume's layout and dtype, on the gathering threads or at once."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vol3d_gui.ui.gl_slice_textures import _Gather, _upload_dtype, upload_form
+from vol3d_gui.ui.gl_slice_textures import _upload_dtype
+from vol3d_gui.ui.plane_rows import Gather, upload_form
 
 
 def _layouts(data):
@@ -31,7 +32,7 @@ def test_a_plane_gathered_in_halves_is_the_plane_as_gl_reads_it(shape, layout, d
     index = data.draw(st.integers(0, shape[axis] - 1))
     plane = np.take(vol, index, axis=axis)
     up = _upload_dtype(vol.dtype)
-    gathered = _Gather(plane, up).result()
+    gathered = Gather(plane, up).result()
     assert gathered[0].dtype == up and gathered[0].flags.c_contiguous and gathered[2] == 0
     np.testing.assert_array_equal(_as_plane(*gathered), plane.astype(up))
     np.testing.assert_array_equal(_as_plane(*upload_form(plane.astype(up))), plane.astype(up))
@@ -40,6 +41,6 @@ def test_a_plane_gathered_in_halves_is_the_plane_as_gl_reads_it(shape, layout, d
 @pytest.mark.parametrize("layout", ["C", "F", "flipped"])
 def test_a_gather_says_when_it_is_done(layout):
     vol = _layouts(np.arange(64 * 48 * 40, dtype=np.int16).reshape(64, 48, 40))[layout]
-    g = _Gather(vol[5], np.dtype(np.int16))
+    g = Gather(vol[5], np.dtype(np.int16))
     rows, _transposed, _ = g.result()
     assert g.done() and rows.shape in {(48, 40), (40, 48)}

@@ -21,7 +21,6 @@ bounding box only.
 
 from __future__ import annotations
 
-import concurrent.futures
 import ctypes
 
 import numpy as np
@@ -38,6 +37,7 @@ from vol3d_gui.core.volume import Volume
 from vol3d_gui.ui import gl_slice_shaders
 from vol3d_gui.ui.gl_calls import gl
 from vol3d_gui.ui.gl_slice_shaders import MAX_FUSED, Program
+from vol3d_gui.ui.plane_rows import Gather, as_rows, upload_form
 from vol3d_gui.viewer.colormaps import lut
 
 MAX_OVERLAYS = 8  # drawn (the top ones when there are more)
@@ -147,63 +147,6 @@ def _upload_2d(tex: int | None, plane: np.ndarray, formats, filt, same_shape: bo
     return tex
 
 
-def _as_rows(plane: np.ndarray) -> tuple[np.ndarray, bool, int] | None:
-    """The plane as rows GL can read where it lies (see upload_form), or None."""
-    size = plane.itemsize
-    s0, s1 = plane.strides
-    if s1 == size and s0 > 0 and s0 % size == 0:
-        return plane, False, s0 // size
-    if s0 == size and s1 > 0 and s1 % size == 0:
-        return plane.T, True, s1 // size
-    return None
-
-
-def upload_form(plane: np.ndarray) -> tuple[np.ndarray, bool, int]:
-    """(rows to upload, transposed, row length): a plane whose values run contiguously along
-    one axis goes as it lies in the volume, rows apart (no copy: an axial plane of an x-fastest
-    volume, as the NIfTI and DICOM readers give, or its coronal plane); otherwise it is
-    gathered, reading along its smaller stride. ``transposed``: texture rows run along the
-    plane's second axis."""
-    rows = _as_rows(plane)
-    if rows is not None:
-        return rows
-    src, transposed = _gather_source(plane)
-    return np.ascontiguousarray(src), transposed, 0
-
-
-def _gather_source(plane: np.ndarray) -> tuple[np.ndarray, bool]:
-    """(the plane to copy into packed rows, transposed): read along its smaller stride."""
-    transposed = abs(plane.strides[0]) < abs(plane.strides[1])
-    return (plane.T if transposed else plane), transposed
-
-
-# the threads that gather planes a view will show: numpy's strided copy releases the GIL, so
-# a sagittal plane of an x-fastest volume (cache misses, a line read for every voxel) is cut
-# while the GUI thread goes on with the move
-_GATHER = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="vol3d-plane-gather")
-
-
-class _Gather:
-    """A plane copied into packed rows (as upload_form gathers it) on the gathering threads,
-    in two halves: the memory serves two streams of misses at once (the sagittal plane of an
-    x-fastest 512x512x300 int16 volume: 1.3 ms on one thread, 0.75 ms on two)."""
-
-    def __init__(self, plane: np.ndarray, dtype):
-        src, self.transposed = _gather_source(plane)
-        self.rows = np.empty(src.shape, dtype)
-        h = src.shape[0] // 2
-        self._parts = [_GATHER.submit(np.copyto, self.rows[a:b], src[a:b], casting="unsafe")
-                       for a, b in ((0, h), (h, src.shape[0]))]
-
-    def done(self) -> bool:
-        return all(f.done() for f in self._parts)
-
-    def result(self) -> tuple[np.ndarray, bool, int]:
-        for f in self._parts:
-            f.result()
-        return self.rows, self.transposed, 0
-
-
 def _plane_rows(volume: Volume, axis: int, index: int, dtype) -> tuple[np.ndarray, bool, int]:
     plane = base_slice(volume, axis, index)
     if plane.dtype != dtype:
@@ -223,7 +166,7 @@ class PlaneTexture:
         self._texture_shape = (0, 0)
         self.dtype = None
         self.uploads = 0
-        self._pending = None  # (key, future of _plane_rows) started by prefetch
+        self._pending = None  # (key, a Gather) started by prefetch
 
     def prefetch(self, volume: Volume, axis: int, index: int) -> None:
         """Start cutting a plane this view is about to show, when cutting it means a copy."""
@@ -232,10 +175,10 @@ class PlaneTexture:
             return
         plane = base_slice(volume, axis, index)
         dtype = _upload_dtype(volume.dtype)
-        if plane.dtype == dtype and _as_rows(plane) is not None:
+        if plane.dtype == dtype and as_rows(plane) is not None:
             self._pending = None  # uploaded as it lies: nothing to cut ahead
             return
-        self._pending = (key, _Gather(plane, dtype))
+        self._pending = (key, Gather(plane, dtype))
 
     def gathering(self) -> bool:
         """Whether a plane prefetch started is still being cut."""
