@@ -93,7 +93,6 @@ class GLViewWindow(GLViewMixin, QtOpenGL.QOpenGLWindow):
                 self, lambda: GL.glViewport(0, 0, self.deviceWidth(), self.deviceHeight()), show=show)
         finally:
             self._grabbing = False
-        self._stale = False  # a whole frame shown since last_frame was read back
 
 
 class GLViewHost(GLWindowHost):
