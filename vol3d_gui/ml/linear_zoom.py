@@ -17,9 +17,10 @@ here is a few whole-array numpy operations (no Python loop over voxels). What ma
 - Constant factors (the halvings' 1/2, the caller's scale) ride on the BLAS weights or are
   handed back as a gain for the caller's next pass, never a pass of their own.
 - A second thread takes half of each step (a BLAS product too, with one BLAS thread each), and
-  half of the final change of layout: numpy's passes release the GIL, and one core does not use the memory's
-  bandwidth (128x128x96 int16, the 2x2 box: 0.91 -> 0.50 ms). Each half is the same elementwise
-  arithmetic on its own part of the output, so the answer is the same to the bit.
+  half of the final change of layout: numpy's passes release the GIL, and one core does not use
+  the memory's bandwidth (128x128x96 int16, the 2x2 box: 0.91 -> 0.50 ms). Each half is the
+  same elementwise arithmetic on its own part of the output, so the answer is the same to the
+  bit.
 """
 
 from __future__ import annotations
@@ -208,20 +209,20 @@ def copy_tiled(dst: np.ndarray, src: np.ndarray, finish=None, gain: float = 1.0)
     _TILE along dst's contiguous axis: within a slab the reads of src's rows and the writes of
     dst's short runs both stay in cache (see _TILE). ``finish(part, gain)`` then runs on each
     part written (see zoom_steps)."""
-    fast_dst, fast_src = dst.ndim - 1, int(np.argmin([abs(s) for s in src.strides]))
+    tiled = int(np.argmin([abs(s) for s in src.strides])) != dst.ndim - 1
     h = dst.shape[0] // 2
-    if fast_dst != fast_src and _HALF is not None and dst.size >= SPLIT_MIN and h > 0 and dst.ndim > 1:
-        _in_halves(_copy_slabs, (dst[:h], src[:h], finish, gain), (dst[h:], src[h:], finish, gain))
+    if tiled and _HALF is not None and dst.size >= SPLIT_MIN and h > 0 and dst.ndim > 1:
+        _in_halves(_copy_slabs, (dst[:h], src[:h], tiled, finish, gain), (dst[h:], src[h:], tiled, finish, gain))
     else:
-        _copy_slabs(dst, src, finish, gain)
+        _copy_slabs(dst, src, tiled, finish, gain)
 
 
-def _copy_slabs(dst: np.ndarray, src: np.ndarray, finish=None, gain: float = 1.0) -> None:
-    if int(np.argmin([abs(s) for s in src.strides])) == dst.ndim - 1:
-        np.copyto(dst, src)
-    else:
+def _copy_slabs(dst: np.ndarray, src: np.ndarray, tiled: bool, finish, gain: float) -> None:
+    if tiled:
         for k in range(0, dst.shape[-1], _TILE):
             np.copyto(dst[..., k:k + _TILE], src[..., k:k + _TILE])
+    else:
+        np.copyto(dst, src)
     if finish is not None:
         finish(dst, gain)
 
@@ -230,8 +231,9 @@ def _copy_slabs(dst: np.ndarray, src: np.ndarray, finish=None, gain: float = 1.0
 def _plan(src_shape: tuple, target: tuple, finite: bool) -> tuple:
     """The steps of the zoom of a C-ordered view, in order: ("box", {ax: (p, a, w)}),
     ("matmul", p, q, taps) along the last axis, ("stack", ax, p, q, taps) along an outer one,
-    or ("axis", ax) (periodic lerp phases or a gather). The outer axes that shrink by whole factors (2, 3, 4 ...) go first, in one step;
-    then the others, the one that shrinks most first, so the later steps work on less."""
+    or ("axis", ax) (periodic lerp phases or a gather). The outer axes that shrink by whole
+    factors (2, 3, 4 ...) go first, in one step; then the others, the one that shrinks most
+    first, so the later steps work on less."""
     last, cur, steps = len(src_shape) - 1, list(src_shape), []
     whole = {ax: periodic_taps(cur[ax], target[ax]) for ax in range(last + 1)}
     # the contiguous axis joins only from a factor of 3 up: halving it apart from the others was

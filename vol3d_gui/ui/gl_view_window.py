@@ -51,8 +51,12 @@ class GLViewWindow(GLViewMixin, QtOpenGL.QOpenGLWindow):
     def take_snapshot(self) -> None:
         """Keep the current whole frame as last_frame now (it is already on screen)."""
         self._snapshot.stop()
-        image = self._render(show=False)
+        self._keep(self._render(show=False))
+
+    def _keep(self, image: QtGui.QImage) -> None:
+        """``image``, just rendered, becomes last_frame when it shows a whole frame."""
         if not image.isNull() and self.snapshot_wanted is not None and self.snapshot_wanted():
+            self._snapshot.stop()
             self.last_frame, self._stale = image, False
 
     def hideEvent(self, ev):
@@ -79,9 +83,7 @@ class GLViewWindow(GLViewMixin, QtOpenGL.QOpenGLWindow):
         does). It is drawn into the window's back buffer, where QPainter (the orientation
         letters) draws too, and read from there; the next paint shows it on screen."""
         image = self._render(show=True)
-        if not image.isNull() and self.snapshot_wanted is not None and self.snapshot_wanted():
-            self._snapshot.stop()
-            self.last_frame, self._stale = image, False
+        self._keep(image)
         return image
 
     def _render(self, show: bool) -> QtGui.QImage:
