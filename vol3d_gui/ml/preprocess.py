@@ -13,65 +13,15 @@ a Grad-CAM map be drawn over the scan as a Volume of its own.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from vol3d_gui.core.volume import Volume
-from vol3d_gui.ml.linear_zoom import copy_tiled, memory_order, steps_cost, zoom_steps
-
-# ndimage.zoom costs 60-80 ns an output voxel (8 taps through its spline code), the separable
-# steps 1.4-3.5 ns a voxel they write (load ~5.8: 256x256x160 -> 48^3 steps 3.3 ms vs zoom 7.0 ms;
-# 128x128x96 x-fastest -> 48^3 2.2 vs 5.7 ms; 512x512x300 -> 48^3 29 ms vs 9.0 ms, where the
-# first step alone writes 7 million voxels)
-_ZOOM_OVER_SEPARABLE = 20
+from vol3d_gui.ml.trilinear import zoom_window
 
 
 def resample_to_grid(data: np.ndarray, shape) -> np.ndarray:
     """Trilinear zoom of a 3-D array onto ``shape`` (float32), voxel edges aligned: the samples
-    of scipy.ndimage.zoom(order=1, grid_mode=True, mode="nearest"), by whichever of zoom and
-    the separable steps writes less for this pair of shapes."""
-    out, gain = _to_grid(data, shape)
-    if gain != 1.0:
-        np.multiply(out, np.float32(gain), out=out)
-    return out
-
-
-def _to_grid(data, shape, finite: bool = False, scale: float = 1.0, finish=None) -> tuple[np.ndarray, float]:
-    """(arr, gain), a new C-contiguous float32 arr: arr * gain is ``scale`` times
-    resample_to_grid's answer (the separable steps fold the factors where a product is made
-    anyway and leave the rest to the caller's next pass). ``finish(arr, gain)``: that next pass,
-    an elementwise map that settles the gain; given, it has run on arr (the separable steps run
-    it part by part, while each part is in cache) and the gain returned is 1."""
-    shape = tuple(int(s) for s in shape)
-    arr = np.asarray(data)
-    if arr.ndim != 3:
-        raise ValueError(f"expected a 3-D array, got shape {arr.shape}")
-    if arr.shape == shape:
-        return _finished(np.array(arr, dtype=np.float32, order="C"), scale, finish)
-    if steps_cost(arr, shape) < _ZOOM_OVER_SEPARABLE * int(np.prod(shape)):
-        return zoom_steps(arr, shape, finite=finite, scale=scale, finish=finish)
-    # zoom reads the native dtype (int16 CT, uint8) and writes float32: no float copy of a
-    # 512x512x300 scan, and its cost is proportional to the small model grid. It runs on the
-    # C-ordered view of the array (an x-fastest scan from the readers: 54 ms -> 13 ms for
-    # 512x512x300 -> 48^3) and the small result changes layout afterwards.
-    order = memory_order(arr)
-    view, target = arr.transpose(order), tuple(shape[k] for k in order)
-    out = ndimage.zoom(view, [t / s for t, s in zip(target, view.shape)], output=np.float32, order=1,
-                       mode="nearest", grid_mode=True)
-    if out.shape != target:  # zoom rounds; never let a one-voxel difference through
-        out = out[: target[0], : target[1], : target[2]]
-        out = np.pad(out, [(0, t - s) for t, s in zip(target, out.shape)], mode="edge")
-    if order != (0, 1, 2):
-        result = np.empty(shape, np.float32)
-        copy_tiled(result, out.transpose(np.argsort(order)))
-        out = result
-    return _finished(out, scale, finish)
-
-
-def _finished(out: np.ndarray, gain: float, finish) -> tuple[np.ndarray, float]:
-    if finish is None:
-        return out, gain
-    finish(out, gain)
-    return out, 1.0
+    of scipy.ndimage.zoom(order=1, grid_mode=True, mode="nearest")."""
+    return zoom_window(data, shape)
 
 
 def grid_affine(volume: Volume, shape) -> np.ndarray:
@@ -129,25 +79,15 @@ def _finish(out: np.ndarray, maybe_nan: bool) -> np.ndarray:
 
 def preprocess_array(data: np.ndarray, shape, spec: dict) -> np.ndarray:
     """A raw 3-D array to the model's (D, H, W, 1) float32 input."""
-    # normalise after the zoom: it touches the small grid only, and a linear zoom commutes
-    # with the linear hu_window/scale maps, whose 1 / scale rides on the resampling's last
-    # product; the clip to [0, 1] comes last, as it always has (clipping first would differ
-    # wherever a sample mixes voxels from both sides of the window)
+    # the window runs inside the resampling, on the small grid: a linear zoom commutes with the
+    # linear hu_window/scale maps; the clip to [0, 1] comes last, as it always has (clipping
+    # first would differ wherever a sample mixes voxels from both sides of the window)
     data = np.asarray(data)
-    integer = np.issubdtype(data.dtype, np.integer)
     window = _linear_map(spec)
     if window is None:
-        return _minmax_inplace(_to_grid(data, shape, finite=integer)[0], not integer)[..., None]
+        return _minmax_inplace(zoom_window(data, shape), not np.issubdtype(data.dtype, np.integer))[..., None]
     lo, scale = window
-    offset = np.float32(lo / scale)
-
-    def finish(part: np.ndarray, gain: float) -> None:  # x / scale - lo / scale, then the clip
-        if gain != 1.0:
-            np.multiply(part, np.float32(gain), out=part)
-        np.subtract(part, offset, out=part)
-        _finish(part, not integer)
-
-    return _to_grid(data, shape, finite=integer, scale=1.0 / scale, finish=finish)[0][..., None]
+    return zoom_window(data, shape, gain=1.0 / scale, offset=lo / scale, clip=True)[..., None]
 
 
 def preprocess_volume(volume: Volume, shape, spec: dict) -> np.ndarray:
