@@ -206,3 +206,13 @@ def test_a_forked_child_resamples_with_a_second_thread_of_its_own():
     """)
     done = subprocess.run([sys.executable, "-c", script], timeout=120, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_read_only_memory_mapped_scan_is_read_in_place(tmp_path):
+    """nibabel maps uncompressed files read-only: the kernel reads them as they are."""
+    data = _data((40, 30, 20), np.int16, 5)
+    path = tmp_path / "scan.raw"
+    data.tofile(path)
+    mapped = np.memmap(path, dtype=np.int16, mode="r", shape=data.shape)
+    assert not mapped.flags.writeable
+    np.testing.assert_allclose(zoom_window(mapped, (16, 16, 16)), _zoom_reference(data, (16, 16, 16)), atol=1e-3)
