@@ -170,3 +170,50 @@ def test_bad_model_is_a_clean_error(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "bad" in err and "card" in err
+
+
+def test_train_with_mask_depth_and_no_flips_records_both_and_the_bundle_predicts_with_it(tmp_path):
+    from tests.conftest import dataset_path
+    from vol3d_gui.core.volume import Volume
+    from vol3d_gui.ml.bundle import load_bundle
+
+    data = dataset_path("adrenalmnist3d_28.npz")
+    out = tmp_path / "depth"
+    assert main(["train", "--dataset", str(data), "--out", str(out), "--epochs", "1", "--limit", "16",
+                 "--input-size", "16", "--width", "2", "--batch-size", "8", "--jitter", "0",
+                 "--mask-depth", "6", "--no-flips"]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["preprocessing"] == {"type": "mask_depth", "divisor": 255.0, "scale": 6.0}
+    assert card["training"]["flips"] == [] and "--no-flips" in card["training"]["command"]
+    assert "--mask-depth 6" in card["training"]["command"]
+    bundle = load_bundle(out.with_suffix(".keras"))
+    mask = np.zeros((28, 28, 28), np.uint8)
+    mask[8:20, 8:20, 10:16] = 255
+    x = bundle.preprocess(Volume(mask, np.eye(4)))
+    assert x.shape == (16, 16, 16, 1) and 0 < x.max() <= 1.0
+    assert bundle.predict(Volume(mask, np.eye(4))).shape == (2,)
+
+
+@pytest.mark.parametrize("extra", [["--dataset", "phantom"], ["--window", "0", "100"]])
+def test_mask_depth_is_refused_where_there_is_no_mask(tmp_path, capsys, extra):
+    from tests.conftest import dataset_path
+
+    args = ["train", "--dataset", str(dataset_path("adrenalmnist3d_28.npz")), "--out", str(tmp_path / "x"),
+            "--mask-depth", "6", "--epochs", "1", "--limit", "8", *extra]
+    with pytest.raises(SystemExit, match="mask-depth"):
+        main(args)
+
+
+def test_a_card_with_a_preprocessing_this_vol3d_does_not_know_is_refused_by_name(trained, tmp_path):
+    import shutil
+
+    from vol3d_gui.ml.bundle import ModelError, load_bundle
+
+    _, out = trained
+    copy = tmp_path / "future.keras"
+    shutil.copy(out.with_suffix(".keras"), copy)
+    card = json.loads(out.with_suffix(".json").read_text())
+    card["preprocessing"] = {"type": "zscore"}
+    copy.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="'zscore' is not one this vol3d knows"):
+        load_bundle(copy)

@@ -137,3 +137,51 @@ def test_preprocessing_never_writes_into_the_callers_array(shape):
     for spec in ({"type": "hu_window", "low": 0.0, "high": 100.0}, {"type": "minmax"}):
         preprocess_array(data, shape, spec)
         np.testing.assert_array_equal(data, kept)
+
+
+def _ball(n: int, radius: float, centre=None) -> np.ndarray:
+    """A uint8 0/255 mask of a ball, as MedMNIST stores its segmentations."""
+    c = np.asarray(centre if centre is not None else [(n - 1) / 2] * 3)
+    i, j, k = np.meshgrid(*(np.arange(n),) * 3, indexing="ij")
+    return ((((i - c[0]) ** 2 + (j - c[1]) ** 2 + (k - c[2]) ** 2) <= radius ** 2) * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("radius", [6.0, 10.0, 14.0])
+def test_mask_depth_is_the_distance_to_the_edge_on_the_grid(radius):
+    """A ball of radius r at 64^3 on a 48^3 grid: depth about r * 48/64 grid voxels at the
+    centre (less half a voxel: the distance is to the nearest outside voxel's centre, on a grid
+    of one-voxel steps), 0 outside, growing inwards, and nothing but the
+    mask's shape matters (the same for an x-fastest array)."""
+    from scipy import ndimage
+
+    mask = _ball(64, radius)
+    spec = {"type": "mask_depth", "divisor": 255.0, "scale": 16.0}
+    x = preprocess_array(mask, (48, 48, 48), spec)[..., 0]
+    assert x.dtype == np.float32 and x.min() == 0.0 and x.max() <= 1.0
+    assert x.max() * 16 == pytest.approx(radius * 48 / 64 - 0.5, abs=1.0)
+    inside = ndimage.zoom(mask.astype(np.float32) / 255, 48 / 64, order=1, grid_mode=True, mode="nearest") >= 0.5
+    assert np.all(x[~inside] == 0) and np.all(x[inside] > 0)
+    centre = x[24, 24, 24]
+    assert centre > x[24, 24, 24 + int(radius * 0.4)] > x[24, 24, 24 + int(radius * 0.7)]
+    np.testing.assert_array_equal(preprocess_array(np.asfortranarray(mask), (48, 48, 48), spec)[..., 0], x)
+
+
+def test_mask_depth_tells_a_thick_limb_from_a_thin_one_of_the_same_extent():
+    """What the map is for: two slabs of the same size in the plane, 4 and 12 voxels thick; on
+    the mask their largest value is the same (1), on the depth map it is 3x apart."""
+    thin = np.zeros((64, 64, 64), np.uint8)
+    thick = np.zeros((64, 64, 64), np.uint8)
+    thin[10:54, 10:54, 30:34] = 255
+    thick[10:54, 10:54, 26:38] = 255
+    spec = {"type": "mask_depth", "divisor": 255.0, "scale": 8.0}
+    a = preprocess_array(thin, (64, 64, 64), spec).max() * 8
+    b = preprocess_array(thick, (64, 64, 64), spec).max() * 8
+    assert a == pytest.approx(2.0, abs=0.6) and b == pytest.approx(6.0, abs=0.6)
+
+
+def test_mask_depth_clips_at_its_scale_and_is_zero_for_an_empty_mask():
+    spec = {"type": "mask_depth", "divisor": 255.0, "scale": 2.0}
+    assert preprocess_array(_ball(32, 12.0), (32, 32, 32), spec).max() == 1.0
+    assert not preprocess_array(np.zeros((20, 20, 20), np.uint8), (16, 16, 16), spec).any()
+    with pytest.raises(ValueError, match="not an intensity map"):
+        normalise(np.zeros(3), spec)

@@ -68,6 +68,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="augmentation's intensity jitter (gain and offset); 0 for binary masks, whose "
                         "values carry no intensity")
     p.add_argument("--no-flip-lr", action="store_true", help="do not flip left-right when augmenting")
+    p.add_argument("--no-flips", action="store_true",
+                   help="no flips at all when augmenting (rotations and jitter only): a flipped organ "
+                        "is one no scan shows, where the side and the orientation are part of its shape")
     p.add_argument("--patience", type=int, default=8, help="epochs without val AUC gain before stopping")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="use only the first N items per split (smoke runs)")
@@ -84,6 +87,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                    help="HU window preprocessing (default: /255 for .npz, [-200, 250] for phantoms, "
                         "min-max for folders)")
+    p.add_argument("--mask-depth", type=float, default=None, metavar="SCALE",
+                   help="for binary-mask datasets (.npz): the input is each voxel's distance to the "
+                        "mask's edge in model-grid voxels, divided by SCALE and clipped to 1, instead "
+                        "of the mask itself (preprocessing type mask_depth)")
     p.add_argument("--name", default=None, help="bundle name in the card (default: file stem)")
     p.add_argument("--version", default="1", help="bundle version in the card (a retrained bundle's next number)")
     p.add_argument("--mixed-precision", action="store_true")
@@ -111,6 +118,13 @@ def _load_data(args, shape, progress):
 
     window = ({"type": "hu_window", "low": args.window[0], "high": args.window[1]}
               if args.window else None)
+    depth = getattr(args, "mask_depth", None)
+    if depth is not None:
+        if window or args.dataset == "phantom" or Path(args.dataset).is_dir():
+            raise SystemExit("vol3d train: --mask-depth is for .npz mask datasets, without --window")
+        if not depth > 0:
+            raise SystemExit("vol3d train: --mask-depth needs a positive SCALE")
+        window = {"type": "mask_depth", "divisor": 255.0, "scale": float(depth)}
     if args.dataset == "phantom":
         ds = phantom_dataset(args.phantoms, shape, seed=args.seed, contrast=args.contrast,
                              progress=progress, paired=args.paired)
@@ -191,6 +205,13 @@ def add_operating_point_metrics(card: dict, metrics, test, test_probs, class_nam
     print(f"test at the operating point P({class_names[1]}) >= {m['threshold']:.3f}: balanced accuracy "
           f"{m['balanced_accuracy']:.4f}, recall " +
           ", ".join(f"{k} {v:.3f}" for k, v in m["per_class_recall"].items()), flush=True)
+
+
+def flip_axes(args) -> tuple[int, ...]:
+    """The axes the augmentation may flip, from --no-flips and --no-flip-lr."""
+    if getattr(args, "no_flips", False):
+        return ()
+    return (1, 2) if args.no_flip_lr else (0, 1, 2)
 
 
 def training_options(args, flips) -> dict:
@@ -275,7 +296,7 @@ def _train(args, shape, model_path, device, strategy) -> int:
         bar.write(", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                             for k, v in rec.items()))
 
-    flips = (1, 2) if args.no_flip_lr else (0, 1, 2)
+    flips = flip_axes(args)
     group = 2 if getattr(args, "paired", False) and args.dataset == "phantom" else 1
     stages = []
     for contrast in args.curriculum or []:

@@ -25,7 +25,7 @@ import numpy as np
 # the members' layers, which must share a grid), nor the data, folds or output
 MEMBER_OPTIONS = ("width", "stem_stride", "head", "arch", "shape_features", "pooling", "bn_momentum",
                   "bn_refresh", "lr", "schedule", "weight_decay", "ema", "augment", "jitter",
-                  "no_flip_lr", "epochs", "batch_size", "patience")
+                  "no_flip_lr", "no_flips", "epochs", "batch_size", "patience")
 
 
 def member_recipes(args) -> list[tuple[str, dict]]:
@@ -71,6 +71,7 @@ def train_folds(args, ds, shape, model_path, device, strategy, t0) -> int:
     from vol3d_gui.commands.train import (
         add_operating_point_metrics,
         command_line,
+        flip_axes,
         test_metrics,
         training_options,
     )
@@ -91,7 +92,7 @@ def train_folds(args, ds, shape, model_path, device, strategy, t0) -> int:
     folds = stratified_folds(y_pool, k, args.seed)
     test = ds.splits.get("test")
     n_classes = len(ds.class_names)
-    flips = (1, 2) if args.no_flip_lr else (0, 1, 2)  # the base options' (the card's training record)
+    flips = flip_axes(args)  # the base options' (the card's training record)
     budget = args.max_minutes * 60 if args.max_minutes else None
     oof = np.zeros((len(y_pool), n_classes))
     members, records = [], []
@@ -99,7 +100,7 @@ def train_folds(args, ds, shape, model_path, device, strategy, t0) -> int:
         tr, ho = np.nonzero(folds != j)[0], np.nonzero(folds == j)[0]
         recipe, overrides = recipes[j]
         m = argparse.Namespace(**{**vars(args), **overrides})  # this member's options
-        m_flips = (1, 2) if m.no_flip_lr else (0, 1, 2)
+        m_flips = flip_axes(m)
         keras.utils.set_random_seed(args.seed + j)
         model = build_classifier(shape, n_classes, width=m.width, name=f"member{j}",
                                  stem_stride=m.stem_stride, pooling=m.pooling, head=m.head,

@@ -24,7 +24,7 @@ import numpy as np
 from vol3d_gui.core.errors import Vol3dError
 from vol3d_gui.core.volume import Volume
 from vol3d_gui.ml.bundle_trust import TrustMixin
-from vol3d_gui.ml.preprocess import grid_affine, preprocess_volume
+from vol3d_gui.ml.preprocess import PREPROCESSING_TYPES, grid_affine, preprocess_volume
 
 REQUIRED_CARD_KEYS = ("name", "class_names", "input_shape", "preprocessing", "gradcam_layer")
 # what a card's layout is: every card this code writes says it (``card_format``), and a card of a
@@ -102,6 +102,9 @@ def check_card(card, card_path) -> None:
         problems.append("input_shape must be three positive integers")
     if not isinstance(card["preprocessing"], dict):
         problems.append("preprocessing must be an object")
+    elif card["preprocessing"].get("type", "minmax") not in PREPROCESSING_TYPES:
+        problems.append(f"preprocessing type {card['preprocessing'].get('type')!r} is not one this vol3d knows "
+                        f"({', '.join(sorted(PREPROCESSING_TYPES))})")
     if not isinstance(card["gradcam_layer"], str):
         problems.append("gradcam_layer must be a layer name")
     extra = card.get("gradcam_layers")
