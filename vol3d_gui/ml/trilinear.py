@@ -155,10 +155,9 @@ def zoom_window(data: np.ndarray, shape, *, gain: float = 1.0, offset: float = 0
         raise ValueError(f"expected a 3-D array and a 3-D grid, got {arr.shape} -> {shape}")
     if min(shape) < 1 or arr.size == 0:
         raise ValueError(f"cannot resample {arr.shape} onto {shape}")
-    if arr.dtype not in _NATIVE:  # bool, float16, a big-endian file's integers
-        arr = arr.astype(np.float32 if arr.dtype.kind in "fc" else arr.dtype.newbyteorder("="))
-        if arr.dtype not in _NATIVE:
-            arr = arr.astype(np.float32)
+    if arr.dtype not in _NATIVE:  # a big-endian file's values in their own type; bool, float16 as float32
+        native = arr.dtype.newbyteorder("=")
+        arr = arr.astype(native if native in _NATIVE else np.float32)
     order = memory_order(arr)
     view = arr.transpose(order)
     target = tuple(shape[k] for k in order)
@@ -182,9 +181,9 @@ def zoom_window(data: np.ndarray, shape, *, gain: float = 1.0, offset: float = 0
 
 def warm_up() -> None:
     """Compile the kernel (or load it from numba's on-disk cache) for the scans the readers
-    give: int16, uint8 and float32, C-ordered and x-fastest. The first compile of a kernel
-    variant takes 1-3 s and a cached load 0.4 s in all; done in the background at start-up,
-    the first prediction does not wait for it."""
+    give: int16, uint8 and float32, C-ordered and x-fastest. The first compile of all six
+    takes about 7 s, a load from the cache about 1 s with numba's import; done in the
+    background at start-up, the first prediction does not wait for it."""
     for dtype in (np.int16, np.uint8, np.float32):
         small = np.zeros((4, 4, 4), dtype)
         for data in (small, np.asfortranarray(small)):

@@ -69,15 +69,15 @@ def start_gui(path=None, demo: bool = False, model=None):
             attach(model)
 
     QtCore.QTimer.singleShot(0, window, load)
-    _warm_up_readers()
+    _warm_up()
     return window
 
 
-def _warm_up_readers() -> None:
+def _warm_up() -> None:
     """Import the readers (nibabel, pydicom and its decoders: about a second) and compile the
-    resampling onto the model grid (numba: 0.4 s from its cache, several seconds the first time
-    ever) in the background once the window is up, so that the first file the reader opens and
-    its first prediction do not pay for them."""
+    resampling onto the model grid (numba: about 1 s from its cache, 7 s the first time ever)
+    in the background once the window is up, so that the first file the reader opens and its
+    first prediction do not pay for them."""
     import threading
 
     def run():
