@@ -1,4 +1,4 @@
-"""`vol3d` opens the viewer; `vol3d train|evaluate|predict|gradcam|finetune|calibrate|score` run headless.
+"""`vol3d` opens the viewer; `vol3d train|evaluate|compare|predict|gradcam|finetune|calibrate|score` run headless.
 
 Each subcommand lives in its own module under vol3d_gui.commands with ``add_arguments(parser)``
 and ``run(args) -> int``. Heavy imports (TensorFlow, Qt) happen inside ``run`` so that
@@ -17,6 +17,7 @@ from vol3d_gui import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("vol3d_gui.commands.train", "train a Conv3D classifier bundle on a dataset"),
     "evaluate": ("vol3d_gui.commands.evaluate", "measure a bundle on a labelled dataset split"),
+    "compare": ("vol3d_gui.commands.compare", "compare two bundles on the same labelled split, paired"),
     "predict": ("vol3d_gui.commands.predict", "classify volumes, one JSON line each"),
     "gradcam": ("vol3d_gui.commands.gradcam", "write a Grad-CAM saliency map as NIfTI"),
     "finetune": ("vol3d_gui.commands.finetune", "fine-tune a bundle on reviewed labels"),

@@ -50,10 +50,12 @@ def test_adrenal3d_card_metrics_are_reproduced_on_the_test_split(adrenal64):
     ds = load_npz_dataset(adrenal64, bundle.input_shape, splits=("test",), preprocessing=bundle.preprocessing)
     test = ds.splits["test"]
     probs = np.concatenate([bundle.forward(test.x[i : i + 32]) for i in range(0, len(test.y), 32)])
-    m = evaluate_probs(test.y, probs, bundle.class_names)
+    m = evaluate_probs(test.y, probs, bundle.class_names, intervals=True)
     assert ds.content_hash == bundle.card["training_data"]["sha256"]
     assert m["auc"] == pytest.approx(bundle.card["metrics"]["auc"], abs=1e-4)
     assert m["confusion"] == bundle.card["metrics"]["confusion"]
+    # the card's intervals are this split's (vol3d evaluate --record), not typed in
+    assert m["intervals"]["auc"] == pytest.approx(bundle.card["metrics"]["intervals"]["auc"], abs=1e-4)
 
 
 def test_phantom_model_separates_fresh_phantoms():
@@ -69,6 +71,7 @@ def test_phantom_model_separates_fresh_phantoms():
     assert with_lesion.mean() > without.mean()
     summary = json.dumps(bundle.card["metrics"])
     assert "auc" in summary
+    assert "95% CI" in bundle.summary()  # what the model panel shows: the test AUC with its interval
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=[p.stem for p in BUNDLED])

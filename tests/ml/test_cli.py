@@ -50,6 +50,7 @@ def test_evaluate_json_matches_the_card(trained, capsys):
     card = json.loads(out.with_suffix(".json").read_text())
     assert m["n"] == 24
     assert m["auc"] == pytest.approx(card["metrics"]["auc"], abs=1e-6)
+    assert m["intervals"]["auc"] == pytest.approx(card["metrics"]["intervals"]["auc"], abs=1e-6)
     assert m["confusion"] == card["metrics"]["confusion"]
     assert sum(map(sum, m["confusion"])) == 24
     if "at_operating_point" in card["metrics"]:  # the class shown to a reader, as the card measured it
@@ -61,6 +62,63 @@ def test_evaluate_text_report(trained, capsys):
     assert main(["evaluate", "--model", str(out), "--dataset", str(data), "--limit", "8"]) == 0
     text = capsys.readouterr().out
     assert "AUC" in text and "recall hyperplasia" in text and "confusion" in text
+    assert "95% CI" in text and "DeLong" in text
+
+
+def test_evaluate_record_writes_the_measured_test_figures_and_nothing_else(trained, tmp_path, capsys):
+    import shutil
+
+    from tests.conftest import dataset_path
+
+    data, out = trained
+    copy = tmp_path / "rec.keras"
+    shutil.copy(out.with_suffix(".keras"), copy)
+    shutil.copy(out.with_suffix(".json"), copy.with_suffix(".json"))
+    before, weights = json.loads(copy.with_suffix(".json").read_text()), copy.read_bytes()
+    refused = {"--limit": ["--limit", "8"], "only the test split": ["--split", "val"]}
+    for why, extra in refused.items():
+        capsys.readouterr()
+        assert main(["evaluate", "--model", str(copy), "--dataset", str(data), "--record", *extra]) == 2
+        assert why in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(copy), "--dataset", str(dataset_path("vesselmnist3d_28.npz")),
+                 "--record"]) == 2
+    assert "not the data" in capsys.readouterr().err
+    assert json.loads(copy.with_suffix(".json").read_text()) == before  # a refusal writes nothing
+    assert main(["evaluate", "--model", str(copy), "--dataset", str(data), "--record", "--json"]) == 0
+    m = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    card = json.loads(copy.with_suffix(".json").read_text())
+    assert copy.read_bytes() == weights
+    assert {k: v for k, v in card.items() if k not in ("metrics", "card_format")} == \
+        {k: v for k, v in before.items() if k not in ("metrics", "card_format")}
+    recorded = card["metrics"]
+    assert recorded["n"] == m["n"] > 24 and recorded["auc"] == pytest.approx(m["auc"])  # the whole split
+    assert recorded["intervals"]["auc"] == pytest.approx(m["intervals"]["auc"])
+    assert recorded["split"] == "test" and "vol3d evaluate --record" in recorded["recorded_by"]
+
+
+def test_compare_is_paired_and_refuses_models_of_other_classes(trained, tmp_path, capsys, phantom_bundle):
+    data, out = trained
+    other = tmp_path / "other"
+    assert main(["train", "--dataset", str(data), "--out", str(other), "--epochs", "1", "--limit", "24",
+                 "--input-size", "16", "--width", "2", "--batch-size", "8", "--seed", "4"]) == 0
+    capsys.readouterr()
+    args = ["--dataset", str(data), "--limit", "40", "--json"]
+    assert main(["compare", "--model", str(out), "--model", str(other), *args]) == 0
+    c = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for tag, path in (("a", out), ("b", other)):
+        assert main(["evaluate", "--model", str(path), "--dataset", str(data), "--limit", "40", "--json"]) == 0
+        m = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert c[tag]["auc"] == pytest.approx(m["auc"]) and c[tag]["auc_interval"] == pytest.approx(m["intervals"]["auc"])
+    d = c["auc_difference"]
+    assert d["difference"] == pytest.approx(c["a"]["auc"] - c["b"]["auc"])
+    assert d["interval"][0] <= d["difference"] <= d["interval"][1] and 0 <= d["p_value"] <= 1
+    assert main(["compare", "--model", str(out), "--model", str(out), *args]) == 0
+    same = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert same["auc_difference"]["difference"] == 0 and same["decisions"]["p_value"] == 1.0
+    assert main(["compare", "--model", str(out), "--model", str(phantom_bundle.path), *args]) == 2
+    assert "different classes" in capsys.readouterr().err
+    assert main(["compare", "--model", str(out), *args]) == 2
+    assert "exactly two" in capsys.readouterr().err
 
 
 def test_predict_prints_one_json_line_per_volume(trained, tmp_path, capsys):

@@ -38,6 +38,15 @@ def test_new_version_with_parent_and_before_after(tiny_bundle_path, tmp_path):
     assert new.card["training_data"]["labelset_sha256"] == "abc"
     assert new.card["training_data"]["n_labelled"] == 12
     assert {"accuracy", "auc"} <= set(new.card["metrics_before"]) and new.card["metrics"]["split"] == "held-out"
+    # a few held-out cases: every figure carries its interval, and the change is tested paired
+    for m in (new.card["metrics_before"], new.card["metrics"]):
+        lo, hi = m["intervals"]["accuracy"]
+        assert lo <= m["accuracy"] <= hi and hi - lo > 0.2
+    change = new.card["metrics_change"]
+    assert change == report["change"]
+    if np.isfinite(change["auc"]["difference"]):
+        assert change["auc"]["difference"] == pytest.approx(report["after"]["auc"] - report["before"]["auc"])
+    assert change["decisions"]["method"] == "McNemar, exact"
     assert batches
     assert (_digest(tiny_bundle_path), _digest(tiny_bundle_path.with_suffix(".json"))) == before
     # a second fine-tune gets the next number; both stay selectable
@@ -113,3 +122,7 @@ def test_a_run_that_beats_nothing_keeps_the_base_weights(tiny_bundle_path, tmp_p
     new = load_bundle(report["path"])
     for a, b in zip(new.model.get_weights(), base.model.get_weights()):
         np.testing.assert_array_equal(a, b)
+    # the same weights: no change, exactly, and the paired test says so
+    assert report["change"]["decisions"]["only_a_right"] == report["change"]["decisions"]["only_b_right"] == 0
+    if np.isfinite(report["change"]["auc"]["difference"]):
+        assert report["change"]["auc"]["difference"] == 0 and report["change"]["auc"]["p_value"] == 1.0

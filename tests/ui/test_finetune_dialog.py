@@ -43,6 +43,10 @@ def test_finetune_makes_a_new_active_version(qtbot, window, tiny_bundle_path):
     items = [panel.combo.itemText(i) for i in range(panel.combo.count())]
     assert "tiny-ft-1" in items
     assert "before" in dlg.result.text() and "after" in dlg.result.text()
+    assert "95% CI" in dlg.result.text()  # a handful of held-out cases: the reader sees how little they tell
+    auc_change = dlg.report["change"]["auc"]
+    if np.isfinite(auc_change["difference"]):
+        assert "paired on the same cases" in dlg.result.text()
     # structured progress: the volumes, then every batch of both epochs with its loss and ETA
     prep = [p for p in seen if p.stage == "preparing volumes"]
     batches = [p for p in seen if p.stage == "training"]
@@ -72,3 +76,20 @@ def test_cancel_writes_nothing(qtbot, window, tiny_bundle_path):
     assert "nothing was written" in dlg.result.text()
     models = Path(os.environ["VOL3D_MODELS_DIR"])
     assert not models.exists() or not list(models.glob("*.keras"))
+
+
+def test_the_paired_change_is_said_in_words_a_reader_can_act_on():
+    from vol3d_gui.ui.finetune_dialog import change_text, result_table
+
+    def change(diff, lo, hi, p):
+        return {"auc": {"difference": diff, "interval": [lo, hi], "p_value": p}}
+
+    assert "not distinguishable" in change_text(change(0.05, -0.08, 0.18, 0.4))
+    assert "better than the base beyond chance" in change_text(change(0.1, 0.02, 0.18, 0.01))
+    assert "worse than the base beyond chance" in change_text(change(-0.1, -0.18, -0.02, 0.01))
+    assert change_text(change(float("nan"), float("nan"), float("nan"), float("nan"))) == ""
+    assert change_text(None) == ""
+    before = {"accuracy": 0.5, "auc": float("nan"), "intervals": {"accuracy": [0.2, 0.8]}}
+    table = result_table(before, {"accuracy": 0.75, "intervals": {"accuracy": [0.4, 0.93]}})
+    assert "0.50 (95% CI 0.20-0.80)" in table and "0.75 (95% CI 0.40-0.93)" in table
+    assert "auc" not in table  # one class held out: no AUC to show, rather than 'nan'

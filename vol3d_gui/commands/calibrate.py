@@ -47,7 +47,8 @@ def run(args) -> int:
     card["calibration"] = record
     if "test" in ds.splits:
         before = card.get("metrics")
-        m = evaluate_probs(ds.splits["test"].y, predict_arrays(model, ds.splits["test"].x), bundle.class_names)
+        m = evaluate_probs(ds.splits["test"].y, predict_arrays(model, ds.splits["test"].x), bundle.class_names,
+                           intervals=True)
         m["split"] = "test"
         card["metrics"] = m
         card["metrics_before_calibration"] = before

@@ -15,18 +15,22 @@ import json
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="the bundle whose card gets the fields")
-    p.add_argument("--dataset", required=True,
-                   help="its training data: a MedMNIST-style .npz, a labelled folder, or 'phantom'")
-    p.add_argument("--phantoms", type=int, default=300, help="phantom cases, as given to vol3d train")
-    p.add_argument("--paired", action="store_true", help="phantoms: as given to vol3d train")
-    p.add_argument("--contrast", type=float, default=1.0, help="phantom lesion contrast")
-    p.add_argument("--seed", type=int, default=0, help="as given to vol3d train")
+    add_data_arguments(p, "its training data: a MedMNIST-style .npz, a labelled folder, or 'phantom'")
     p.add_argument("--target-sensitivity", type=float, default=None,
                    help="operating point: the highest threshold reaching this sensitivity on the "
                         "validation split (default: the threshold with the highest validation "
                         "balanced accuracy)")
     p.add_argument("--any-data", action="store_true",
                    help="accept data whose hash differs from the card's training data")
+
+
+def add_data_arguments(p: argparse.ArgumentParser, dataset_help: str) -> None:
+    """--dataset and the options that regenerate a bundle's phantom or folder data."""
+    p.add_argument("--dataset", required=True, help=dataset_help)
+    p.add_argument("--phantoms", type=int, default=300, help="phantom cases, as given to vol3d train")
+    p.add_argument("--paired", action="store_true", help="phantoms: as given to vol3d train")
+    p.add_argument("--contrast", type=float, default=1.0, help="phantom lesion contrast")
+    p.add_argument("--seed", type=int, default=0, help="phantoms and folders: as given to vol3d train")
 
 
 def load_training_data(args, bundle):
@@ -81,7 +85,7 @@ def run(args) -> int:
 
         probs = np.concatenate([bundle.forward(test.x[i : i + 32]) for i in range(0, len(test.y), 32)])
         fields["metrics"] = {**bundle.card["metrics"], "at_operating_point": metrics_at_operating_point(
-            {"operating_point": fields["operating_point"]}, test.y, probs, bundle.class_names)}
+            {"operating_point": fields["operating_point"]}, test.y, probs, bundle.class_names, intervals=True)}
     path = update_card(bundle.path, fields)
     summary = {"card": str(path), "feature_threshold": fields["domain"]["features"]["threshold"],
                "operating_point": fields.get("operating_point"),

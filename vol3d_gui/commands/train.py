@@ -189,9 +189,11 @@ def test_metrics(model, test, class_names, label: str = "test"):
     if test is None or not len(test.y):
         return None, None
     probs = predict_arrays(model, test.x)
-    metrics = evaluate_probs(test.y, probs, class_names)
+    metrics = evaluate_probs(test.y, probs, class_names, intervals=True)
     metrics["split"] = "test"
-    print(f"{label}: AUC {metrics['auc']:.4f}, accuracy {metrics['accuracy']:.4f}", flush=True)
+    lo, hi = metrics["intervals"]["auc"]
+    print(f"{label}: AUC {metrics['auc']:.4f} (95% CI {lo:.3f}-{hi:.3f}), accuracy {metrics['accuracy']:.4f}",
+          flush=True)
     return metrics, probs
 
 
@@ -201,7 +203,8 @@ def add_operating_point_metrics(card: dict, metrics, test, test_probs, class_nam
 
     if metrics is None or not card.get("operating_point"):
         return
-    m = metrics["at_operating_point"] = metrics_at_operating_point(card, test.y, test_probs, class_names)
+    m = metrics["at_operating_point"] = metrics_at_operating_point(card, test.y, test_probs, class_names,
+                                                                   intervals=True)
     print(f"test at the operating point P({class_names[1]}) >= {m['threshold']:.3f}: balanced accuracy "
           f"{m['balanced_accuracy']:.4f}, recall " +
           ", ".join(f"{k} {v:.3f}" for k, v in m["per_class_recall"].items()), flush=True)

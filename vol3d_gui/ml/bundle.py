@@ -231,7 +231,11 @@ class ModelBundle(TrustMixin):
         m = c.get("metrics") or {}
         if m:
             split = m.get("split", "held-out")
-            parts = [f"{k} {m[k]:.3f}" for k in ("auc", "accuracy") if isinstance(m.get(k), (int, float))]
+            from vol3d_gui.ml.intervals import with_interval
+
+            ci = m.get("intervals") or {}
+            parts = [f"{k} {with_interval(m[k], ci.get(k))}" for k in ("auc", "accuracy")
+                     if isinstance(m.get(k), (int, float))]
             lines.append(f"{split} ({m.get('n', '?')}): " + ", ".join(parts))
         return "\n".join(lines)
 

@@ -1,5 +1,6 @@
 """Metrics on held-out data: AUC (one-vs-rest for several classes), accuracy, per-class
-recall and the confusion matrix. Rank-based AUC (Mann-Whitney U) with ties averaged."""
+recall and the confusion matrix. Rank-based AUC (Mann-Whitney U) with ties averaged. With
+``intervals=True`` each figure also gets its 95% confidence interval (ml/intervals.py)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def log_loss(y_true, probs, eps: float = 1e-7) -> float:
     return float(-np.log(p).mean()) if len(y) else float("nan")
 
 
-def evaluate_probs(y_true, probs, class_names=None) -> dict:
+def evaluate_probs(y_true, probs, class_names=None, intervals: bool = False) -> dict:
     y = np.asarray(y_true).astype(int).reshape(-1)
     p = np.asarray(probs, dtype=np.float64)
     k = p.shape[1]
@@ -38,7 +39,7 @@ def evaluate_probs(y_true, probs, class_names=None) -> dict:
         aucs = [binary_auc(y == c, p[:, c]) for c in range(k)]
         auc = float(np.nanmean(aucs))
     names = list(class_names) if class_names else [str(c) for c in range(k)]
-    return {
+    m = {
         "n": int(len(y)),
         "auc": auc,
         "accuracy": float((pred == y).mean()) if len(y) else float("nan"),
@@ -49,9 +50,14 @@ def evaluate_probs(y_true, probs, class_names=None) -> dict:
         "confusion_matrix": conf.tolist(),  # the same, under the name the first cards used
         "class_names": names,
     }
+    if intervals:
+        from vol3d_gui.ml.intervals import metric_intervals
+
+        m["intervals"] = metric_intervals(y, p, conf, names)
+    return m
 
 
-def metrics_at_operating_point(card: dict, y_true, probs, class_names=None) -> dict:
+def metrics_at_operating_point(card: dict, y_true, probs, class_names=None, intervals: bool = False) -> dict:
     """evaluate_probs' recall, balanced accuracy and confusion for the class a reader is shown
     (the card's operating point, ml.reliability.decide), not the argmax."""
     from vol3d_gui.ml.reliability import decide
@@ -61,6 +67,11 @@ def metrics_at_operating_point(card: dict, y_true, probs, class_names=None) -> d
     hard = np.eye(p.shape[1])[shown]  # one-hot: evaluate_probs' argmax is then the decision
     m = evaluate_probs(y_true, hard, class_names)
     op = card.get("operating_point") or {}
-    return {"threshold": op.get("threshold"), "rule": op.get("rule"), "accuracy": m["accuracy"],
-            "balanced_accuracy": m["balanced_accuracy"], "per_class_recall": m["per_class_recall"],
-            "confusion": m["confusion"]}
+    out = {"threshold": op.get("threshold"), "rule": op.get("rule"), "accuracy": m["accuracy"],
+           "balanced_accuracy": m["balanced_accuracy"], "per_class_recall": m["per_class_recall"],
+           "confusion": m["confusion"]}
+    if intervals:  # no AUC here: the decisions are one threshold of the scores, not a ranking
+        from vol3d_gui.ml.intervals import metric_intervals
+
+        out["intervals"] = metric_intervals(y_true, hard, m["confusion"], m["class_names"], with_auc=False)
+    return out

@@ -16,6 +16,7 @@ import numpy as np
 from vol3d_gui.core.errors import Vol3dError
 from vol3d_gui.ml.bundle import ModelBundle, next_version_path, save_bundle
 from vol3d_gui.ml.evaluation import evaluate_probs
+from vol3d_gui.ml.intervals import compare_auc, compare_decisions
 from vol3d_gui.ml.tasks import finetune_tensors, training_progress
 from vol3d_gui.ml.training import TrainingStopped, predict_arrays, train_model
 
@@ -97,7 +98,8 @@ def finetune_arrays(bundle: ModelBundle, x, labels, *, out_dir=None, held_out=0.
     x_tr, y_tr = x[tr_idx], labels[tr_idx]
     on_batch, on_epoch = training_progress(progress, epochs, on_batch, on_epoch)
 
-    before = evaluate_probs(y_val, predict_arrays(bundle.model, x_val), bundle.class_names)
+    probs_before = predict_arrays(bundle.model, x_val)
+    before = evaluate_probs(y_val, probs_before, bundle.class_names, intervals=True)
     keras.utils.set_random_seed(seed)
     model = keras.models.clone_model(bundle.model)
     model.set_weights(bundle.model.get_weights())
@@ -116,7 +118,11 @@ def finetune_arrays(bundle: ModelBundle, x, labels, *, out_dir=None, held_out=0.
                        monitor="loss", keep_initial=True)
     if hist.get("stopped"):
         raise TrainingStopped()
-    after = evaluate_probs(y_val, predict_arrays(model, x_val), bundle.class_names)
+    probs_after = predict_arrays(model, x_val)
+    after = evaluate_probs(y_val, probs_after, bundle.class_names, intervals=True)
+    # the same cases before and after: a paired test, sharper than the two intervals side by side
+    change = {"auc": compare_auc(y_val, probs_after, probs_before),
+              "decisions": compare_decisions(y_val, probs_after.argmax(1), probs_before.argmax(1))}
 
     base_name = bundle.card.get("name", "model").split("-ft-")[0]
     folder = Path(out_dir) if out_dir is not None else Path(bundle.path).parent
@@ -142,13 +148,14 @@ def finetune_arrays(bundle: ModelBundle, x, labels, *, out_dir=None, held_out=0.
                      "freeze_base": bool(freeze_base), "augment": bool(augment), "seed": seed,
                      "history": hist["epochs"]},
         "metrics_before": {**before, "split": "held-out"},
+        "metrics_change": change,
         "metrics": {**after, "split": "held-out",
                     # a handful of labels cannot also fill a third, untouched split
                     "note": "the held-out part also picked the epoch: this figure is optimistic; "
                             "measure on cases labelled later to know"},
     })
     save_bundle(model, card, path)
-    return {"path": str(path), "before": before, "after": after, "card": card}
+    return {"path": str(path), "before": before, "after": after, "change": change, "card": card}
 
 
 def run_in_service(service, *, x, labels, **kwargs) -> dict:

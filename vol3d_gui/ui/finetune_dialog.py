@@ -16,6 +16,34 @@ from vol3d_gui.store.labels import labelset_hash
 from vol3d_gui.ui.settings import user_models_dir
 
 
+def result_table(before: dict, after: dict) -> str:
+    """Before / after figures on the held-out part, each with its interval: on a few dozen
+    reviewed cases they are wide, and a reader should see that before trusting a change."""
+    from vol3d_gui.ml.intervals import with_interval
+
+    def cell(m, k):
+        return with_interval(m[k], (m.get("intervals") or {}).get(k), 2)
+
+    rows = "".join(f"<tr><td>{k.replace('_', ' ')}</td><td>{cell(before, k)}</td><td><b>{cell(after, k)}</b></td></tr>"
+                   for k in ("accuracy", "auc", "balanced_accuracy")
+                   if isinstance(before.get(k), float) and np.isfinite(before[k]))
+    return f"<table><tr><th></th><th>before</th><th>after</th></tr>{rows}</table>"
+
+
+def change_text(change: dict | None) -> str:
+    """The paired test of after vs before on the same held-out cases, in words."""
+    auc = (change or {}).get("auc") or {}
+    if not np.isfinite(auc.get("difference", float("nan"))):
+        return ""
+    from vol3d_gui.ml.intervals import with_interval
+
+    lo, hi = auc["interval"]
+    verdict = ("better than the base beyond chance" if lo > 0 else "worse than the base beyond chance" if hi < 0
+               else "not distinguishable from the base on these cases")
+    return (f"<br>AUC change, paired on the same cases: {with_interval(auc['difference'], auc['interval'], 3)}, "
+            f"p = {auc['p_value']:.2g}: <b>{verdict}</b>.")
+
+
 class FinetuneDialog(QtWidgets.QDialog):
     def __init__(self, window, panel, labelled):
         super().__init__(window)
@@ -136,13 +164,11 @@ class FinetuneDialog(QtWidgets.QDialog):
         if payload is None:
             return
         self.report = payload
-        b, a = payload["before"], payload["after"]
-        rows = "".join(f"<tr><td>{k}</td><td>{b[k]:.3f}</td><td><b>{a[k]:.3f}</b></td></tr>"
-                       for k in ("accuracy", "auc", "balanced_accuracy") if isinstance(b.get(k), float))
+        b = payload["before"]
         self.result.setText(f"New version <b>{Path(payload['path']).stem}</b> is now the active model "
                             f"(earlier versions stay in the model list).<br>Held-out part ({b['n']} items; it also "
-                            f"picked the epoch, so 'after' is optimistic):"
-                            f"<table><tr><th></th><th>before</th><th>after</th></tr>{rows}</table>"
+                            f"picked the epoch, so 'after' is optimistic; 95% confidence intervals):"
+                            + result_table(b, payload["after"]) + change_text(payload.get("change"))
                             + ("<br>No epoch beat the base model on the held-out part: the new version "
                                "keeps the base's weights." if self._best_epoch(payload) == 0 else ""))
 
