@@ -9,8 +9,16 @@ from hypothesis import strategies as st
 from scipy.stats import norm
 
 from vol3d_gui.ml.evaluation import evaluate_probs, metrics_at_operating_point
-from vol3d_gui.ml.intervals import (_variance, auc_influence, auc_interval, balanced_accuracy_interval,
-                                    compare_auc, compare_decisions, wilson, with_interval)
+from vol3d_gui.ml.intervals import (
+    auc_influence,
+    auc_interval,
+    balanced_accuracy_interval,
+    compare_auc,
+    compare_decisions,
+    influence_variance,
+    wilson,
+    with_interval,
+)
 
 
 def two_class(score):
@@ -36,7 +44,7 @@ def test_delong_variance_equals_the_definition_with_ties(cases):
     auc, infl = auc_influence(y, two_class(s / 6))
     ref_auc, ref_var = delong_by_definition(y, s)
     assert auc == pytest.approx(ref_auc, abs=1e-12)
-    assert _variance(y, infl) == pytest.approx(ref_var, rel=1e-9, abs=1e-15)
+    assert influence_variance(y, infl) == pytest.approx(ref_var, rel=1e-9, abs=1e-15)
     assert auc == pytest.approx(evaluate_probs(y, two_class(s / 6))["auc"], abs=1e-12)
 
 
@@ -159,7 +167,7 @@ def test_paired_interval_is_narrower_than_the_unpaired_one_when_errors_correlate
     c = compare_auc(y, two_class(a), two_class(b))
     _, ia = auc_influence(y, two_class(a))
     _, ib = auc_influence(y, two_class(b))
-    unpaired = np.sqrt(_variance(y, ia) + _variance(y, ib))
+    unpaired = np.sqrt(influence_variance(y, ia) + influence_variance(y, ib))
     assert c["se"] < 0.5 * unpaired
 
 

@@ -74,7 +74,7 @@ def auc_influence(y, probs) -> tuple[float, np.ndarray]:
     return float(np.mean([a for a, _ in parts])), np.mean([f for _, f in parts], axis=0)
 
 
-def _variance(y: np.ndarray, influence: np.ndarray) -> float:
+def influence_variance(y: np.ndarray, influence: np.ndarray) -> float:
     """The variance of a sum of influences over cases sampled within each true class."""
     total = 0.0
     for c in np.unique(y):
@@ -90,7 +90,7 @@ def auc_interval(y, probs, level: float = LEVEL) -> tuple[float, float]:
     auc, infl = auc_influence(y, probs)
     if not np.isfinite(auc):
         return float("nan"), float("nan")
-    se = np.sqrt(_variance(y, infl))
+    se = np.sqrt(influence_variance(y, infl))
     if se == 0.0 or auc in (0.0, 1.0):
         pos = y == 1 if np.asarray(probs).shape[1] == 2 else None
         small = min(int(pos.sum()), int((~pos).sum())) if pos is not None else int(np.bincount(y).min())
@@ -136,7 +136,7 @@ def compare_auc(y, probs_a, probs_b, level: float = LEVEL) -> dict:
     auc_a, infl_a = auc_influence(y, probs_a)
     auc_b, infl_b = auc_influence(y, probs_b)
     diff = auc_a - auc_b
-    se = float(np.sqrt(_variance(y, infl_a - infl_b)))
+    se = float(np.sqrt(influence_variance(y, infl_a - infl_b)))
     if not np.isfinite(diff):
         lo = hi = p = float("nan")
     elif se == 0.0:
