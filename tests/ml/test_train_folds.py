@@ -174,3 +174,62 @@ def test_recipes_cycle_over_the_folds_and_use_the_trainers_types():
     assert [t for t, _ in r] == ["default", "--bn-refresh 192 --no-augment"] * 2 + ["default"]
     assert r[1][1] == {"bn_refresh": 192, "augment": False} and r[4][1] == {}
     assert member_recipes(argparse.Namespace(folds=2, fold_recipe=None)) == [("default", {}), ("default", {})]
+
+
+def test_mean_fold_auc_is_recorded_with_its_interval(folded):
+    from vol3d_gui.ml.intervals import fold_auc_influence
+
+    _, out = folded
+    ens = json.loads(out.with_suffix(".json").read_text())["ensemble"]
+    assert len(ens["fold_aucs"]) == 3
+    finite = [a for a in ens["fold_aucs"] if np.isfinite(a)]
+    assert ens["fold_auc_mean"] == pytest.approx(np.mean(finite))
+    lo, hi = ens["fold_auc_interval"]
+    assert lo <= ens["fold_auc_mean"] <= hi
+    # the card's out-of-fold log-odds give the same per-fold AUCs (calibration is monotone)
+    from vol3d_gui.ml.ensemble import stratified_folds
+
+    d = np.asarray(ens["oof_log_odds"])
+    y = _pooled_labels(folded)
+    aucs, mean, _ = fold_auc_influence(y, np.c_[-d, d], stratified_folds(y, 3, 2))
+    assert mean == pytest.approx(ens["fold_auc_mean"], abs=1e-4)
+
+
+def _pooled_labels(folded):
+    from vol3d_gui.ml.datasets import load_npz_dataset
+
+    data, _ = folded
+    ds = load_npz_dataset(data, (16, 16, 16), limit=30, splits=("train", "val"))
+    return np.concatenate([ds.splits["train"].y, ds.splits["val"].y])
+
+
+def test_compare_oof_pairs_two_recipes_on_the_same_folds_without_the_test_split(folded, mixed, tmp_path, capsys):
+    import shutil
+
+    data, plain = folded
+    _, recipes = mixed
+    capsys.readouterr()
+    args = ["--dataset", str(data), "--split", "oof", "--json"]
+    assert main(["compare", "--model", str(recipes), "--model", str(plain), *args]) == 0
+    c = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    cards = [json.loads(p.with_suffix(".json").read_text())["ensemble"] for p in (recipes, plain)]
+    assert c["n"] == 60 and c["split"] == "oof"
+    for tag, ens in zip("ab", cards):
+        assert c[tag]["auc"] == pytest.approx(ens["oof_auc"], abs=1e-4)  # the pooled figure the card holds
+        assert c[tag]["fold_auc_mean"] == pytest.approx(ens["fold_auc_mean"], abs=1e-4)
+    f = c["fold_auc_difference"]
+    assert f["difference"] == pytest.approx(c["a"]["fold_auc_mean"] - c["b"]["fold_auc_mean"])
+    assert "mean of the folds" in f["method"] and f["interval"][0] <= f["difference"] <= f["interval"][1]
+    # a model against itself: no difference, pooled or by fold
+    assert main(["compare", "--model", str(plain), "--model", str(plain), *args]) == 0
+    same = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert same["fold_auc_difference"]["difference"] == 0 == same["auc_difference"]["difference"]
+    # not the same folds, or not an ensemble: refused by name, nothing compared
+    card = json.loads(plain.with_suffix(".json").read_text())
+    for name, change, message in [("seed", {"fold_seed": 5}, "same folds"),
+                                  ("single", {"oof_log_odds": None}, "no out-of-fold")]:
+        copy = tmp_path / f"{name}.keras"
+        shutil.copy(plain.with_suffix(".keras"), copy)
+        copy.with_suffix(".json").write_text(json.dumps({**card, "ensemble": {**card["ensemble"], **change}}))
+        assert main(["compare", "--model", str(copy), "--model", str(plain), *args]) == 2
+        assert message in capsys.readouterr().err

@@ -150,6 +150,14 @@ def train_folds(args, ds, shape, model_path, device, strategy, t0) -> int:
                          "calibration and the operating point use the out-of-fold predictions "
                          "(each pooled case scored by the member that never saw it)"}
     calibration, oof_probs = None, oof
+    from vol3d_gui.ml.intervals import auc_interval, fold_auc_influence, with_interval
+
+    # each fold ranked within itself: the figure two recipes on the same folds should be compared by
+    fold_aucs, ens["fold_auc_mean"], _ = fold_auc_influence(y_pool, oof, folds)
+    ens["fold_aucs"] = [float(a) for a in fold_aucs]
+    ens["fold_auc_interval"] = list(auc_interval(y_pool, oof, folds=folds))
+    print(f"mean fold AUC: {with_interval(ens['fold_auc_mean'], ens['fold_auc_interval'], 4)} "
+          f"(folds {', '.join(f'{a:.3f}' for a in fold_aucs)})", flush=True)
     if n_classes == 2:
         ens["oof_auc"] = binary_auc(y_pool == 1, oof[:, 1])
         from vol3d_gui.ml.calibration import fit_platt, fold_into_model, log_odds
