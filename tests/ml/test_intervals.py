@@ -95,6 +95,12 @@ def test_perfect_separation_gets_birnbaum_klose_not_a_zero_width_interval():
     assert (lo, hi) == pytest.approx(wilson(8, 8))
 
 
+def test_perfect_separation_of_three_classes_is_bounded_by_the_smallest_class():
+    y = np.repeat([0, 1, 2], [3, 10, 10])
+    lo, hi = auc_interval(y, np.eye(3)[y] * 0.8 + 0.1)
+    assert (lo, hi) == pytest.approx(wilson(3, 3))
+
+
 def test_one_class_has_no_auc_and_no_interval():
     lo, hi = auc_interval(np.zeros(10, int), two_class(np.linspace(0, 1, 10)))
     assert np.isnan(lo) and np.isnan(hi)

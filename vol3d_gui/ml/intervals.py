@@ -120,8 +120,10 @@ def auc_interval(y, probs, level: float = LEVEL, folds=None) -> tuple[float, flo
         return float("nan"), float("nan")
     se = np.sqrt(influence_variance(_strata(y, folds), infl))
     if se == 0.0 or auc in (0.0, 1.0):
-        pos = y == 1 if np.asarray(probs).shape[1] == 2 else None
-        small = min(int(pos.sum()), int((~pos).sum())) if pos is not None else int(np.bincount(y).min())
+        # the smaller side of the smallest one-vs-rest split: Birnbaum & Klose's bound
+        counts = np.bincount(y)
+        present = counts[counts > 0]
+        small = int(np.minimum(present, len(y) - present).min())
         return wilson(round(auc * small), small, level)
     logit, se_logit = np.log(auc / (1 - auc)), se / (auc * (1 - auc))
     lo, hi = logit - _z(level) * se_logit, logit + _z(level) * se_logit
