@@ -32,17 +32,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
 
 
-def decisions(bundle, probs):
-    """The class each case is shown as: the card's operating point, else the argmax."""
-    import numpy as np
-
-    from vol3d_gui.ml.reliability import decide
-
-    if bundle.card.get("operating_point") and len(bundle.class_names) == 2:
-        return np.array([decide(bundle.card, q) for q in probs], dtype=int), "operating point"
-    return probs.argmax(axis=1), "argmax"
-
-
 def oof_scores(args, bundles):
     """(labels, [calibrated out-of-fold probabilities per bundle], folds, data name) of two fold
     ensembles dealt the same folds of the same data."""
@@ -52,15 +41,15 @@ def oof_scores(args, bundles):
     from .card_domain import load_training_data
     from .train_folds import card_oof
 
-    keys = ("folds", "fold_seed", "n_pooled", "pooled_splits")
     ens = [b.card.get("ensemble") or {} for b in bundles]
     for b, e in zip(bundles, ens):
         if not e.get("oof_log_odds") or b.card.get("parent"):
             raise Vol3dError(f"{b.label} holds no out-of-fold predictions of its own (not a `vol3d train "
                              "--folds` bundle, or fine-tuned since): --split oof compares two fold ensembles")
     data = [(b.card.get("training_data") or {}) for b in bundles]
-    if [e.get(k) for k in keys for e in ens[:1]] != [e.get(k) for k in keys for e in ens[1:]] or \
-            data[0].get("sha256") != data[1].get("sha256") or data[0].get("limit") != data[1].get("limit"):
+    dealt = [(e.get("folds"), e.get("fold_seed"), e.get("n_pooled"), e.get("pooled_splits"), d.get("sha256"),
+              d.get("limit")) for e, d in zip(ens, data)]
+    if dealt[0] != dealt[1]:
         raise Vol3dError(f"{bundles[0].label} and {bundles[1].label} were not dealt the same folds of the same "
                          "data: their out-of-fold predictions are not of the same cases")
     ds = load_training_data(args, bundles[0])
@@ -77,7 +66,7 @@ def run(args) -> int:
     from vol3d_gui.core.errors import Vol3dError
     from vol3d_gui.ml import intervals as ci
     from vol3d_gui.ml.bundle import load_bundle
-    from vol3d_gui.ml.evaluation import evaluate_probs
+    from vol3d_gui.ml.evaluation import decision_metrics, evaluate_probs, shown_classes
 
     from .evaluate import load_split, split_probs
 
@@ -100,12 +89,12 @@ def run(args) -> int:
         y = ys[0]
         if len(y) != len(ys[1]) or not np.array_equal(y, ys[1]):  # cannot happen for one file; cheap to know
             raise Vol3dError("the two models were not given the same cases")
-    shown, rules = zip(*(decisions(b, p) for b, p in zip(bundles, probs)))
-    k = len(bundles[0].class_names)
+    shown = [shown_classes(b.card, p) for b, p in zip(bundles, probs)]
     per_model = []
-    for b, p, d, rule in zip(bundles, probs, shown, rules):
+    for b, p, d in zip(bundles, probs, shown):
         m = evaluate_probs(y, p, b.class_names, intervals=True)
-        hard = evaluate_probs(y, np.eye(k)[d], b.class_names, intervals=True)
+        hard = decision_metrics(y, d, len(b.class_names), b.class_names, intervals=True)
+        rule = "operating point" if b.card.get("operating_point") and len(b.class_names) == 2 else "argmax"
         per_model.append({"model": b.label, "path": str(b.path), "auc": m["auc"], "auc_interval": m["intervals"]["auc"],
                           "decision": rule, "balanced_accuracy": hard["balanced_accuracy"],
                           "balanced_accuracy_interval": hard["intervals"]["balanced_accuracy"],

@@ -57,21 +57,31 @@ def evaluate_probs(y_true, probs, class_names=None, intervals: bool = False) -> 
     return m
 
 
-def metrics_at_operating_point(card: dict, y_true, probs, class_names=None, intervals: bool = False) -> dict:
-    """evaluate_probs' recall, balanced accuracy and confusion for the class a reader is shown
-    (the card's operating point, ml.reliability.decide), not the argmax."""
+def shown_classes(card: dict, probs) -> np.ndarray:
+    """The class a reader is shown for each row of ``probs``: the card's operating point for
+    two classes, else the argmax (ml.reliability.decide)."""
     from vol3d_gui.ml.reliability import decide
 
-    p = np.asarray(probs, dtype=np.float64)
-    shown = np.array([decide(card, q) for q in p], dtype=int)
-    hard = np.eye(p.shape[1])[shown]  # one-hot: evaluate_probs' argmax is then the decision
+    return np.array([decide(card, q) for q in np.asarray(probs, dtype=np.float64)], dtype=int)
+
+
+def decision_metrics(y_true, shown, n_classes: int, class_names=None, intervals: bool = False) -> dict:
+    """Accuracy, recall, balanced accuracy and confusion of hard decisions ``shown``; with
+    ``intervals``, theirs (no AUC: decisions are one threshold of the scores, not a ranking)."""
+    hard = np.eye(n_classes)[np.asarray(shown, int)]  # one-hot: evaluate_probs' argmax is then the decision
     m = evaluate_probs(y_true, hard, class_names)
-    op = card.get("operating_point") or {}
-    out = {"threshold": op.get("threshold"), "rule": op.get("rule"), "accuracy": m["accuracy"],
-           "balanced_accuracy": m["balanced_accuracy"], "per_class_recall": m["per_class_recall"],
-           "confusion": m["confusion"]}
-    if intervals:  # no AUC here: the decisions are one threshold of the scores, not a ranking
+    out = {k: m[k] for k in ("accuracy", "balanced_accuracy", "per_class_recall", "confusion")}
+    if intervals:
         from vol3d_gui.ml.intervals import metric_intervals
 
         out["intervals"] = metric_intervals(y_true, hard, m["confusion"], m["class_names"], with_auc=False)
     return out
+
+
+def metrics_at_operating_point(card: dict, y_true, probs, class_names=None, intervals: bool = False) -> dict:
+    """evaluate_probs' recall, balanced accuracy and confusion for the class a reader is shown
+    (the card's operating point, ml.reliability.decide), not the argmax."""
+    p = np.asarray(probs, dtype=np.float64)
+    op = card.get("operating_point") or {}
+    return {"threshold": op.get("threshold"), "rule": op.get("rule"),
+            **decision_metrics(y_true, shown_classes(card, p), p.shape[1], class_names, intervals)}
