@@ -64,14 +64,17 @@ def load_split(args, bundle):
     return ds, split
 
 
-def _check_record(args, bundle, ds) -> None:
+def _check_record(args, bundle, ds=None) -> None:
+    """--record's conditions: the arguments' before any data is read (phantoms take minutes to
+    make), the data's hash once it is (``ds``)."""
     from vol3d_gui.ml.bundle import ModelError
 
     expected = (bundle.card.get("training_data") or {}).get("sha256")
     why = ("only the test split is recorded" if args.split != "test" else
            "--limit measures part of the split" if args.limit is not None else
            "the card names no training data to check the file against" if not expected else
-           f"{args.dataset} is not the data this model was trained on" if ds.content_hash != expected else None)
+           f"{args.dataset} is not the data this model was trained on"
+           if ds is not None and ds.content_hash != expected else None)
     if why:
         raise ModelError(bundle.path, f"--record: {why}")
 
@@ -82,6 +85,8 @@ def run(args) -> int:
     from vol3d_gui.ml.intervals import with_interval
 
     bundle = load_bundle(args.model)
+    if args.record:
+        _check_record(args, bundle)
     ds, split = load_split(args, bundle)
     if args.record:
         _check_record(args, bundle, ds)
